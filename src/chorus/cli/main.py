@@ -1,0 +1,53 @@
+"""Entry point of the ``chorus`` console script."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from ..errors import ChorusError
+
+err_console = Console(stderr=True)
+
+
+class _ChorusGroup(TyperGroup):
+    """Turns a :class:`ChorusError` into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ChorusError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc
+
+
+def build_app() -> typer.Typer:
+    """The Typer app with every command module of :mod:`chorus.cli` registered."""
+    app = typer.Typer(
+        name="chorus",
+        cls=_ChorusGroup,
+        help="Probe, fine-tune, share and compose audio foundation models; separate sources.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """chorus: audio foundation models as shareable, composable task vectors."""
+
+    from .. import cli
+
+    for module in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
+        if module.name == "main" or module.name.startswith("_"):
+            continue
+        importlib.import_module(f"{cli.__name__}.{module.name}").register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

@@ -1,0 +1,1 @@
+"""Datasets: manifests, splits, label maps, annotations and synthetic demo data."""

@@ -1,0 +1,99 @@
+"""The interface every backbone implements.
+
+An :class:`Encoder` maps a zero-padded batch of mono waveforms at its own sample rate to
+the hidden states of ALL its layers, in one forward pass, with a valid-frame mask per
+layer so that padding never changes a clip's features.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class LayerOutputs:
+    """Hidden states of every exposed layer from one forward pass.
+
+    ``hidden[l]``: ``[batch, frames_l, features_l]`` float tensor.
+    ``masks[l]``: ``[batch, frames_l]`` bool tensor, True where the frame comes from real
+    (unpadded) audio. Layers may differ in frame rate and width.
+    """
+
+    hidden: list[Tensor]
+    masks: list[Tensor]
+
+    def __post_init__(self) -> None:
+        if len(self.hidden) != len(self.masks):
+            raise ValueError(f"{len(self.hidden)} hidden states but {len(self.masks)} masks")
+        for index, (h, m) in enumerate(zip(self.hidden, self.masks)):
+            if h.dim() != 3 or m.shape != h.shape[:2] or m.dtype != torch.bool:
+                raise ValueError(f"layer {index}: hidden {tuple(h.shape)} and mask {tuple(m.shape)}/{m.dtype} disagree")
+
+    def __len__(self) -> int:
+        return len(self.hidden)
+
+    def pooled(self) -> list[Tensor]:
+        """Mean over valid frames (time-averaged, T-A) per layer: ``[batch, features_l]``."""
+        return [masked_mean(h, m) for h, m in zip(self.hidden, self.masks)]
+
+
+def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``hidden [batch, frames, features]`` over frames where ``mask [batch, frames]``.
+
+    A clip with no valid frame (shorter than the layer's receptive field) gets zeros.
+    """
+    weights = mask.to(hidden.dtype).unsqueeze(-1)
+    count = weights.sum(dim=1).clamp_min(1.0)
+    return (hidden * weights).sum(dim=1) / count
+
+
+def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """``lengths [batch]`` -> ``[batch, max_len]`` bool mask of the first ``lengths`` steps."""
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+class Encoder(nn.Module, abc.ABC):
+    """A pretrained (or random) audio encoder exposing every layer.
+
+    Subclasses set, in ``__init__``:
+
+    - ``name``: the registry name it was loaded under;
+    - ``sample_rate``: Hz the network expects (callers resample before ``forward``);
+    - ``layer_names``, ``layer_dims``, ``frame_rates`` (Hz): one entry per exposed layer;
+    - ``pads_exactly``: True when a clip's features inside a zero-padded batch equal
+      its features alone (to 1e-4 relative). When False, batch only equal lengths
+      (:func:`chorus.encoders.batching.iter_batches` does this).
+    """
+
+    name: str
+    sample_rate: int
+    layer_names: tuple[str, ...]
+    layer_dims: tuple[int, ...]
+    frame_rates: tuple[float, ...]
+    pads_exactly: bool = True
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_dims)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @abc.abstractmethod
+    def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
+        """Encode a batch.
+
+        ``waveforms``: ``[batch, samples]`` float32 at ``sample_rate``, zero-padded.
+        ``lengths``: ``[batch]`` int64, valid samples per clip.
+        """
+
+    @abc.abstractmethod
+    def architecture(self) -> dict[str, Any]:
+        """A JSON-serialisable description from which :func:`chorus.encoders.build_encoder`
+        rebuilds the same network with random weights. Must hold ``"family"``."""

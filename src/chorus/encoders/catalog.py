@@ -1,0 +1,6 @@
+"""Imports every encoder family module so that each registers itself.
+
+Family modules must not import heavy packages (transformers, torchcrepe) at module level.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,22 @@
+"""The root of chorus's exception tree.
+
+Every module defines its own typed errors as subclasses of :class:`ChorusError`, so a
+caller can catch one family (``except AudioError``) or everything chorus raises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ChorusError(Exception):
+    """Base class of every error chorus raises on purpose."""
+
+
+class FileProblem(ChorusError):
+    """An error about one file: the message always starts with the file's path."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
