@@ -75,3 +75,30 @@ class Manifest:
         kept = [c for c in self.clips
                 if (split is None or c.split == split) and (groups is None or c.group in groups)]
         return replace(self, clips=kept, extra={})
+
+
+MANIFEST_COLUMNS = ("path", "label", "split", "group", "start", "end")
+"""Column order chorus writes. ``label`` joins multiple labels with ``;``."""
+
+
+def write_manifest(manifest: Manifest, path: str | Path) -> None:
+    """Write ``manifest`` as CSV (paths relative to the CSV's folder when inside it), atomically."""
+    import csv
+    import io
+
+    from ..fileio import write_text
+
+    path = Path(path)
+    base = path.parent.resolve()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for clip in manifest.clips:
+        clip_path = Path(clip.path).resolve()
+        shown = clip_path.relative_to(base) if clip_path.is_relative_to(base) else clip_path
+        writer.writerow([
+            shown.as_posix(), ";".join(clip.labels), clip.split or "", clip.group or "",
+            "" if clip.start is None else repr(float(clip.start)),
+            "" if clip.end is None else repr(float(clip.end)),
+        ])
+    write_text(path, buffer.getvalue())
