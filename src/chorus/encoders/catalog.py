@@ -4,3 +4,5 @@ Family modules must not import heavy packages (transformers, torchcrepe) at modu
 """
 
 from __future__ import annotations
+
+from . import toy  # noqa: F401,E402
