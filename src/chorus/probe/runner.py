@@ -74,13 +74,16 @@ def open_probe_store(encoder: Encoder, cache_root: str | Path, transform: ClipTr
 
 
 def _extract(encoder: Encoder, task: ProbeTask, indices: list[int], cache_root: Path, transform: ClipTransform,
-             config: ProbeConfig, failures: dict[str, str], progress: ProgressFactory | None) -> StoreReader:
+             config: ProbeConfig, failures: dict[str, str], counts: dict[str, int],
+             progress: ProgressFactory | None) -> StoreReader:
     keep_frames = "attention" in config.poolings
     store = open_probe_store(encoder, cache_root, transform, keep_frames, config.dtype)
     report = extract_features(encoder, [task.clips[i] for i in indices], store, batch_size=config.batch_size,
                               transform=transform, device=config.device, progress=progress)
     for failure in report.failures:
         failures.setdefault(str(failure.clip.path), str(failure.error))
+    counts["computed"] += report.computed
+    counts["reused"] += report.reused
     keys = {index: key for position, (index, key) in enumerate(zip(indices, report.keys))
             if position not in report.failed_indices}
     return StoreReader(task, store, keys, keep_frames)
@@ -98,19 +101,24 @@ def _merge(selected: dict, tested: dict) -> dict:
 def probe_condition(name: str, encoder: Encoder, task: ProbeTask, cache_root: Path, config: ProbeConfig,
                     pitch_factor: float, failures: dict[str, str],
                     progress: ProgressFactory | None = None) -> dict:
-    """Extract, fit and select on train/valid, then test (clean and under noise)."""
+    """Extract, fit and select on train/valid, then test (clean and under noise).
+
+    ``extraction`` in the result counts clips computed and reused from the cache.
+    """
     everything = list(range(len(task.clips)))
     transform = ClipTransform(pitch_factor=pitch_factor)
-    reader = _extract(encoder, task, everything, cache_root, transform, config, failures, progress)
+    counts = {"computed": 0, "reused": 0}
+    reader = _extract(encoder, task, everything, cache_root, transform, config, failures, counts, progress)
     selection = fit_and_select(reader, task.kind, len(task.labels), config.poolings, config.train, progress,
                                desc=f"{name}: ")
     selected = describe_selection(selection, list(encoder.layer_names))
-    result = {"poolings": _merge(selected, evaluate(selection, reader.read("test"))), "noise": {}}
+    result = {"poolings": _merge(selected, evaluate(selection, reader.read("test"))), "noise": {},
+              "extraction": counts}
     test_indices = task.indices("test")
     for snr in config.noise_snrs:
         noisy = ClipTransform(pitch_factor=pitch_factor, noise_snr=float(snr), noise_kind=config.noise_kind,
                               noise_seed=config.seed)
-        noisy_reader = _extract(encoder, task, test_indices, cache_root, noisy, config, failures, progress)
+        noisy_reader = _extract(encoder, task, test_indices, cache_root, noisy, config, failures, counts, progress)
         result["noise"][f"{float(snr):g}"] = evaluate(selection, noisy_reader.read("test"))
     return result
 
