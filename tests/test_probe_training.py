@@ -31,7 +31,7 @@ def test_one_batched_step_equals_each_probe_trained_alone():
     inputs = SplitInputs([torch.randn(20, 5), torch.randn(20, 7)], torch.randint(0, 3, (20,)))
     rates = (0.1, 0.01)
     batched = LinearProbes([5, 7], 2, 3)
-    optimizer = BatchedAdam(batched.probe_parameters(), probe_rates(batched, rates))
+    optimizer = BatchedAdam(batched.flat, batched.owner, probe_rates(batched, rates))
     for _ in range(3):
         optimizer.zero_grad()
         probe_losses(batched(inputs, torch.arange(20)), inputs.targets).sum().backward()
@@ -53,21 +53,27 @@ def test_one_batched_step_equals_each_probe_trained_alone():
 
 def test_width_groups_match_zero_padding():
     """Grouping layers by width gives the same logits as padding every layer to the widest."""
+    torch.manual_seed(0)
     inputs = SplitInputs([torch.randn(6, 4), torch.randn(6, 8), torch.randn(6, 4)], torch.zeros(6, dtype=torch.int64))
     model = LinearProbes([4, 8, 4], 2, 3)
-    padded_weight = torch.zeros(3, 2, 8, 3)
     with torch.no_grad():
-        for parameter, ids in model.probe_parameters():
-            parameter.normal_()
-    rows = torch.arange(6)
-    logits = model(inputs, rows)
-    weights = {int(p): (w, b) for (w, ids), (b, _) in zip(model.probe_parameters()[::2], model.probe_parameters()[1::2])
-               for p, w, b in zip(ids, w, b)}
-    for p in range(6):
-        w, b = weights[p]
-        padded_weight[p // 2, p % 2, : w.shape[0]] = w
-        x = torch.nn.functional.pad(inputs.pooled[p // 2], (0, 8 - inputs.pooled[p // 2].shape[1]))
-        np.testing.assert_allclose(logits[p].detach(), (x @ padded_weight[p // 2, p % 2] + b).detach(), rtol=1e-5, atol=1e-5)
+        model.flat.normal_()
+    blocks = model.blocks()
+    logits = model(inputs, torch.arange(6))
+    for layer, (group, slot) in enumerate([(0, 0), (1, 0), (0, 1)]):  # groups: widths 4 -> [0, 2], 8 -> [1]
+        x = torch.nn.functional.pad(inputs.pooled[layer], (0, 8 - inputs.pooled[layer].shape[1]))
+        for rate in range(2):
+            weight = blocks[f"weight_{group}"][slot, :, rate]
+            padded = torch.nn.functional.pad(weight, (0, 0, 0, 8 - weight.shape[0]))
+            expected = x @ padded + blocks[f"bias_{group}"][slot, rate]
+            np.testing.assert_allclose(logits[layer * 2 + rate].detach(), expected.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_every_element_belongs_to_its_probe():
+    model = LinearProbes([4, 8, 4], 2, 3)
+    counts = torch.bincount(model.owner, minlength=model.num_probes)
+    expected = torch.tensor([w * 3 + 3 for w in (4, 8, 4) for _ in range(2)])
+    assert torch.equal(counts, expected)
 
 
 def test_attention_with_zero_scorer_is_the_masked_mean():
@@ -77,11 +83,11 @@ def test_attention_with_zero_scorer_is_the_masked_mean():
     inputs = SplitInputs([means], torch.zeros(3, dtype=torch.int64), [frames], [masks])
     attentive, linear = AttentiveProbes([4], 1, 2), LinearProbes([4], 1, 2)
     with torch.no_grad():
-        attentive.weight_0.normal_()
-        linear.weight_0.copy_(attentive.weight_0)
+        attentive.blocks()["weight_0"].normal_()
+        linear.blocks()["weight_0"].copy_(attentive.blocks()["weight_0"].permute(1, 0, 2).unsqueeze(0))
     np.testing.assert_allclose(attentive(inputs, torch.arange(3)).detach(), linear(inputs, torch.arange(3)).detach(),
                                rtol=1e-5, atol=1e-6)
-    assert sum(p.numel() for n, p in attentive.named_parameters() if n.startswith("scorer")) == 4 + 1
+    assert sum(b.numel() for n, b in attentive.blocks().items() if n.startswith("scorer")) == 4 + 1
 
 
 def test_attention_learns_to_find_the_informative_frame():

@@ -1,12 +1,10 @@
 """Batched probes: every (layer, learning rate) pair is one probe, all trained together.
 
-Probe ``p = layer * R + rate`` (``R`` learning rates). Layers of equal width share one
-parameter tensor with the probe axis first, so a forward pass is one batched matmul per
-width group; layers of different widths are never zero-padded (padding would spend
-compute on zeros — ``L × max width`` against the sum of widths, 2.1× for sfx-cnn's
-64/128/256/512). Each parameter declares the probes it holds
-(:meth:`BatchedProbes.probe_parameters`), which is all the optimizer and early stopping
-need.
+Probe ``p = layer * R + rate`` (``R`` learning rates). Layers of equal width form one
+group whose probes are one batched matmul; layers of different widths are never
+zero-padded (padding would spend compute on zeros — ``L × max width`` against the sum
+of widths, 2.1× for sfx-cnn's 64/128/256/512). All parameters sit in one flat tensor
+with the probe of each element alongside (:class:`BatchedProbes`).
 
 Three poolings of a layer's frames ``h_t``:
 
@@ -69,52 +67,71 @@ def width_groups(widths: list[int]) -> list[tuple[int, ...]]:
 
 
 class BatchedProbes(nn.Module):
-    """Base class: parameters with a leading probe axis, each tied to the probes it holds."""
+    """Base class: every parameter of every probe lives in one flat tensor ``flat``, and
+    ``owner`` (same length) names the probe each element belongs to, so the optimizer,
+    early stopping and weight restoring are single tensor operations whatever the
+    number of layers, widths and rates. Subclasses :meth:`declare` named blocks (zero
+    initialised), call :meth:`finish`, and read all blocks at once with :meth:`blocks`
+    (one split of ``flat``, so the backward pass writes one gradient).
+    """
 
     def __init__(self, num_probes: int):
         super().__init__()
         self.num_probes = num_probes
-        self._owners: dict[str, Tensor] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._owners: list[Tensor] = []
 
-    def add_parameter(self, name: str, shape: tuple[int, ...], probes: list[int]) -> nn.Parameter:
-        """Register a zero-initialised ``[len(probes), *shape]`` parameter for ``probes``."""
-        parameter = nn.Parameter(torch.zeros(len(probes), *shape))
-        self.register_parameter(name, parameter)
-        self._owners[name] = torch.tensor(probes, dtype=torch.int64)
-        return parameter
+    def declare(self, name: str, shape: tuple[int, ...], owner: Tensor) -> None:
+        """A block of ``shape``; ``owner`` (int64, broadcastable to ``shape``) gives the
+        probe of each element."""
+        self._shapes[name] = tuple(shape)
+        self._owners.append(owner.expand(shape).reshape(-1))
 
-    def probe_parameters(self) -> list[tuple[nn.Parameter, Tensor]]:
-        """``(parameter, probe ids of its rows)`` for every parameter."""
-        return [(getattr(self, name), ids) for name, ids in self._owners.items()]
+    def finish(self) -> None:
+        self._sizes = [len(owner) for owner in self._owners]
+        self.flat = nn.Parameter(torch.zeros(sum(self._sizes)))
+        self.register_buffer("owner", torch.cat(self._owners), persistent=False)
+        del self._owners
+
+    def blocks(self) -> dict[str, Tensor]:
+        """Every declared block as a view of ``flat``."""
+        return {name: part.view(shape)
+                for (name, shape), part in zip(self._shapes.items(), self.flat.split(self._sizes))}
 
 
-def _probe_ids(layers: tuple[int, ...] | list[int], rates: int) -> list[int]:
-    return [layer * rates + rate for layer in layers for rate in range(rates)]
+def _ids(values: list[int], shape: tuple[int, ...]) -> Tensor:
+    return torch.tensor(values, dtype=torch.int64).view(shape)
 
 
 class LinearProbes(BatchedProbes):
-    """T-A linear probes for every layer × learning rate (weights start at zero)."""
+    """T-A linear probes for every layer × learning rate (weights start at zero).
+
+    Per width group of ``G`` layers: weights ``[G, D, R, C]`` (one batched matmul of the
+    group's features ``[G, rows, D]`` with ``[G, D, R·C]``) and biases ``[G, R, C]``.
+    """
 
     def __init__(self, widths: list[int], rates: int, classes: int):
         super().__init__(len(widths) * rates)
-        self.rates = rates
+        self.rates, self.classes = rates, classes
         self.groups = width_groups(widths)
-        self.weights, self.biases = [], []
         for index, layers in enumerate(self.groups):
-            ids = _probe_ids(layers, rates)
-            self.weights.append(self.add_parameter(f"weight_{index}", (widths[layers[0]], classes), ids))
-            self.biases.append(self.add_parameter(f"bias_{index}", (classes,), ids))
-        order = [p for layers in self.groups for p in _probe_ids(layers, rates)]
+            owners = [layer * rates + rate for layer in layers for rate in range(rates)]
+            self.declare(f"weight_{index}", (len(layers), widths[layers[0]], rates, classes),
+                         _ids(owners, (len(layers), 1, rates, 1)))
+            self.declare(f"bias_{index}", (len(layers), rates, classes), _ids(owners, (len(layers), rates, 1)))
+        self.finish()
+        order = [layer * rates + rate for layers in self.groups for layer in layers for rate in range(rates)]
         self.register_buffer("_restore", torch.argsort(torch.tensor(order)), persistent=False)
 
     def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
         """Logits ``[probes, rows, classes]``."""
-        parts = []
-        for layers, weight, bias in zip(self.groups, self.weights, self.biases):
-            x = inputs.stack(layers)[:, rows]
-            w = weight.view(len(layers), self.rates, *weight.shape[1:])
-            logits = torch.einsum("lbd,lrdc->lrbc", x, w).reshape(weight.shape[0], len(rows), -1)
-            parts.append(logits + bias.unsqueeze(1))
+        parts, blocks = [], self.blocks()
+        for index, layers in enumerate(self.groups):
+            x = inputs.stack(layers).index_select(1, rows)
+            weight = blocks[f"weight_{index}"]
+            logits = torch.bmm(x, weight.view(len(layers), weight.shape[1], -1))
+            logits = logits.view(len(layers), len(rows), self.rates, self.classes).transpose(1, 2)
+            parts.append((logits + blocks[f"bias_{index}"].unsqueeze(2)).reshape(-1, len(rows), self.classes))
         return torch.cat(parts)[self._restore]
 
 
@@ -124,25 +141,27 @@ class AttentiveProbes(BatchedProbes):
 
     def __init__(self, widths: list[int], rates: int, classes: int):
         super().__init__(len(widths) * rates)
-        self.per_layer = []
+        self.widths = list(widths)
         for layer, width in enumerate(widths):
-            ids = _probe_ids([layer], rates)
-            self.per_layer.append((self.add_parameter(f"scorer_{layer}", (width,), ids),
-                                   self.add_parameter(f"scorer_bias_{layer}", (), ids),
-                                   self.add_parameter(f"weight_{layer}", (width, classes), ids),
-                                   self.add_parameter(f"bias_{layer}", (classes,), ids)))
+            owners = _ids([layer * rates + rate for rate in range(rates)], (rates, 1))
+            self.declare(f"scorer_{layer}", (rates, width), owners)
+            self.declare(f"scorer_bias_{layer}", (rates,), owners.view(-1))
+            self.declare(f"weight_{layer}", (rates, width, classes), owners.view(rates, 1, 1))
+            self.declare(f"bias_{layer}", (rates, classes), owners)
+        self.finish()
 
     def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
         if inputs.frames is None or inputs.masks is None:
             raise ValueError("attention pooling needs frame-level features")
-        parts = []
-        for (scorer, scorer_bias, weight, bias), frames, masks in zip(self.per_layer, inputs.frames, inputs.masks):
-            h, mask = frames[rows], masks[rows]
-            scores = torch.einsum("bfd,rd->rbf", h, scorer) + scorer_bias.view(-1, 1, 1)
+        parts, blocks = [], self.blocks()
+        for layer, (frames, masks) in enumerate(zip(inputs.frames, inputs.masks)):
+            h, mask = frames.index_select(0, rows), masks.index_select(0, rows)
+            scores = torch.einsum("bfd,rd->rbf", h, blocks[f"scorer_{layer}"])
+            scores = scores + blocks[f"scorer_bias_{layer}"].view(-1, 1, 1)
             attention = torch.softmax(scores.masked_fill(~mask, -1e4), dim=-1) * mask
             attention = attention / attention.sum(dim=-1, keepdim=True).clamp_min(1e-12)
             pooled = torch.einsum("rbf,bfd->rbd", attention, h)
-            parts.append(torch.einsum("rbd,rdc->rbc", pooled, weight) + bias.unsqueeze(1))
+            parts.append(torch.bmm(pooled, blocks[f"weight_{layer}"]) + blocks[f"bias_{layer}"].unsqueeze(1))
         return torch.cat(parts)
 
 
@@ -152,29 +171,30 @@ class LayerSumProbes(BatchedProbes):
 
     def __init__(self, widths: list[int], rates: int, classes: int):
         super().__init__(rates)
-        ids = list(range(rates))
+        owners = _ids(list(range(rates)), (rates, 1))
+        self.widths = list(widths)
         self.shared = len(set(widths)) == 1
-        self.layer_logits = self.add_parameter("layer_logits", (len(widths),), ids)
-        if self.shared:
-            self.weights = [self.add_parameter("weight", (widths[0], classes), ids)]
-        else:
-            self.weights = [self.add_parameter(f"weight_{layer}", (width, classes), ids)
-                            for layer, width in enumerate(widths)]
-        self.bias = self.add_parameter("bias", (classes,), ids)
+        self.declare("layer_logits", (rates, len(widths)), owners)
+        for name, width in ([("weight", widths[0])] if self.shared else
+                            [(f"weight_{layer}", width) for layer, width in enumerate(widths)]):
+            self.declare(name, (rates, width, classes), owners.view(rates, 1, 1))
+        self.declare("bias", (rates, classes), owners)
+        self.finish()
 
     def layer_weights(self) -> Tensor:
         """``[rates, layers]`` softmax weights."""
-        return torch.softmax(self.layer_logits, dim=-1)
+        return torch.softmax(self.blocks()["layer_logits"], dim=-1)
 
     def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
-        weights = self.layer_weights()
+        blocks = self.blocks()
+        weights = torch.softmax(blocks["layer_logits"], dim=-1)
         if self.shared:
-            x = inputs.stack(tuple(range(len(inputs.pooled))))[:, rows]
-            logits = torch.einsum("rbd,rdc->rbc", torch.einsum("rl,lbd->rbd", weights, x), self.weights[0])
+            x = inputs.stack(tuple(range(len(self.widths)))).index_select(1, rows)
+            logits = torch.bmm(torch.einsum("rl,lbd->rbd", weights, x), blocks["weight"])
         else:
-            logits = sum(weights[:, layer, None, None] * torch.einsum("bd,rdc->rbc", x[rows], weight)
-                         for layer, (x, weight) in enumerate(zip(inputs.pooled, self.weights)))
-        return logits + self.bias.unsqueeze(1)
+            logits = sum(weights[:, layer, None, None] * torch.matmul(x.index_select(0, rows), blocks[f"weight_{layer}"])
+                         for layer, x in enumerate(inputs.pooled))
+        return logits + blocks["bias"].unsqueeze(1)
 
 
 def build_probes(pooling: str, widths: list[int], rates: int, classes: int) -> BatchedProbes:

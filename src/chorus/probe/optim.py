@@ -1,51 +1,57 @@
 """Adam over a batch of independent probes, each with its own learning rate.
 
-Every parameter tensor has a probe axis first (``[rows, ...]``) and names the probe of
-each row; the update of a row uses that probe's learning rate and only that row's
-gradients, so one step trains all probes at once and each exactly as if it were alone (Kingma & Ba, "Adam", ICLR 2015; decoupled
-weight decay as in Loshchilov & Hutter, "AdamW", ICLR 2019).
+The probes' parameters are one flat tensor and ``owner`` names the probe of each
+element; an element's update uses its probe's learning rate and only its own gradient,
+so one step trains all probes at once and each exactly as if it were alone (Kingma &
+Ba, "Adam", ICLR 2015; decoupled weight decay as in Loshchilov & Hutter, "AdamW",
+ICLR 2019).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
 
 class BatchedAdam:
-    """``params``: ``(tensor [rows, ...], probe ids [rows])`` pairs; ``lr``: ``[probes]``."""
+    """``param``: flat ``[elements]``; ``owner``: ``[elements]`` probe ids; ``lr``: ``[probes]``."""
 
-    def __init__(self, params: Sequence[tuple[Tensor, Tensor]], lr: Tensor, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, param: Tensor, owner: Tensor, lr: Tensor, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
-        self.params = [p for p, _ in params]
-        self.ids = [ids for _, ids in params]
-        self.lr = lr.detach().float()
+        self.param, self.owner = param, owner
+        self.element_lr = lr.detach().float()[owner]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self.first = [torch.zeros_like(p) for p in self.params]
-        self.second = [torch.zeros_like(p) for p in self.params]
+        self._active: Tensor | None = None
+        self._rate = self.element_lr
+        self.first = torch.zeros_like(param)
+        self.second = torch.zeros_like(param)
         self.steps = 0
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        self.param.grad = None
 
     @torch.no_grad()
     def step(self, active: Tensor | None = None) -> None:
-        """One update of every probe; rows where ``active [probes]`` is False stay put."""
+        """One update of every probe; probes where ``active [probes]`` is False stay put."""
+        grad = self.param.grad
+        if grad is None:
+            return
         self.steps += 1
         beta1, beta2 = self.betas
-        correction1 = 1 - beta1**self.steps
-        correction2 = 1 - beta2**self.steps
-        rate = self.lr if active is None else self.lr * active.float()
-        for p, ids, m, v in zip(self.params, self.ids, self.first, self.second):
-            if p.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            update = (m / correction1) / ((v / correction2).sqrt() + self.eps)
-            if self.weight_decay:
-                update = update + self.weight_decay * p
-            p.sub_(rate[ids].view(shape) * update)
+        self.first.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (self.second / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
+        update = self.first.div(denominator).div_(1 - beta1**self.steps)
+        if self.weight_decay:
+            update.add_(self.param, alpha=self.weight_decay)
+        self.param.sub_(update.mul_(self._rate_for(active)))
+
+    def _rate_for(self, active: Tensor | None) -> Tensor:
+        """Per-element learning rate, zero for inactive probes (recomputed on change only)."""
+        if active is None:
+            return self.element_lr
+        if self._active is None or not torch.equal(active, self._active):
+            self._active = active.clone()
+            self._rate = self.element_lr * active[self.owner]
+        return self._rate

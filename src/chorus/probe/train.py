@@ -80,9 +80,8 @@ def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid:
                  progress: ProgressFactory | None = None, desc: str = "probes") -> TrainedProbes:
     """Train every probe of ``model`` (``rates [probes]`` learning rates) on ``train``,
     early-stopping each on ``valid``; returns the model with each probe's best weights."""
-    owned = model.probe_parameters()
-    optimizer = BatchedAdam(owned, rates, weight_decay=config.weight_decay)
-    best = [p.detach().clone() for p, _ in owned]
+    optimizer = BatchedAdam(model.flat, model.owner, rates, weight_decay=config.weight_decay)
+    best = model.flat.detach().clone()
     best_loss = _validation_losses(model, valid)
     best_epoch = torch.zeros_like(best_loss, dtype=torch.int64)
     stale = torch.zeros_like(best_epoch)
@@ -96,13 +95,11 @@ def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid:
             for begin in range(0, len(train), config.batch_size):
                 rows = order[begin:begin + config.batch_size]
                 optimizer.zero_grad()
-                probe_losses(model(train, rows), train.targets[rows]).sum().backward()
+                probe_losses(model(train, rows), train.targets.index_select(0, rows)).sum().backward()
                 optimizer.step(active)
             losses = _validation_losses(model, valid)
             improved = active & (losses < best_loss)
-            for keep, (current, ids) in zip(best, owned):
-                rows = improved[ids]
-                keep[rows] = current.detach()[rows]
+            best = torch.where(improved[model.owner], model.flat.detach(), best)
             best_loss = torch.where(improved, losses, best_loss)
             best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
             stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
@@ -113,6 +110,5 @@ def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid:
     finally:
         bar.close()
     with torch.no_grad():
-        for keep, (current, _) in zip(best, owned):
-            current.copy_(keep)
+        model.flat.copy_(best)
     return TrainedProbes(model, best_epoch.numpy(), best_loss.numpy(), epoch)
