@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -106,7 +107,7 @@ class _RowChecker:
     def _file_problem(self, path: Path) -> str | None:
         if path not in self._exists:
             try:
-                is_file = os.stat(path).st_mode & 0o170000 == 0o100000
+                is_file = stat.S_ISREG(os.stat(path).st_mode)
                 self._exists[path] = None if is_file else "is not a regular file"
             except FileNotFoundError:
                 self._exists[path] = "file not found"
@@ -134,7 +135,7 @@ class _RowChecker:
             return None
         name = canonical_split(row.split)
         if name is None:
-            aliases = ", ".join(f"{alias}={name}" for alias, name in SPLIT_ALIASES.items())
+            aliases = ", ".join(f"{alias}={canonical}" for alias, canonical in SPLIT_ALIASES.items())
             self._problem(row, "unknown_split",
                           f"unknown split {row.split.strip()!r} (known: {', '.join(SPLITS)}; aliases: {aliases})")
         return name
