@@ -97,12 +97,32 @@ def _find(header: list[str], candidates: Iterable[str]) -> int | None:
     return None
 
 
+def _cell(cells: list[str], index: int | None) -> str:
+    """The stripped cell at ``index``; empty when the column or the cell is absent."""
+    return "" if index is None or index >= len(cells) else cells[index].strip()
+
+
+def _raven_event(cells: list[str], at: dict[str, int | None], line: int, problems: list[str]) -> Event | None:
+    """The event of one Raven row, or None after recording its problems."""
+
+    def cell(name: str) -> str:
+        return _cell(cells, at[name])
+
+    def number(name: str, optional: bool = False) -> float | None:
+        return _number(cell(name), name, problems, line, optional=optional)
+
+    return _event(line, problems, number("Begin Time (s)"), number("End Time (s)"), cell("label"),
+                  number("Low Freq (Hz)", True), number("High Freq (Hz)", True), number("score", True),
+                  Path(cell("file")) if cell("file") else None)
+
+
 def read_raven(path: str | Path, *, label_column: str | None = None) -> list[Event]:
     """Events of a Raven selection table, one per selection, in file order.
 
     The label comes from ``label_column`` or else the first of :data:`LABEL_COLUMNS`
     present; ``score``/``Confidence`` and ``Begin Path``/``Begin File`` are read when
-    present. Rows of the same selection in several views collapse into one.
+    present. Rows of the same selection in several views collapse into one (the
+    spectrogram view's row wins).
     """
     path = Path(path)
     try:
@@ -110,34 +130,21 @@ def read_raven(path: str | Path, *, label_column: str | None = None) -> list[Eve
     except TableError as exc:
         raise AnnotationError(path, exc.reason) from exc
     header = [name.lower() for name in table.columns]
-    columns = {name: _find(header, [name]) for name in ("Selection", "View", "Begin Time (s)", "End Time (s)",
-                                                        "Low Freq (Hz)", "High Freq (Hz)")}
-    label_at = _find(header, [label_column] if label_column else LABEL_COLUMNS)
-    missing = [name for name in ("Begin Time (s)", "End Time (s)") if columns[name] is None]
-    if label_at is None:
+    at = {name: _find(header, [name]) for name in RAVEN_COLUMNS}
+    at.update(label=_find(header, [label_column] if label_column else LABEL_COLUMNS),
+              score=_find(header, SCORE_COLUMNS), file=_find(header, ("Begin Path", "Begin File")))
+    missing = [name for name in ("Begin Time (s)", "End Time (s)") if at[name] is None]
+    if at["label"] is None:
         missing.append(label_column or f"an annotation column ({', '.join(LABEL_COLUMNS)})")
     if missing:
         raise AnnotationError(path, f"not a Raven selection table: missing {', '.join(missing)} "
                                     f"(columns: {', '.join(table.columns)})")
-    score_at = _find(header, SCORE_COLUMNS)
-    file_at = _find(header, ("Begin Path", "Begin File"))
     problems: list[str] = []
     events: dict[object, Event] = {}
     for line, cells in table.rows:
-        cells = cells + [""] * (len(header) - len(cells))
-
-        def cell(index: int | None) -> str:
-            return "" if index is None else cells[index]
-
-        def value(name: str, optional: bool = False) -> float | None:
-            return _number(cell(columns[name]), name, problems, line, optional=optional)
-
-        event = _event(line, problems, value("Begin Time (s)"), value("End Time (s)"), cell(label_at).strip(),
-                       value("Low Freq (Hz)", True), value("High Freq (Hz)", True),
-                       _number(cell(score_at), "score", problems, line, optional=True),
-                       Path(cell(file_at).strip()) if cell(file_at).strip() else None)
-        selection = cell(columns["Selection"]).strip() or line
-        spectrogram = cell(columns["View"]).strip().lower().startswith("spectrogram")
+        event = _raven_event(cells, at, line, problems)
+        selection = _cell(cells, at["Selection"]) or line
+        spectrogram = _cell(cells, at["View"]).lower().startswith("spectrogram")
         if event is not None and (selection not in events or spectrogram):
             events[selection] = event
     _raise_if(path, problems)
