@@ -134,10 +134,10 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
     if config.random_init:
         conditions.append(("random-init", False, 1.0))
     conditions += [(f"pitch x{factor:g}", True, float(factor)) for factor in config.pitch_factors]
-    failures: dict[str, str] = {}
+    failures: dict[str, str] = dict(task.skipped)
     results, encoder = {}, None
     for name, pretrained, factor in conditions:
-        encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed)
+        encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed).to(config.device)
         results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress)
     return {
         "encoder": encoder_name,

@@ -9,7 +9,9 @@ stopped or after ``epochs``. Only the train and validation splits are touched he
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,6 +34,10 @@ class TrainConfig:
     batch_size: int = 64
     weight_decay: float = 0.0
     seed: int = 0
+    threads: int | None = 1
+    """Torch threads while training (restored after). Probe updates are many small
+    tensor operations, which extra threads slow down rather than speed up; None keeps
+    torch's setting."""
 
     def __post_init__(self) -> None:
         if not self.learning_rates or any(lr <= 0 for lr in self.learning_rates):
@@ -64,6 +70,18 @@ def probe_losses(logits: Tensor, targets: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=(1, 2))
 
 
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (None: unchanged), then restore."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @torch.no_grad()
 def predict_logits(model: BatchedProbes, inputs: SplitInputs, chunk: int = 1024) -> Tensor:
     """Logits of every probe on every row: ``[probes, rows, classes]``."""
@@ -80,6 +98,12 @@ def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid:
                  progress: ProgressFactory | None = None, desc: str = "probes") -> TrainedProbes:
     """Train every probe of ``model`` (``rates [probes]`` learning rates) on ``train``,
     early-stopping each on ``valid``; returns the model with each probe's best weights."""
+    with torch_threads(config.threads):
+        return _train(model, rates, train, valid, config, progress, desc)
+
+
+def _train(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid: SplitInputs, config: TrainConfig,
+           progress: ProgressFactory | None, desc: str) -> TrainedProbes:
     optimizer = BatchedAdam(model.flat, model.owner, rates, weight_decay=config.weight_decay)
     best = model.flat.detach().clone()
     best_loss = _validation_losses(model, valid)
