@@ -7,19 +7,21 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, check_dtype
+
 
 def register(app: typer.Typer) -> None:
     @app.command("embed")
     def embed_command(
-        encoder: str = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name (chorus encoders)"),
+        encoder: str = ENCODER,
         data: Path = typer.Option(..., "--data", "-d", help="manifest CSV/TSV of the clips"),
         out: Path = typer.Option(..., "--out", "-o", help="output folder (resumed when it exists)"),
-        source: str = typer.Option(None, "--source", help="hub id or local path overriding the encoder's weights"),
-        batch_size: int = typer.Option(8, "--batch-size", min=1, help="clips per forward pass"),
+        source: str = SOURCE,
+        batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="stored feature type: float32 or float16"),
         random_init: bool = typer.Option(False, "--random-init", help="same architecture, random weights"),
         seed: int = typer.Option(0, "--seed", help="seed of --random-init weights"),
-        device: str = typer.Option("cpu", "--device", help="torch device"),
+        device: str = DEVICE,
     ) -> None:
         """Mean-over-valid-frames features of ALL layers (one forward pass per batch),
         written as Parquet shards under OUT/shards; a rerun skips finished clips."""
@@ -28,8 +30,7 @@ def register(app: typer.Typer) -> None:
         from ..features import embed_manifest
         from ..progress import tqdm_progress
 
-        if dtype not in ("float32", "float16"):
-            raise typer.BadParameter("choose float32 or float16", param_hint="--dtype")
+        check_dtype(dtype)
         manifest = read_manifest(data, allow_unlabelled=True)
         model = load_encoder(encoder, source=source, pretrained=not random_init, seed=seed).to(device)
         report = embed_manifest(model, manifest, out, batch_size=batch_size, dtype=dtype, device=device,

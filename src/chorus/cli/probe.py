@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, check_dtype, float_list, name_list
+
 TASKS = ("auto", "multiclass", "multilabel", "detection")
 
 
@@ -27,17 +29,17 @@ def _print_best(report: dict, console: Console) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("probe")
     def probe_command(
-        encoder: str = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name (chorus encoders)"),
+        encoder: str = ENCODER,
         data: Path = typer.Option(..., "--data", "-d", help="manifest with train/valid/test splits"),
         out: Path = typer.Option(..., "--out", "-o", help="report folder"),
-        source: str = typer.Option(None, "--source", help="hub id or local path overriding the encoder's weights"),
+        source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
         pooling: str = typer.Option("mean,attention,layer-sum", "--pooling", help="poolings to probe"),
         learning_rates: str = typer.Option("1e-4,1e-3,1e-2,1e-1", "--lr", help="learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
         patience: int = typer.Option(10, "--patience", min=1, help="epochs without validation gain before a probe stops"),
         probe_batch: int = typer.Option(64, "--probe-batch-size", min=1, help="clips per probe update"),
-        batch_size: int = typer.Option(8, "--batch-size", min=1, help="clips per encoder forward pass"),
+        batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="feature cache type: float32 or float16"),
         cache: Path = typer.Option(None, "--cache", help="feature cache folder (default OUT/cache)"),
         random_init: bool = typer.Option(False, "--random-init", help="also probe the architecture with random weights"),
@@ -49,7 +51,7 @@ def register(app: typer.Typer) -> None:
         hop: float = typer.Option(1.0, "--hop", help="detection: window hop (s)"),
         min_overlap: float = typer.Option(0.2, "--min-overlap", help="detection: overlap making a window positive"),
         seed: int = typer.Option(0, "--seed"),
-        device: str = typer.Option("cpu", "--device", help="torch device for the encoder"),
+        device: str = DEVICE,
     ) -> None:
         """Probe every layer of ENCODER on DATA: one forward pass per batch extracts all
         layers (cached); linear probes for all layers x learning rates train together;
@@ -62,12 +64,10 @@ def register(app: typer.Typer) -> None:
         from ..probe.task import detection_task, task_from_manifest
         from ..probe.train import TrainConfig
         from ..progress import tqdm_progress
-        from ._lists import float_list, name_list
 
         if task not in TASKS:
             raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
-        if dtype not in ("float32", "float16"):
-            raise typer.BadParameter("choose float32 or float16", param_hint="--dtype")
+        check_dtype(dtype)
         rates = float_list(learning_rates, "--lr")
         if not rates or any(r <= 0 for r in rates):
             raise typer.BadParameter("give positive learning rates", param_hint="--lr")

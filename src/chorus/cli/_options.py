@@ -1,8 +1,21 @@
-"""Parsing comma-separated option values (``--noise-snr 0,-5,-10``)."""
+"""Options shared by ``chorus embed`` and ``chorus probe``, and comma-separated values
+(``--noise-snr 0,-5,-10``)."""
 
 from __future__ import annotations
 
 import typer
+
+ENCODER = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name (chorus encoders)")
+SOURCE = typer.Option(None, "--source", help="hub id or local path overriding the encoder's weights")
+BATCH_SIZE = typer.Option(8, "--batch-size", min=1, help="clips per encoder forward pass")
+DEVICE = typer.Option("cpu", "--device", help="torch device for the encoder")
+FEATURE_DTYPES = ("float32", "float16")
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in FEATURE_DTYPES:
+        raise typer.BadParameter(f"choose {' or '.join(FEATURE_DTYPES)}", param_hint="--dtype")
+    return dtype
 
 
 def float_list(text: str | None, option: str) -> tuple[float, ...]:
