@@ -63,8 +63,9 @@ class BEATsEncoder(Encoder):
         self.shift = SAMPLE_RATE // 100
         self.min_samples = SAMPLE_RATE * 25 // 1000 + (patch - 1) * self.shift
         layers = config.encoder_layers + 1
-        self.layer_names = tuple(f"layer{i}" for i in range(layers)) + (("predictor",) if config.finetuned_model else ())
-        self.layer_dims = (config.encoder_embed_dim,) * layers + ((config.predictor_class,) if config.finetuned_model else ())
+        head = config.finetuned_model
+        self.layer_names = tuple(f"layer{i}" for i in range(layers)) + (("predictor",) if head else ())
+        self.layer_dims = (config.encoder_embed_dim,) * layers + ((config.predictor_class,) if head else ())
         self.frame_rates = (100.0 / patch,) * len(self.layer_dims)
 
     def architecture(self) -> dict[str, Any]:
@@ -144,7 +145,7 @@ register_family("beats", _build)
 register_encoder(EncoderSpec(
     name="beats", family="beats",
     description="BEATs audio SSL (AudioSet); official .pt checkpoint given as source",
-    sample_rate=SAMPLE_RATE, num_layers=13, num_parameters=90_000_000,
+    sample_rate=SAMPLE_RATE, num_layers=13, num_parameters=90_311_792,
     weights="official checkpoint from microsoft/unilm (MIT); pass --source",
     loader=_load,
 ))

@@ -50,8 +50,8 @@ TRUNCATION, PADDING = "rand_trunc", "repeatpad"
 TINY = dict(spec_size=64, num_mel_bins=16, window_size=4, patch_size=4, patch_stride=(4, 4), depths=(1, 1),
             num_attention_heads=(2, 2), patch_embeds_hidden_size=8, hidden_size=16, projection_dim=16,
             num_hidden_layers=2)
-TINY_FRONT_END = dict(feature_size=16, sampling_rate=16_000, hop_length=160, max_length_s=1, fft_window_size=512,
-                      frequency_min=50, frequency_max=8000, truncation=TRUNCATION, padding=PADDING)
+TINY_FRONT_END = dict(feature_size=16, sampling_rate=48_000, hop_length=480, max_length_s=1, fft_window_size=1024,
+                      frequency_min=50, frequency_max=14_000, truncation=TRUNCATION, padding=PADDING)
 
 
 class ClapAudioLayers(HFEncoder):
@@ -134,7 +134,7 @@ def _load(source: str | None, pretrained: bool, what: str) -> ClapAudioLayers:
         with quiet_transformers():
             config = transformers_class("ClapAudioConfig").from_pretrained(source)
         model = transformers_class("ClapAudioModelWithProjection")(config)
-    extractor = loadfeature_extractor_from_dict("ClapFeatureExtractor", "ClapFeatureExtractor", source, what)
+    extractor = load_feature_extractor("ClapFeatureExtractor", source, what)
     return ClapAudioLayers(model, extractor)
 
 

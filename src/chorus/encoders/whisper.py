@@ -92,7 +92,8 @@ def _encoder(config: Any) -> Any:
 
 def _build(architecture: dict[str, Any]) -> WhisperEncoderLayers:
     config = config_from_json("WhisperConfig", architecture["config"])
-    return WhisperEncoderLayers(_encoder(config), feature_extractor_from_dict("WhisperFeatureExtractor", architecture["front_end"]))
+    extractor = feature_extractor_from_dict("WhisperFeatureExtractor", architecture["front_end"])
+    return WhisperEncoderLayers(_encoder(config), extractor)
 
 
 def _load(source: str | None, pretrained: bool, what: str) -> WhisperEncoderLayers:
@@ -109,7 +110,7 @@ def _load(source: str | None, pretrained: bool, what: str) -> WhisperEncoderLaye
                                   allowed_missing=("projector.", "classifier.")).encoder
     else:
         encoder = _encoder(config)
-    extractor = loadfeature_extractor_from_dict("WhisperFeatureExtractor", "WhisperFeatureExtractor", source, what)
+    extractor = load_feature_extractor("WhisperFeatureExtractor", source, what)
     return WhisperEncoderLayers(encoder, extractor)
 
 
