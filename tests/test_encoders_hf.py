@@ -108,7 +108,12 @@ def test_gradients_reach_the_transformer(encoders, name):
     encoder = encoders[name]
     batch, lengths = pad_batch(clips(encoder.sample_rate))
     encoder.zero_grad()
-    out = encoder(batch, lengths)
+    encoder.train()
+    try:
+        out = encoder(batch, lengths)
+    finally:
+        encoder.eval()
+    assert len(out) == len(encoder.layer_names)  # no layer dropped in training
     torch.stack([p.sum() for p in out.pooled()]).sum().backward()
     deepest = max((n for n, _ in encoder.named_parameters() if re.search(r"layers?\.\d+\.", n)),
                   key=lambda n: int(re.search(r"layers?\.(\d+)\.", n).group(1)))

@@ -4,7 +4,8 @@ A strided 1-D convolution stack turns the waveform into frames (320 samples per 
 the released models: 50 Hz at 16 kHz, 75 Hz at 24 kHz), then a transformer with a
 convolutional position embedding. Every hidden state is exposed: the transformer's input
 (``layer0``) and the output of each layer (``layer1`` ...); the last entry is the model's
-final output (after the final layer norm for pre-LN models).
+final output (after the final layer norm for pre-LN models). Layer drop is switched off so
+that every layer is returned in training too.
 
 Padding. Frame counts follow the convolution arithmetic (s3prl style): a frame is valid
 when its whole receptive field lies inside the clip. Models whose first convolution uses
@@ -73,6 +74,7 @@ class ConvTransformerEncoder(HFEncoder):
         config = model.config
         if getattr(config, "add_adapter", False):
             raise UnsupportedArchitecture(f"{family}: configs with an output adapter are not supported")
+        config.layerdrop = 0.0  # skipped layers would leave holes in the hidden states
         self.family = family
         self.name = family
         self.normalize = bool(normalize)

@@ -49,6 +49,7 @@ class WhisperEncoderLayers(HFEncoder):
     def __init__(self, encoder: Any, feature_extractor: Any):
         super().__init__(encoder)
         config = encoder.config
+        config.encoder_layerdrop = encoder.layerdrop = 0.0  # every layer, in training too
         self.name = "whisper"
         self.feature_extractor = feature_extractor
         self.sample_rate = int(feature_extractor.sampling_rate)
