@@ -14,8 +14,9 @@ Layers: the patch embeddings (``layer0``) and each transformer layer's output; t
 one is after the final layer norm. Frames: AST's patches form a grid of
 ``frequency x time`` positions; the [CLS] and distillation tokens are dropped and each
 layer's patches are averaged over the frequency axis, leaving one frame per time patch:
-``100 / time_stride`` Hz (10 Hz for the released model). A time patch is valid when its
-centre lies inside the clip.
+``100 / time_stride`` Hz (10 Hz for the released model) within a window; windows start
+every ``max_length`` fbank frames (10.24 s), so the frames of consecutive windows are
+0.14 s further apart at the seam. A time patch is valid when its centre lies inside the clip.
 """
 
 from __future__ import annotations
