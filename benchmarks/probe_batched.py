@@ -24,7 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import best_time, synthetic_manifest
+from _common import best_times, synthetic_manifest
 
 from chorus.encoders import load_encoder  # noqa: E402
 from chorus.features import ClipTransform, extract_features  # noqa: E402
@@ -109,10 +109,10 @@ def main() -> None:
     selection = ours()
     fitted = selection.fitted["mean"]
     our_accuracy = evaluate(selection, splits["test"])["mean"]["best"]["accuracy"]
-    our_time = best_time(ours, args.repeats)
-    sk_time = best_time(lambda: sklearn_sweep(splits), 1)
     sk_accuracy, sk_layer, sk_c, unconverged = sklearn_sweep(splits)
-    looped_time = best_time(lambda: looped_sweep(splits, config, len(task.labels)), 1)
+    times = best_times({"ours": ours, "sklearn": lambda: sklearn_sweep(splits),
+                        "looped": lambda: looped_sweep(splits, config, len(task.labels))}, args.repeats)
+    our_time, sk_time, looped_time = times["ours"], times["sklearn"], times["looped"]
     rates = len(config.learning_rates)
     layers = len(splits["train"].pooled)
     print(f"encoder {args.encoder}: {layers} layers (widths {[p.shape[1] for p in splits['train'].pooled]}), "

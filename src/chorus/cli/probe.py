@@ -73,11 +73,14 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give positive learning rates", param_hint="--lr")
         if noise_kind not in ("white", "pink"):
             raise typer.BadParameter("choose white or pink", param_hint="--noise-kind")
+        factors = float_list(pitch_shift, "--pitch-shift")
+        if any(not 0.05 <= f <= 20 for f in factors):
+            raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
         config = ProbeConfig(
             poolings=name_list(pooling, "--pooling", POOLINGS),
             train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, batch_size=probe_batch, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,
-            pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
+            pitch_factors=factors, noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, seed=seed, device=device,
         )
         if task == "detection":

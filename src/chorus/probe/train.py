@@ -1,7 +1,7 @@
 """Training all probes of a batched model at once, with per-probe early stopping.
 
-Every optimizer step updates every probe (one parameter tensor per kind, probe axis
-first). After each epoch the validation loss of each probe is measured; a probe's best
+Every optimizer step updates every probe (all their parameters are one flat tensor, see
+:class:`chorus.probe.models.BatchedProbes`). After each epoch the validation loss of each probe is measured; a probe's best
 weights are kept, and a probe stops (its updates and its best-weights bookkeeping freeze)
 after ``patience`` epochs without improvement (a drop of the validation loss by more
 than ``min_delta`` relative to its best so far). Training ends when every probe has
