@@ -13,7 +13,7 @@ from chorus.separate.prompts import encode_prompts  # noqa: E402
 from chorus.separate.zerosep import ZeroSep, ZeroSepConfig  # noqa: E402
 from tiny_diffusers import tiny_audioldm, tiny_audioldm2  # noqa: E402
 
-STEPS = 4
+STEPS = 3
 
 
 @pytest.fixture(scope="module", params=["audioldm", "audioldm2"])
@@ -71,8 +71,8 @@ def test_prompts_change_the_result_at_omega_one(zerosep):
     assert not torch.allclose(latents[0], latents[1])
 
 
-@pytest.mark.parametrize("prompts", [["dog barking"], ["dog barking", "human speech", "rain"]])
-@pytest.mark.parametrize("inversion", ["ddpm", "ddim"])
+@pytest.mark.parametrize("prompts,inversion", [(["dog barking"], "ddpm"), (["dog barking", "speech", "rain"], "ddpm"),
+                                               (["dog barking", "human speech"], "ddim")])
 def test_unet_calls_are_n_plus_one_times_steps(zerosep, unet_rows, prompts, inversion):
     rate = zerosep.codec.sample_rate
     clip = _clip(0.1, rate)  # shorter than the tiny model's window: one chunk
@@ -91,8 +91,8 @@ def test_unet_calls_with_guidance(zerosep, unet_rows, omega, schedule, per_sourc
     assert sum(unet_rows) == STEPS + 2 * per_source == result.evaluations
 
 
-@pytest.mark.parametrize("rate", [8000, 22050])
-def test_output_length_and_rate_match_the_input_across_chunks(zerosep, unet_rows, rate):
+def test_output_length_and_rate_match_the_input_across_chunks(zerosep, unet_rows):
+    rate = 22050 if type(zerosep.pipeline).__name__ == "AudioLDM2Pipeline" else 8000
     clip = _clip(0.3, rate)  # 0.3 s > the tiny window of 0.128 s
     result = zerosep.separate(clip, rate, ["a", "b"], ZeroSepConfig(steps=2))
     assert result.sample_rate == rate
@@ -105,9 +105,9 @@ def test_output_length_and_rate_match_the_input_across_chunks(zerosep, unet_rows
 def test_same_seed_same_bytes(zerosep):
     rate = 16000
     clip = _clip(0.1, rate)
-    first = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=2, seed=3)).sources[0]
-    again = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=2, seed=3)).sources[0]
-    other = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=2, seed=4)).sources[0]
+    first = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=1, seed=3)).sources[0]
+    again = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=1, seed=3)).sources[0]
+    other = zerosep.separate(clip, rate, ["a"], ZeroSepConfig(steps=1, seed=4)).sources[0]
     assert first.tobytes() == again.tobytes()
     assert first.tobytes() != other.tobytes()
 

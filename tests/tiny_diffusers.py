@@ -105,7 +105,7 @@ def tiny_audioldm2():
     text_encoder_2 = T5EncoderModel(T5Config(vocab_size=100, d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
     torch.manual_seed(0)
     language_model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=300, n_ctx=99,
-                                                n_positions=99))
+                                                n_positions=99, bos_token_id=0, eos_token_id=2))
     language_model.config.max_new_tokens = 4
     torch.manual_seed(0)
     projection_model = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16)
@@ -118,3 +118,21 @@ def tiny_audioldm2():
                                  vocoder=vocoder)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def clap_scorer_folder(folder):
+    """A tiny random CLAP model and processor saved to ``folder`` (16 kHz, 1 s windows)."""
+    from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor)
+
+    torch.manual_seed(0)
+    audio_config = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37, depths=[2, 2],
+                                   num_attention_heads=[2, 2], num_hidden_layers=2, hidden_size=32,
+                                   patch_embeds_hidden_size=16, projection_dim=16, patch_size=2, patch_stride=2,
+                                   patch_embed_input_channels=1, enable_fusion=False)
+    model = ClapModel(ClapConfig(text_config=_clap_text_config(16, 16).to_dict(), audio_config=audio_config.to_dict(),
+                                 projection_dim=16))
+    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=16000, hop_length=320, max_length_s=1,
+                                     fft_window_size=1024)
+    ClapProcessor(feature_extractor=extractor, tokenizer=roberta_tokenizer()).save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder

@@ -127,8 +127,8 @@ def process_in_chunks(waveform: np.ndarray, sample_rate: int, model_rate: int, s
     sources and the number of chunks.
     """
     x = resample(waveform, sample_rate, model_rate)
-    scale = gain(x)
-    x = x * scale
+    scale = float(gain(x))
+    x = (x * scale).astype(np.float32)
     chunks = settings.plan(len(x), model_rate, default_window)
     bar = resolve(progress)(ticks_per_chunk * len(chunks), desc)
     try:

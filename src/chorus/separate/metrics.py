@@ -5,6 +5,8 @@
   SI-SDRi is the estimate's SI-SDR minus the unprocessed mixture's.
 - SDR/SIR/SAR: BSS Eval v3 (Vincent, Gribonval & Févotte, 2006) as computed by
   ``mir_eval.separation.bss_eval_sources``, sources matched in the given order.
+  mir_eval 0.8 marks its separation module deprecated (removal in 0.9): the extra pins
+  ``mir_eval<0.9`` until chorus moves to another BSS Eval implementation.
 - Mel distance: mean absolute difference of natural-log mel spectrograms (64 bands).
 - CLAP-A: cosine similarity of CLAP audio embeddings of estimate and reference; CLAP-T:
   cosine similarity of the estimate's audio embedding and the source's text prompt
@@ -52,7 +54,11 @@ def bss_eval(references: list[np.ndarray], estimates: list[np.ndarray]) -> dict[
 
     Silent references or estimates make BSS Eval undefined: all values are NaN then.
     """
-    from mir_eval.separation import bss_eval_sources
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from mir_eval.separation import bss_eval_sources
 
     n = min(min(len(r) for r in references), min(len(e) for e in estimates))
     ref = np.stack([np.asarray(r[:n], np.float64) for r in references])
@@ -60,7 +66,9 @@ def bss_eval(references: list[np.ndarray], estimates: list[np.ndarray]) -> dict[
     if not (np.abs(ref).sum(axis=1) > 0).all() or not (np.abs(est).sum(axis=1) > 0).all():
         nan = [math.nan] * len(references)
         return {"sdr": nan, "sir": list(nan), "sar": list(nan)}
-    sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
     return {"sdr": sdr.tolist(), "sir": sir.tolist(), "sar": sar.tolist()}
 
 
