@@ -54,8 +54,9 @@ def main() -> None:
     parser.add_argument("--sigma-start", type=float, default=1.0)
     parser.add_argument("--eta", type=float, default=0.5)
     parser.add_argument("--hop", type=int, default=128, help="STFT hop of the prior (n_fft 256)")
+    parser.add_argument("--representation", default="magnitude", choices=("magnitude", "complex"))
     parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1 is fastest when the cores are shared with other jobs)")
     args = parser.parse_args()
@@ -66,7 +67,7 @@ def main() -> None:
     manifest = generate_dataset(args.out / "data", data)
     train_config = PriorTrainConfig(sample_rate=args.rate, segment_seconds=1.0, n_fft=256, hop=args.hop,
                                     channels=args.channels, depth=args.depth, batch_size=8, steps=args.train_steps,
-                                    class_conditional=True, class_key="group")
+                                    class_conditional=True, class_key="group", representation=args.representation)
     summary = train_prior(manifest.select(split="train").clips, args.out / "prior", train_config,
                           max_seconds=60.0 * args.minutes)
     print(f"training: {summary.steps} steps, {summary.seconds / 60:.1f} min in total "

@@ -16,7 +16,7 @@ from chorus.separate.priors.edm import SIGMA_DATA, denoise, karras_sigmas
 from chorus.separate.priors.model import SourcePrior
 from chorus.separate.priors.network import NetworkConfig, TFAttentionNet
 from chorus.separate.priors.sampler import PriorSeparationConfig, PriorSource, separate_with_priors
-from chorus.separate.priors.spectral import SpectralConfig, analysis, synthesis
+from chorus.separate.priors.spectral import SpectralConfig, analysis, phase, synthesis
 from chorus.separate.priors.train import PriorTrainConfig, train_prior
 
 RATE = 8000
@@ -50,20 +50,22 @@ def conditional_prior(clips, tmp_path_factory):
     return out
 
 
-def test_spectral_round_trip_and_differentiable_inverse():
-    config = SpectralConfig(n_fft=64, hop=16, alpha=0.5, scale=3.0)
+@pytest.mark.parametrize("representation", ["magnitude", "complex"])
+def test_spectral_round_trip_and_differentiable_inverse(representation):
+    config = SpectralConfig(n_fft=64, hop=16, alpha=0.5, scale=3.0, representation=representation)
     t = torch.arange(4000, dtype=torch.float64) / RATE
     wave = (0.3 * torch.sin(2 * torch.pi * 700 * t) * torch.sin(torch.pi * t / t[-1]) ** 2)[None]
     spec = analysis(wave, config)
-    assert spec.shape == (1, 2, 32, wave.shape[1] // 16 + 1)
-    torch.testing.assert_close(synthesis(spec, config, wave.shape[1]), wave, atol=1e-5, rtol=0)
+    assert spec.shape == (1, config.channels, 32, wave.shape[1] // 16 + 1)
+    phases = phase(wave, config) if representation == "magnitude" else None
+    torch.testing.assert_close(synthesis(spec, config, wave.shape[1], phases), wave, atol=1e-5, rtol=0)
     spec = spec.clone().requires_grad_(True)
-    synthesis(spec, config, wave.shape[1]).square().sum().backward()
+    synthesis(spec, config, wave.shape[1], phases).square().sum().backward()
     assert torch.isfinite(spec.grad).all() and spec.grad.abs().sum() > 0
 
 
 def test_network_starts_as_skip_and_keeps_shapes():
-    net = TFAttentionNet(NetworkConfig(freq_bins=32, channels=8, depth=1, heads=2, num_classes=2))
+    net = TFAttentionNet(NetworkConfig(freq_bins=32, channels=8, depth=1, heads=2, num_classes=2, in_channels=2))
     x = torch.randn(3, 2, 32, 11)
     sigma = torch.full((3,), 0.7)
     out = denoise(net, x, sigma, torch.tensor([0, 1, 0]))

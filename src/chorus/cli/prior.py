@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, help="Prior name [default: its labels joined by '+']."),
         sample_rate: int = typer.Option(16000, help="Rate the prior works at, Hz."),
         segment_seconds: float = typer.Option(1.0, help="Training crop length, s."),
+        representation: str = typer.Option("magnitude", help="magnitude (rendered with the mixture's phase) | complex."),
         n_fft: int = typer.Option(256, help="STFT size, samples."),
         hop: int = typer.Option(64, help="STFT hop, samples."),
         channels: int = typer.Option(48, help="Network width."),
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
         config = PriorTrainConfig(
             sample_rate=sample_rate, segment_seconds=segment_seconds, n_fft=n_fft, hop=hop, channels=channels,
             depth=depth, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
-            checkpoint_every=checkpoint_every, seed=seed, class_conditional=class_conditional, class_key=class_key)
+            checkpoint_every=checkpoint_every, seed=seed, class_conditional=class_conditional, class_key=class_key,
+            representation=representation)
         summary = train_prior(clips, out, config, name=name,
                               max_seconds=None if max_minutes is None else 60.0 * max_minutes, progress=tqdm_progress)
         console = Console()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -40,6 +41,7 @@ class _SpectralModel(BaseModel):
     hop: int = Field(ge=1)
     alpha: float = Field(gt=0, le=1)
     scale: float = Field(gt=0)
+    representation: Literal["magnitude", "complex"]
 
 
 class _NetworkModel(BaseModel):
@@ -53,6 +55,7 @@ class _NetworkModel(BaseModel):
     mlp_ratio: int = Field(ge=1, le=16)
     embed_dim: int = Field(ge=2)
     num_classes: int = Field(ge=0)
+    in_channels: int = Field(ge=1, le=2)
 
 
 class _PriorConfigModel(BaseModel):
@@ -75,6 +78,8 @@ class _PriorConfigModel(BaseModel):
             raise ValueError(f"format version {self.version} is not supported (this chorus reads {VERSION})")
         if self.network.freq_bins != self.spectral.n_fft // 2:
             raise ValueError("network.freq_bins must equal spectral.n_fft / 2")
+        if self.network.in_channels != (1 if self.spectral.representation == "magnitude" else 2):
+            raise ValueError(f"network.in_channels does not fit a {self.spectral.representation} representation")
         if self.network.num_classes not in (0, len(self.labels)):
             raise ValueError(f"a class-conditional network needs one label per class "
                              f"({self.network.num_classes} classes, {len(self.labels)} labels)")
@@ -115,7 +120,7 @@ class SourcePrior:
         return self.labels.index(label)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, class_id: int | None = None) -> torch.Tensor:
-        """``D(x; σ)`` for spectrograms ``[B, 2, F, T]`` and noise levels ``[B]``."""
+        """``D(x; σ)`` for spectrograms ``[B, C, F, T]`` and noise levels ``[B]``."""
         ids = None if class_id is None else torch.full((x.shape[0],), class_id, dtype=torch.long, device=x.device)
         return denoise(self.network, x, sigma, ids)
 

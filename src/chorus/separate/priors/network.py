@@ -1,7 +1,7 @@
 """The prior's denoising network: axial attention along frequency and along time.
 
-The input is a compressed complex spectrogram ``[B, 2, F, T]`` (real/imaginary parts,
-frequency bins, frames). A strided convolution cuts it into ``pf × pt`` patches, giving a
+The input is a compressed spectrogram ``[B, C, F, T]`` (C = 1 magnitude, or 2 real and
+imaginary parts; frequency bins; frames). A strided convolution cuts it into ``pf × pt`` patches, giving a
 grid ``[B, C, F / pf, T / pt]``; every block then attends along frequency (each frame on
 its own), along time (each band on its own), and runs a convolutional feed-forward layer
 whose depthwise 3 × 3 kernel carries local order along both axes. The noise level (and a
@@ -14,7 +14,11 @@ the cost at ``O(F·T·(F + T))`` and follows the time-frequency attention backbo
 diffusion-prior separation work of Shi et al. (*Unsupervised Single-Channel Audio
 Separation with Diffusion Source Priors*, 2025), which attend along time and frequency.
 Frequency has a learned position embedding (bands are not interchangeable); time has
-none, so the network is shift-equivariant in time and runs on any number of frames.
+none, so the network is shift-equivariant in time and runs on any number of frames. A
+class-conditional network also learns one frequency embedding per class, added to the
+patch grid: sources of different classes differ first in where they sit in frequency,
+and this lets the class act on every band directly instead of only through the global
+modulation.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class NetworkConfig:
     mlp_ratio: int = 2
     embed_dim: int = 128
     num_classes: int = 0
+    in_channels: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +111,7 @@ class AxialBlock(nn.Module):
 
 
 class TFAttentionNet(nn.Module):
-    """``F(x, c_noise, class_ids)``: ``[B, 2, F, T]`` -> ``[B, 2, F, T]`` (T padded internally)."""
+    """``F(x, c_noise, class_ids)``: ``[B, C, F, T]`` -> ``[B, C, F, T]`` (T padded internally)."""
 
     def __init__(self, config: NetworkConfig):
         super().__init__()
@@ -116,19 +121,21 @@ class TFAttentionNet(nn.Module):
             raise ValueError(f"channels={config.channels} is not a multiple of heads={config.heads}")
         self.config = config
         c, patch = config.channels, (config.patch_freq, config.patch_time)
-        self.stem = nn.Conv2d(2, c, patch, stride=patch)
+        self.stem = nn.Conv2d(config.in_channels, c, patch, stride=patch)
         self.freq_position = nn.Parameter(torch.zeros(config.freq_bins // config.patch_freq, 1, c))
         nn.init.normal_(self.freq_position, std=0.02)
         self.noise_mlp = nn.Sequential(nn.Linear(config.embed_dim, config.embed_dim), nn.SiLU(),
                                        nn.Linear(config.embed_dim, config.embed_dim))
         self.class_embedding = nn.Embedding(config.num_classes, config.embed_dim) if config.num_classes else None
+        self.class_freq = (nn.Parameter(torch.zeros(config.num_classes, config.freq_bins // config.patch_freq, 1, c))
+                           if config.num_classes else None)
         self.blocks = nn.ModuleList(AxialBlock(c, config.heads, config.mlp_ratio, config.embed_dim)
                                     for _ in range(config.depth))
         self.final_norm = nn.LayerNorm(c, elementwise_affine=False)
         self.final_modulation = nn.Linear(config.embed_dim, 2 * c)
         nn.init.zeros_(self.final_modulation.weight)
         nn.init.zeros_(self.final_modulation.bias)
-        self.head = nn.ConvTranspose2d(c, 2, patch, stride=patch)
+        self.head = nn.ConvTranspose2d(c, config.in_channels, patch, stride=patch)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -142,6 +149,8 @@ class TFAttentionNet(nn.Module):
             emb = emb + self.class_embedding(class_ids)
         emb = F.silu(emb)
         h = self.stem(x).permute(0, 2, 3, 1) + self.freq_position
+        if self.class_freq is not None:
+            h = h + self.class_freq[class_ids]
         for block in self.blocks:
             h = block(h, emb)
         shift, scale = self.final_modulation(emb).chunk(2, dim=1)

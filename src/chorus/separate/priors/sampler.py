@@ -1,7 +1,8 @@
 """Separating a mixture with one diffusion prior per source and reconstruction guidance.
 
 Each source ``k`` has its own state ``x_k`` (a compressed spectrogram, see
-:mod:`~chorus.separate.priors.spectral`) and its own prior ``D_k``. One step from noise
+:mod:`~chorus.separate.priors.spectral`; magnitude priors are rendered with the mixture's
+phase) and its own prior ``D_k``. One step from noise
 level ``σ_i`` to ``σ_{i+1}``:
 
 1. denoise every source, ``x̂_k = D_k(x_k; σ_i)``, and render it, ``s_k = istft(x̂_k)``;
@@ -47,7 +48,7 @@ from ..errors import SeparationError
 from ..result import SeparationResult
 from .edm import karras_sigmas, posterior_std
 from .model import SourcePrior
-from .spectral import analysis, stft, synthesis
+from .spectral import analysis, phase, stft, synthesis
 from .train import TRAIN_RMS
 
 
@@ -117,6 +118,7 @@ def separate_segment(sources: list[PriorSource], mixture: torch.Tensor, config: 
     spectral = [source.prior.spectral for source in sources]
     class_ids = [source.class_id() for source in sources]
     magnitude_ref = stft(mixture[None], spectral[0]).abs()[0]
+    phases = [phase(mixture[None], sp) if sp.representation == "magnitude" else None for sp in spectral]
     sigmas = karras_sigmas(config.sigma_start, config.sigma_min, config.steps, config.rho)
     states = [analysis(mixture[None], sp) for sp in spectral]
     states = [x + config.sigma_start * torch.randn(x.shape, generator=generator).to(x) for x in states]
@@ -131,7 +133,7 @@ def separate_segment(sources: list[PriorSource], mixture: torch.Tensor, config: 
                 denoised.append(d if config.through_denoiser else d.detach().requires_grad_(True))
                 if counter is not None:
                     counter.evaluations += 1
-            waves = torch.cat([synthesis(d, sp, samples) for d, sp in zip(denoised, spectral)])
+            waves = torch.cat([synthesis(d, sp, samples, ph) for d, sp, ph in zip(denoised, spectral, phases)])
             loss = reconstruction_loss(waves, mixture, magnitude_ref, spectral[0], config.magnitude_weight)
             grads = torch.autograd.grad(loss, leaves if config.through_denoiser else denoised)
         step = config.guidance * posterior_std(sigma)
@@ -146,7 +148,7 @@ def separate_segment(sources: list[PriorSource], mixture: torch.Tensor, config: 
         if on_step:
             on_step()
     with torch.no_grad():
-        return torch.cat([synthesis(x, sp, samples) for x, sp in zip(states, spectral)])
+        return torch.cat([synthesis(x, sp, samples, ph) for x, sp, ph in zip(states, spectral, phases)])
 
 
 def separate_with_priors(waveform: np.ndarray, sample_rate: int, sources: list[PriorSource],

@@ -1,15 +1,24 @@
-"""The prior's signal representation: amplitude-compressed complex STFT.
+"""The prior's signal representation: an amplitude-compressed STFT.
 
-``c = scale · |X|^α · e^{i∠X}`` with ``X`` the STFT (Hann window, ``n_fft`` samples, hop
-``hop``, Nyquist bin dropped so the bin count is ``n_fft / 2``). Compression with α = 0.5
-evens out the dynamic range a diffusion model has to learn, as in score-based speech
-enhancement on complex spectrograms (Welker, Richter & Gerkmann, Interspeech 2022);
-``scale`` is set from training data so that the representation has RMS
-:data:`~chorus.separate.priors.edm.SIGMA_DATA`. The inverse is differentiable everywhere,
-which reconstruction guidance needs (gradients flow from waveforms back to spectrograms).
+``X`` is the STFT (Hann window, ``n_fft`` samples, hop ``hop``, Nyquist bin dropped so the
+bin count is ``n_fft / 2``). Two representations:
 
-Axes: waveforms ``[B, samples]``; spectrograms ``[B, 2, n_fft / 2, frames]`` (real,
-imaginary), ``frames = samples // hop + 1``.
+- ``"magnitude"`` (default): ``scale · |X|^α``, one channel. Waveforms are rendered with
+  a given phase — at separation time the mixture's, as ratio-mask separators do. A
+  magnitude prior learns where a class sits in frequency from first-order statistics,
+  which a small network picks up in minutes on a CPU.
+- ``"complex"``: ``scale · |X|^α · e^{i∠X}`` as real and imaginary channels, as in
+  score-based speech enhancement on complex spectrograms (Welker, Richter & Gerkmann,
+  Interspeech 2022); it models phase too but needs far more training.
+
+Compression with α = 0.5 evens out the dynamic range; ``scale`` is set from training data
+so that the representation has RMS :data:`~chorus.separate.priors.edm.SIGMA_DATA`. The
+inverse is differentiable, which reconstruction guidance needs (gradients flow from
+waveforms back to spectrograms).
+
+Axes: waveforms ``[B, samples]``; spectrograms ``[B, C, n_fft / 2, frames]`` with C = 1
+(magnitude) or 2 (real, imaginary); ``frames = samples // hop + 1``; phases are complex
+unit tensors ``[B, n_fft / 2, frames]``.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+
+REPRESENTATIONS = ("magnitude", "complex")
 
 
 @dataclass(frozen=True)
@@ -27,10 +38,19 @@ class SpectralConfig:
     hop: int = 64
     alpha: float = 0.5
     scale: float = 1.0
+    representation: str = "magnitude"
+
+    def __post_init__(self) -> None:
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
 
     @property
     def bins(self) -> int:
         return self.n_fft // 2
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.representation == "magnitude" else 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,19 +63,38 @@ def stft(waveforms: torch.Tensor, config: SpectralConfig) -> torch.Tensor:
 
 
 def analysis(waveforms: torch.Tensor, config: SpectralConfig) -> torch.Tensor:
-    """``[B, samples]`` -> compressed ``[B, 2, n_fft / 2, frames]``."""
+    """``[B, samples]`` -> compressed ``[B, C, n_fft / 2, frames]``."""
     spec = stft(waveforms, config)[:, : config.bins]
-    magnitude = spec.abs().clamp_min(1e-12)
-    compressed = spec * (config.scale * magnitude ** (config.alpha - 1.0))
+    magnitude = spec.abs()
+    if config.representation == "magnitude":
+        return (config.scale * magnitude ** config.alpha)[:, None]
+    compressed = spec * (config.scale * magnitude.clamp_min(1e-12) ** (config.alpha - 1.0))
     return torch.stack([compressed.real, compressed.imag], dim=1)
 
 
-def synthesis(spectrograms: torch.Tensor, config: SpectralConfig, samples: int) -> torch.Tensor:
-    """Compressed ``[B, 2, n_fft / 2, frames]`` -> ``[B, samples]`` (differentiable)."""
-    unscaled = torch.complex(spectrograms[:, 0], spectrograms[:, 1]) / config.scale
-    exponent = 1.0 / config.alpha - 1.0
-    magnitude = torch.sqrt(unscaled.real ** 2 + unscaled.imag ** 2 + 1e-20)
-    spec = unscaled * magnitude ** exponent
+def phase(waveforms: torch.Tensor, config: SpectralConfig) -> torch.Tensor:
+    """Unit-modulus phase ``[B, n_fft / 2, frames]`` of the STFT (1 where the bin is silent)."""
+    spec = stft(waveforms, config)[:, : config.bins]
+    magnitude = spec.abs()
+    return torch.where(magnitude > 1e-12, spec / magnitude.clamp_min(1e-12), torch.ones_like(spec))
+
+
+def synthesis(spectrograms: torch.Tensor, config: SpectralConfig, samples: int,
+              phases: torch.Tensor | None = None) -> torch.Tensor:
+    """Compressed ``[B, C, n_fft / 2, frames]`` -> ``[B, samples]`` (differentiable).
+
+    A magnitude representation needs ``phases`` (e.g. :func:`phase` of the mixture);
+    negative magnitudes count as zero.
+    """
+    exponent = 1.0 / config.alpha
+    if config.representation == "magnitude":
+        if phases is None:
+            raise ValueError("a magnitude representation needs phases to render a waveform")
+        spec = (spectrograms[:, 0] / config.scale).clamp_min(0.0) ** exponent * phases
+    else:
+        unscaled = torch.complex(spectrograms[:, 0], spectrograms[:, 1]) / config.scale
+        magnitude = torch.sqrt(unscaled.real ** 2 + unscaled.imag ** 2 + 1e-20)
+        spec = unscaled * magnitude ** (exponent - 1.0)
     spec = torch.nn.functional.pad(spec, (0, 0, 0, 1))
     window = torch.hann_window(config.n_fft, dtype=spectrograms.dtype, device=spectrograms.device)
     return torch.istft(spec, config.n_fft, config.hop, window=window, center=True, length=samples)

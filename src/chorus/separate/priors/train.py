@@ -34,7 +34,7 @@ from ..errors import SeparationError
 from .edm import SIGMA_DATA, training_loss
 from .model import SourcePrior
 from .network import NetworkConfig, TFAttentionNet
-from .spectral import SpectralConfig, analysis
+from .spectral import REPRESENTATIONS, SpectralConfig, analysis
 
 TRAIN_RMS = 0.1
 """RMS every training clip is scaled to; separation scales mixtures to match."""
@@ -66,12 +66,15 @@ class PriorTrainConfig:
     checkpoint_every: int = 100
     class_conditional: bool = False
     class_key: str = "label"
+    representation: str = "magnitude"
 
     def __post_init__(self) -> None:
         if self.class_key not in CLASS_KEYS:
             raise SeparationError(f"class_key must be one of {CLASS_KEYS}, got {self.class_key!r}")
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
             raise SeparationError("steps, batch_size and checkpoint_every must be positive")
+        if self.representation not in REPRESENTATIONS:
+            raise SeparationError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
         if self.segment_seconds * self.sample_rate < self.n_fft:
             raise SeparationError("segment_seconds is shorter than one STFT window")
 
@@ -155,7 +158,7 @@ def _draw_batch(corpus: _Corpus, config: PriorTrainConfig, gen: torch.Generator)
 def _spectral_scale(corpus: _Corpus, config: PriorTrainConfig) -> float:
     """The compression scale that gives training spectrograms RMS σ_data."""
     gen = seeded_generator(config.seed, "prior", "scale")
-    plain = SpectralConfig(config.n_fft, config.hop)
+    plain = SpectralConfig(config.n_fft, config.hop, representation=config.representation)
     rms = torch.cat([analysis(_draw_batch(corpus, config, gen)[0], plain).flatten() for _ in range(4)]).square().mean().sqrt()
     return float(SIGMA_DATA / max(float(rms), 1e-8))
 
@@ -225,7 +228,8 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
     network = TFAttentionNet(NetworkConfig(
         freq_bins=config.n_fft // 2, channels=config.channels, depth=config.depth, heads=config.heads,
         patch_freq=config.patch_freq, patch_time=config.patch_time,
-        num_classes=len(corpus.labels) if config.class_conditional else 0))
+        num_classes=len(corpus.labels) if config.class_conditional else 0,
+        in_channels=1 if config.representation == "magnitude" else 2))
     ema = copy.deepcopy(network).requires_grad_(False)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
     gen = seeded_generator(config.seed, "prior", "batches")
@@ -237,7 +241,7 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
     scale = _spectral_scale(corpus, config) if record is None else float(record["scale"])
     losses: list[float] = [] if record is None else list(record["losses"])
     elapsed = 0.0 if record is None else float(record["seconds"])
-    spectral = SpectralConfig(config.n_fft, config.hop, 0.5, scale)
+    spectral = SpectralConfig(config.n_fft, config.hop, 0.5, scale, config.representation)
     began = time.monotonic()
     bar = resolve(progress)(config.steps - start, "training prior")
     step = start
@@ -271,7 +275,7 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
     training = {**asdict(config), "steps_done": step, "seconds": round(seconds, 1),
                 "final_loss": float(np.mean(recent)) if recent else float("nan"), "clips": len(corpus.waveforms)}
     labels = corpus.labels
-    prior = SourcePrior(ema, SpectralConfig(config.n_fft, config.hop, 0.5, scale), config.sample_rate,
+    prior = SourcePrior(ema, spectral, config.sample_rate,
                         config.segment_seconds, name or "+".join(labels), labels, training)
     prior.save_pretrained(out_dir)
     return TrainSummary(out_dir, step, start, training["final_loss"], seconds, len(corpus.waveforms), labels, failures)
