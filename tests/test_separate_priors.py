@@ -123,3 +123,13 @@ def test_guided_sampler_reconstructs_the_mixture(conditional_prior):
     assert again.sources[0].tobytes() == guided.sources[0].tobytes()
     with pytest.raises(SeparationError, match="at least two"):
         separate_with_priors(mixture, RATE, sources[:1])
+
+
+def test_complex_priors_separate_too(clips, tmp_path):
+    train_prior(clips, tmp_path, PriorTrainConfig(**TINY, steps=2, class_conditional=True, representation="complex"))
+    prior = SourcePrior.from_pretrained(tmp_path)
+    assert prior.spectral.representation == "complex" and prior.network.config.in_channels == 2
+    mixture = _tone(500.0, 0.3) + _tone(2500.0, 0.3, seed=1)
+    result = separate_with_priors(mixture, RATE, [PriorSource(prior, "low"), PriorSource(prior, "high")],
+                                  PriorSeparationConfig(steps=3))
+    assert [s.shape for s in result.sources] == [mixture.shape] * 2 and all(np.isfinite(s).all() for s in result.sources)

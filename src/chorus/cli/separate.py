@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         omega: float = typer.Option(1.0, help="ZeroSep guidance weight (0 reconstructs the mixture, >1 hallucinates)."),
         omega_schedule: str = typer.Option("constant", help="constant | linear (omega falls to 0)."),
         inversion: str = typer.Option("ddpm", help="ddpm (edit-friendly) | ddim."),
-        guidance: float = typer.Option(1.0, help="Prior separation: reconstruction-guidance step, in posterior stds."),
+        guidance: float = typer.Option(0.5, help="Prior separation: reconstruction-guidance step, in posterior stds."),
         seed: int = typer.Option(0, help="Random seed."),
         window_seconds: Optional[float] = typer.Option(None, help="Chunk length [default: the model's window]."),
         overlap_seconds: Optional[float] = typer.Option(None, help="Cross-fade between chunks [default: 1/8 window]."),

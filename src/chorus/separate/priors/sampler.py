@@ -18,17 +18,17 @@ level ``σ_i`` to ``σ_{i+1}``:
    source and its size has nothing to do with how uncertain the prior still is; the
    normalised step never moves a source further than the prior's own uncertainty, so
    guidance and prior stop fighting at low noise, and every source gets its share
-   (the conflict-avoiding solver of Shi et al., *Unsupervised Single-Channel Audio
-   Separation with Diffusion Source Priors*, 2025);
+   (the idea of the conflict-avoiding solver of Shi et al., *Unsupervised Single-Channel
+   Audio Separation with Diffusion Source Priors*, 2025; this step-size rule is chorus's);
 4. step the sampler with the guided estimate (DDIM-style in the EDM parameterisation,
    Karras et al., 2022; ``eta`` = 0 deterministic, 1 ancestral):
    ``x_k ← x̂_k + sqrt(σ_{i+1}² − s²)·(x_k − x̂_k)/σ_i + s·z``,
    ``s = eta·σ_{i+1}·sqrt(1 − σ_{i+1}²/σ_i²)``.
 
 Sampling starts **from a noised copy of the mixture**, ``x_k = analysis_k(m) + σ_start·z_k``
-with ``σ_start`` well below the priors' maximum noise, rather than from pure noise (Shi et
-al. 2025, who initialise from the noise-augmented mixture; SDEdit, Meng et al., ICLR 2022,
-for starting part-way). The outputs are the final estimates ``s_k``.
+(``σ_start`` = 3 by default, six times the data RMS but far below pure noise), rather than
+from pure noise (Shi et al. 2025, who initialise from the noise-augmented mixture;
+SDEdit, Meng et al., ICLR 2022, for starting part-way). The outputs are the final estimates ``s_k``.
 
 The network is evaluated ``N·S`` times for ``N`` sources and ``S`` steps (plus as many
 backward passes when the gradient flows through the denoiser).
@@ -61,10 +61,10 @@ class PriorSeparationConfig(ChunkedSettings):
     is the priors' training segment.
     """
 
-    sigma_start: float = 1.0
+    sigma_start: float = 3.0
     sigma_min: float = 0.002
     rho: float = 7.0
-    guidance: float = 1.0
+    guidance: float = 0.5
     magnitude_weight: float = 1.0
     eta: float = 0.5
     through_denoiser: bool = True
