@@ -58,7 +58,10 @@ def bss_eval(references: list[np.ndarray], estimates: list[np.ndarray]) -> dict[
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        from mir_eval.separation import bss_eval_sources
+        try:
+            from mir_eval.separation import bss_eval_sources
+        except ImportError as exc:
+            raise SeparationError("BSS Eval needs mir_eval: pip install 'chorus-audio[separate]'") from exc
 
     n = min(min(len(r) for r in references), min(len(e) for e in estimates))
     ref = np.stack([np.asarray(r[:n], np.float64) for r in references])

@@ -175,7 +175,10 @@ def guided_reverse(unet: CountingUNet, schedule: NoiseSchedule, inversion: Inver
 
 def load_pipeline(model: str, device: str | None = None, torch_dtype: torch.dtype | None = None):
     """An AudioLDM or AudioLDM2 pipeline from a hub id or a local folder (diffusers)."""
-    from diffusers import DiffusionPipeline
+    try:
+        from diffusers import DiffusionPipeline
+    except ImportError as exc:
+        raise SeparationError("ZeroSep needs diffusers: pip install 'chorus-audio[separate]'") from exc
 
     try:
         pipeline = DiffusionPipeline.from_pretrained(model, torch_dtype=torch_dtype)
