@@ -6,3 +6,5 @@ Family modules must not import heavy packages (transformers, torchcrepe) at modu
 from __future__ import annotations
 
 from . import toy  # noqa: F401,E402
+from . import sfx_cnn  # noqa: F401,E402
+from . import crepe  # noqa: F401,E402
