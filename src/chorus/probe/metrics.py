@@ -18,15 +18,19 @@ PRIMARY_METRIC = {"multiclass": "accuracy", "multilabel": "mAP", "detection": "m
 
 
 def multiclass_metrics(scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """``scores [N, C]`` (any monotone score), ``targets [N]`` class indices."""
-    from sklearn.metrics import f1_score
-
+    """``scores [N, C]`` (any monotone score), ``targets [N]`` class indices. Macro-F1 is the
+    mean over all ``C`` classes of ``2 TP / (2 TP + FP + FN)``, 0 for a class never true nor
+    predicted (scikit-learn's ``f1_score(average="macro", zero_division=0)``)."""
+    if not len(targets):
+        return {"accuracy": float("nan"), "macro_f1": float("nan")}
+    classes = scores.shape[1]
     predicted = scores.argmax(axis=1)
-    return {
-        "accuracy": float(np.mean(predicted == targets)) if len(targets) else float("nan"),
-        "macro_f1": float(f1_score(targets, predicted, labels=np.arange(scores.shape[1]), average="macro",
-                                   zero_division=0)) if len(targets) else float("nan"),
-    }
+    hits = predicted == targets
+    true_positives = np.bincount(targets[hits], minlength=classes)
+    errors = np.bincount(predicted, minlength=classes) + np.bincount(targets, minlength=classes) - 2 * true_positives
+    denominator = 2 * true_positives + errors
+    f1 = np.divide(2 * true_positives, denominator, out=np.zeros(classes), where=denominator > 0)
+    return {"accuracy": float(hits.mean()), "macro_f1": float(f1.mean())}
 
 
 def multilabel_metrics(scores: np.ndarray, targets: np.ndarray) -> dict[str, float]:
