@@ -156,22 +156,27 @@ def test_layer_sum_weights_are_a_softmax_and_find_the_useful_layer(widths):
     assert int(weights[0].argmax()) == 1
 
 
-def test_early_stopping_keeps_each_probes_best_validation_weights():
+@pytest.mark.parametrize("monitor", ["metric", "loss"])
+def test_early_stopping_keeps_each_probes_best_validation_weights(monitor):
     pooled, targets = _blobs([30], 230, spread=0.5)
     standardizer = Standardizer.fit([pooled[0][:30]])  # 30 clips, 30 features: overfits fast
     train = standardizer.inputs([pooled[0][:30]], targets[:30])
     valid = standardizer.inputs([pooled[0][30:]], targets[30:])
     model = LinearProbes([30], 2, 3)
-    config = TrainConfig(learning_rates=(0.3, 1e-3), epochs=40, patience=3, batch_size=8)
+    config = TrainConfig(learning_rates=(0.3, 1e-3), epochs=40, patience=3, batch_size=8, monitor=monitor)
     result = train_probes(model, probe_rates(model, config.learning_rates), train, valid, config)
     scores, losses = validate(model, valid)
     np.testing.assert_allclose(scores, result.valid_score, rtol=1e-6)
     np.testing.assert_allclose(losses, result.valid_loss, rtol=1e-5)
-    assert result.steps < config.epochs * 4  # every probe stopped early (4 steps per epoch)
+    if monitor == "metric":  # the accuracy plateaus: every probe stops early (4 steps per epoch)
+        assert result.steps < config.epochs * 4
+    else:  # the fast rate reaches its lowest loss (then overfits) long before the slow one
+        assert result.best_step[0] < 40 <= result.best_step[1]
     for probe, rate in enumerate(config.learning_rates):  # each holds its weights of its best check, as if alone
         alone = LinearProbes([30], 1, 3)
         train_probes(alone, probe_rates(alone, (rate,)), train, valid,
-                     TrainConfig(learning_rates=(rate,), epochs=int(result.best_step[probe]) // 4, patience=40, batch_size=8))
+                     TrainConfig(learning_rates=(rate,), epochs=int(result.best_step[probe]) // 4, patience=40, batch_size=8,
+                                 monitor=monitor))
         np.testing.assert_allclose(predict_logits(alone, valid)[0], predict_logits(model, valid)[probe], rtol=1e-5, atol=1e-5)
 
 
@@ -192,3 +197,9 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
         reference = LogisticRegression(C=1.0, max_iter=500).fit(x["train"], targets[parts["train"]])
         sk = reference.score(x["test"], targets[parts["test"]])
         assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
+
+
+@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0)])
+def test_train_config_refuses_bad_settings(field, value):
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        TrainConfig(**{field: value})

@@ -1,13 +1,13 @@
 """Training all probes of a batched model at once, with per-probe early stopping on the
-validation metric that selection uses.
+validation metric that selection uses (or on the validation loss).
 
 Every optimizer step updates every live probe (all their parameters are one flat
 tensor, see :class:`chorus.probe.models.BatchedProbes`). Every ``eval_every`` steps the
 validation metric (accuracy, or mAP for multi-hot targets) and loss of each live probe
 are measured; a probe keeps its best weights (highest metric, ties broken by lower
-loss) and stops after ``patience`` checks without raising its metric by more than
-``min_delta``. A stopped probe leaves the computation. Training ends when every probe
-has stopped or after ``epochs``. Only the train and validation splits are touched here.
+loss; or lowest loss with ``monitor="loss"``) and stops after ``patience`` checks without
+a gain larger than ``min_delta``. A stopped probe leaves the computation. Training ends
+when every probe has stopped or after ``epochs``. Only the train and validation splits are touched here.
 """
 
 from __future__ import annotations
@@ -29,17 +29,24 @@ from .models import BatchedProbes, SplitInputs
 from .optim import BatchedAdam
 
 
+MONITORS = ("metric", "loss")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings shared by every probe."""
 
-    learning_rates: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
+    learning_rates: tuple[float, ...] = (1e-2, 3e-2, 1e-1, 3e-1)
     epochs: int = 100
-    patience: int = 10
-    """Validation checks without a gain of the metric before a probe stops."""
+    patience: int = 5
+    """Validation checks without a gain before a probe stops."""
+    monitor: str = "metric"
+    """What early stopping and the kept weights follow: ``"metric"`` (accuracy / mAP, ties
+    broken by the loss) or ``"loss"`` (the validation loss)."""
     min_delta: float = 0.0
-    """Smallest rise of the validation metric that counts as a gain."""
-    batch_size: int = 128
+    """Smallest gain that counts: an absolute rise of the metric, or a relative drop of the
+    loss."""
+    batch_size: int = 512
     eval_every: int | None = None
     """Optimizer steps between validation checks (None: once per epoch)."""
     weight_decay: float = 0.0
@@ -56,6 +63,8 @@ class TrainConfig:
             raise ValueError("epochs, patience and batch_size must be at least 1")
         if self.eval_every is not None and self.eval_every < 1:
             raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
         if not 0 <= self.min_delta < 1:
             raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta}")
 
@@ -155,12 +164,19 @@ class _Run:
         live = model.live_probes()
         scores, losses = validate(model, self.valid)
         best_score, best_loss = self.best_score[live], self.best_loss[live]
-        better = (scores > best_score) | ((scores == best_score) & (losses < best_loss))
-        gain = scores > best_score + config.min_delta
-        improved = torch.zeros(model.num_probes, dtype=torch.bool)
-        improved[live] = better
-        elements = improved[model.owner]
-        self.best[model.element[elements]] = model.flat.detach()[elements]
+        if config.monitor == "metric":
+            better = (scores > best_score) | ((scores == best_score) & (losses < best_loss))
+            gain = scores > best_score + config.min_delta
+        else:
+            better = losses < best_loss
+            gain = losses < best_loss * (1 - config.min_delta)
+        if better.all():
+            self.best.index_copy_(0, model.element, model.flat.detach())
+        elif better.any():
+            improved = torch.zeros(model.num_probes, dtype=torch.bool)
+            improved[live] = better
+            elements = improved[model.owner]
+            self.best.index_copy_(0, model.element[elements], model.flat.detach()[elements])
         self.best_score[live] = torch.where(better, scores, best_score)
         self.best_loss[live] = torch.where(better, losses, best_loss)
         self.best_step[live] = torch.where(better, step, self.best_step[live])
