@@ -30,6 +30,8 @@ from .optim import BatchedAdam
 
 
 MONITORS = ("metric", "loss")
+_TOLERANCE = 1e-6
+"""Slack on ``min_delta`` for float32 metrics (a rise of one clip in 100 is 0.0099999)."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ class TrainConfig:
     monitor: str = "metric"
     """What early stopping and the kept weights follow: ``"metric"`` (accuracy / mAP, ties
     broken by the loss) or ``"loss"`` (the validation loss)."""
-    min_delta: float = 0.0
-    """Smallest gain that counts: an absolute rise of the metric, or a relative drop of the
-    loss."""
+    min_delta: float = 0.01
+    """Smallest gain that resets the patience: an absolute rise of the metric (0.01: one
+    accuracy point), or a relative drop of the loss. Any rise still updates the kept weights."""
     batch_size: int = 512
     eval_every: int | None = None
     """Optimizer steps between validation checks (None: once per epoch)."""
@@ -166,7 +168,8 @@ class _Run:
         best_score, best_loss = self.best_score[live], self.best_loss[live]
         if config.monitor == "metric":
             better = (scores > best_score) | ((scores == best_score) & (losses < best_loss))
-            gain = scores > best_score + config.min_delta
+            rise = scores - best_score
+            gain = (rise > 0) & (rise >= config.min_delta - _TOLERANCE)
         else:
             better = losses < best_loss
             gain = losses < best_loss * (1 - config.min_delta)
