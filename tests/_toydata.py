@@ -13,9 +13,9 @@ TONES = {"g1": {"g1/low": 400.0, "g1/high": 2400.0}, "g2": {"g2/mid": 1200.0, "g
 PER_SPLIT = {"train": 4, "valid": 2, "test": 2}
 
 
-def write_tone_dataset(root: Path, sample_rate: int = 16_000, seconds: float = 0.5) -> Path:
-    """Two groups of two tone classes with noise; clip lengths vary around ``seconds``.
-    Returns the manifest path."""
+def tone_manifest(root: Path, sample_rate: int = 16_000, seconds: float = 0.5) -> Manifest:
+    """Two groups of two tone classes with noise (clip lengths vary around ``seconds``),
+    written under ``root`` with ``manifest.csv``."""
     rng = np.random.default_rng(0)
     clips = []
     for group, labels in TONES.items():
@@ -30,19 +30,25 @@ def write_tone_dataset(root: Path, sample_rate: int = 16_000, seconds: float = 0
                     path.parent.mkdir(parents=True, exist_ok=True)
                     sf.write(path, wave.astype(np.float32), sample_rate)
                     clips.append(Clip(path=path, labels=(label,), split=split, group=group))
-    manifest_path = root / "manifest.csv"
-    write_manifest(Manifest(clips=clips, root=root), manifest_path)
-    return manifest_path
+    manifest = Manifest(clips=clips, root=root, source=root / "manifest.csv")
+    write_manifest(manifest, root / "manifest.csv")
+    return manifest
 
 
-def tone_manifest(root: Path) -> Manifest:
-    """The same dataset as a Manifest object (written to ``root``)."""
-    write_tone_dataset(root)
+def multilabel_manifest(root: Path, sample_rate: int = 16_000) -> Manifest:
+    """Clips holding one or two of three tones; labels are the tones present."""
+    rng = np.random.default_rng(1)
+    tones = {"a": 500.0, "b": 1500.0, "c": 3500.0}
+    combos = [("a",), ("b",), ("c",), ("a", "b"), ("b", "c"), ("a", "c")]
     clips = []
-    for group, labels in TONES.items():
-        for label in labels:
-            for split, count in PER_SPLIT.items():
-                for index in range(count):
-                    path = root / "audio" / f"{label.replace('/', '_')}_{split}_{index}.wav"
-                    clips.append(Clip(path=path, labels=(label,), split=split, group=group))
+    t = np.arange(int(0.4 * sample_rate)) / sample_rate
+    for split, repeats in (("train", 2), ("valid", 1)):
+        for repeat in range(repeats):
+            for combo in combos:
+                wave = sum(0.3 * np.sin(2 * np.pi * tones[label] * t) for label in combo)
+                wave = wave + 0.05 * rng.standard_normal(t.size)
+                path = root / f"{split}_{repeat}_{''.join(combo)}.wav"
+                root.mkdir(parents=True, exist_ok=True)
+                sf.write(path, wave.astype(np.float32), sample_rate)
+                clips.append(Clip(path=path, labels=combo, split=split))
     return Manifest(clips=clips, root=root)

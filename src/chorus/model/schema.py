@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODEL_FORMAT = "chorus-model"
 MODEL_FORMAT_VERSION = 1
@@ -94,9 +94,9 @@ class ModelJson(_Strict):
     files: dict[str, str] = Field(description="sha256 of encoder.safetensors and heads.safetensors")
     chorus_version: str
 
-    @model_validator(mode="after")
-    def _known_version(self) -> "ModelJson":
-        if self.format_version != MODEL_FORMAT_VERSION:
-            raise ValueError(f"format_version {self.format_version} is not supported (this chorus reads "
-                             f"{MODEL_FORMAT_VERSION})")
-        return self
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != MODEL_FORMAT_VERSION:
+            raise ValueError(f"format_version {version} is not supported (this chorus reads {MODEL_FORMAT_VERSION})")
+        return version

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..model.schema import ClassifierSettings, HeadEntry
 
@@ -104,10 +104,15 @@ class TaskVectorManifest(_Strict):
     def labels(self) -> list[str]:
         return [label for head in self.heads for label in head.labels]
 
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            raise ValueError(f"format_version {version} is not supported (this chorus reads {FORMAT_VERSION})")
+        return version
+
     @model_validator(mode="after")
     def _consistent(self) -> "TaskVectorManifest":
-        if self.format_version != FORMAT_VERSION:
-            raise ValueError(f"format_version {self.format_version} is not supported (this chorus reads {FORMAT_VERSION})")
         if self.heads and self.classifier is None:
             raise ValueError("heads need classifier settings")
         unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE}
