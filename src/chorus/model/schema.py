@@ -13,6 +13,13 @@ Task = Literal["multiclass", "multilabel"]
 Pooling = Literal["mean", "max"]
 
 
+def supported_version(version: int, supported: int) -> int:
+    """``version`` if this chorus reads it, else a ValueError saying which it reads."""
+    if version != supported:
+        raise ValueError(f"format_version {version} is not supported (this chorus reads {supported})")
+    return version
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +104,4 @@ class ModelJson(_Strict):
     @field_validator("format_version")
     @classmethod
     def _known_version(cls, version: int) -> int:
-        if version != MODEL_FORMAT_VERSION:
-            raise ValueError(f"format_version {version} is not supported (this chorus reads {MODEL_FORMAT_VERSION})")
-        return version
+        return supported_version(version, MODEL_FORMAT_VERSION)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..model.schema import ClassifierSettings, HeadEntry
+from ..model.schema import ClassifierSettings, HeadEntry, supported_version
 
 FORMAT = "chorus-task-vector"
 FORMAT_VERSION = 1
@@ -107,9 +107,7 @@ class TaskVectorManifest(_Strict):
     @field_validator("format_version")
     @classmethod
     def _known_version(cls, version: int) -> int:
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format_version {version} is not supported (this chorus reads {FORMAT_VERSION})")
-        return version
+        return supported_version(version, FORMAT_VERSION)
 
     @model_validator(mode="after")
     def _consistent(self) -> "TaskVectorManifest":
