@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume)
         console = Console()
         for failure in result.failures:
-            console.print(f"[yellow]skipped[/] {failure.error}", highlight=False)
+            console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
         table = Table(title=f"fine-tuning {encoder} ({result.task}, {len(result.labels)} labels)")
         columns = [key for key in result.history[0] if key not in ("epoch", "step")] if result.history else []
         for column in ["epoch", *columns]:
@@ -85,4 +85,4 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if result.test_metrics:
             console.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
-        console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}")
+        console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}", soft_wrap=True)

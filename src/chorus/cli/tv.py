@@ -13,6 +13,11 @@ from rich.table import Table
 tv_app = typer.Typer(help="Task vectors: info, apply, diff, convert, push, pull.", no_args_is_help=True)
 
 
+def _say(message: str) -> None:
+    """One message line, never wrapped inside a path."""
+    Console(soft_wrap=True, highlight=False).print(message)
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
@@ -85,7 +90,7 @@ def apply_command(
     base = load_encoder(encoder or loaded[0].manifest.base.encoder, source=source, pretrained=not random_init, seed=seed)
     model = compose_model(base, loaded, coef or None)
     model.save_pretrained(out)
-    Console().print(f"wrote {out}: {base.name} + {len(loaded)} task vector(s), {len(model.heads)} head(s), "
+    _say(f"wrote {out}: {base.name} + {len(loaded)} task vector(s), {len(model.heads)} head(s), "
                     f"{len(model.labels)} labels")
 
 
@@ -107,11 +112,11 @@ def diff_command(
     if as_json:
         console.print_json(json.dumps(asdict(result)))
         return
-    console.print(f"overall cosine {_fmt(result.cosine)}; ‖a‖ {_fmt(result.norm_a)}, ‖b‖ {_fmt(result.norm_b)}")
-    console.print(f"labels: {len(result.labels_shared)} shared, {len(result.labels_only_in_a)} only in a, "
+    _say(f"overall cosine {_fmt(result.cosine)}; ‖a‖ {_fmt(result.norm_a)}, ‖b‖ {_fmt(result.norm_b)}")
+    _say(f"labels: {len(result.labels_shared)} shared, {len(result.labels_only_in_a)} only in a, "
                   f"{len(result.labels_only_in_b)} only in b")
     if result.only_in_a or result.only_in_b:
-        console.print(f"tensors only in a: {', '.join(result.only_in_a) or '-'}; only in b: "
+        _say(f"tensors only in a: {', '.join(result.only_in_a) or '-'}; only in b: "
                       f"{', '.join(result.only_in_b) or '-'}")
     table = Table(title="per tensor")
     for column in ("tensor", "cosine", "‖a‖", "‖b‖", "‖a−b‖/max"):
@@ -133,7 +138,7 @@ def convert_command(
     from ..taskvec import TaskVector
 
     TaskVector.load(source).save(out, dtype=dtype, density=density)
-    Console().print(f"wrote {out} ({dtype}, density {density:g})")
+    _say(f"wrote {out} ({dtype}, density {density:g})")
 
 
 @tv_app.command("push")
@@ -147,7 +152,7 @@ def push_command(
     from ..taskvec.hub import push
 
     push(path, repo_id, private=private or None, commit_message=message)
-    Console().print(f"pushed {path} to {repo_id}")
+    _say(f"pushed {path} to {repo_id}")
 
 
 @tv_app.command("pull")
@@ -160,5 +165,5 @@ def pull_command(
     from ..taskvec.hub import pull
 
     vector = pull(repo_id, out, revision=revision)
-    Console().print(f"pulled {repo_id} into {out}: {vector.manifest.group or 'task vector'} for "
+    _say(f"pulled {repo_id} into {out}: {vector.manifest.group or 'task vector'} for "
                     f"{vector.manifest.base.encoder}, {len(vector.manifest.labels)} labels")
