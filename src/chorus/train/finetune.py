@@ -1,0 +1,257 @@
+"""``finetune``: train an encoder plus a linear head on a manifest, then write a chorus model
+directory and the task vector τ = θ_finetuned − θ_base.
+
+Outputs under ``out_dir``: ``model/`` (:class:`~chorus.model.ClassifierModel`),
+``taskvector/`` (:class:`~chorus.taskvec.TaskVector`), ``metrics.json`` (per epoch, written
+atomically after each), ``finetune.json`` (settings, labels, skipped files) and, while
+running, ``checkpoint/`` (removed on success; ``resume=True`` continues from it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..data.loading import FailedClip
+from ..data.manifest import Clip, Manifest
+from ..encoders import Encoder, load_encoder
+from ..errors import ChorusError
+from ..fileio import write_json
+from ..model import ClassifierModel, ClassifierSettings, HeadEntry
+from ..progress import ProgressFactory, resolve
+from ..seeding import derived_seed, generator, seed_everything
+from ..taskvec import TaskVector, TrainingSummary
+from .calibration import calibration_stats, class_counts
+from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from .config import MAX_DEFAULT_CLIP_SECONDS, FinetuneConfig
+from .data import ClipSet, crop_batch, load_clipset, shuffled_batches
+from .early_stopping import EarlyStopping
+from .lora import inject_lora, merge_lora
+from .metrics import MONITOR, classification_metrics, loss_function
+from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, set_train_mode
+
+
+class FinetuneError(ChorusError):
+    """The data or settings cannot produce a fine-tuning run."""
+
+
+@dataclass
+class FinetuneResult:
+    """Where the outputs went and how the run went."""
+
+    out_dir: Path
+    labels: list[str]
+    task: str
+    history: list[dict]
+    best_epoch: int | None
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, float] | None
+    failures: list[FailedClip] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out_dir / "model"
+
+    @property
+    def taskvector_dir(self) -> Path:
+        return self.out_dir / "taskvector"
+
+
+def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
+             progress: ProgressFactory | None = None, resume: bool = False) -> FinetuneResult:
+    """Fine-tune ``config.encoder`` on the selected groups of ``manifest`` (needs ``train``
+    and ``valid`` splits; ``test`` is evaluated when present). Files that fail to decode
+    are reported in the result and left out. On CPU the same seed gives the same bytes."""
+    out_dir = Path(out_dir)
+    seed_everything(config.seed)
+    selected, groups = _select(manifest, config.groups)
+    task = "multilabel" if selected.multi_label else "multiclass"
+    labels = selected.labels
+    device = _device(config.device)
+    base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
+    failures: list[FailedClip] = []
+    splits = {split: load_clipset(selected.select(split=split).clips, labels, task, base.sample_rate, failures,
+                                  progress, f"loading {split}") for split in ("train", "valid", "test")}
+    for split in ("train", "valid"):
+        if not len(splits[split]):
+            raise FinetuneError(f"no usable {split} clips in the selected data (split the manifest with "
+                                "`chorus data split` first)")
+    train, valid, test = splits["train"], splits["valid"], splits["test"]
+    longest = max(w.shape[0] for w in train.waveforms) / base.sample_rate
+    clip_seconds = config.clip_seconds or min(longest, MAX_DEFAULT_CLIP_SECONDS)
+    clip_samples = int(round(clip_seconds * base.sample_rate))
+    settings = ClassifierSettings(layer=_layer_name(base, config.layer), pooling=config.pooling,
+                                  clip_seconds=clip_seconds, task=task)
+    group_name = config.name or "+".join(groups) or None
+    model = _build_model(base, labels, group_name, settings, config).to(device)
+    amp = autocast_dtype(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.encoder_lr, config.head_lr, config.weight_decay))
+    batches = math.ceil(len(train) / config.batch_size)
+    total_steps = math.ceil(batches / config.accumulate) * config.epochs
+    step = TrainStep(model, optimizer, loss_function(task), cosine_schedule(total_steps, config.warmup, config.min_lr_ratio),
+                     config.accumulate, config.max_grad_norm, amp)
+    monitor = config.monitor or MONITOR[task]
+    stopper = EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max")
+    history: list[dict] = []
+    best_state: dict[str, Tensor] | None = None
+    start = 0
+    resumed = load_checkpoint(out_dir, model, optimizer) if resume else None
+    if resumed is not None:
+        state, best_state = resumed
+        if state["config_digest"] != config.digest():
+            raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
+        history, start, step.step = state["history"], state["epoch"] + 1, state["step"]
+        stopper = EarlyStopping(**state["early_stopping"])
+    eval_size = config.eval_batch_size or 2 * config.batch_size
+    bar = resolve(progress)((config.epochs - start) * batches, "fine-tuning")
+    try:
+        for epoch in range(start, config.epochs):
+            if stopper.should_stop:
+                break
+            torch.manual_seed(derived_seed(config.seed, "epoch", str(epoch)))
+            gen = generator(config.seed, "batches", str(epoch))
+            set_train_mode(model, config.method == "head-only", config.train_bn_stats)
+            losses = []
+            for indices in shuffled_batches(len(train), config.batch_size, gen):
+                waveforms, lengths = crop_batch(train.waveforms, indices, clip_samples, gen)
+                losses.append(step(waveforms.to(device), lengths.to(device), train.targets[indices].to(device)))
+                bar.update(1)
+            step.update()
+            metrics = classification_metrics(predict_logits(model, valid, clip_samples, eval_size, device, amp),
+                                             valid.targets, task)
+            if monitor not in metrics:
+                raise FinetuneError(f"unknown monitor metric {monitor!r}; available: {', '.join(metrics)}")
+            if stopper.update(metrics[monitor], epoch):
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "step": step.step,
+                            "lr": optimizer.param_groups[0]["lr"], **{f"valid_{k}": v for k, v in metrics.items()}})
+            _write_metrics(out_dir, monitor, history, stopper.best_epoch)
+            save_checkpoint(out_dir, model, optimizer, best_state, {
+                "epoch": epoch, "step": step.step, "history": history, "early_stopping": stopper.state(),
+                "config_digest": config.digest()})
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    if config.method == "lora":
+        merge_lora(model.encoder)
+    model.eval()
+    valid_logits = predict_logits(model, valid, clip_samples, eval_size, device, amp)
+    valid_metrics = classification_metrics(valid_logits, valid.targets, task)
+    train_counts = class_counts(train.targets, len(labels), task)
+    model.head_entries[0] = model.head_entries[0].model_copy(update={
+        "calibration": calibration_stats(valid_logits, valid.targets, task, train_counts, len(train))})
+    test_metrics = (classification_metrics(predict_logits(model, test, clip_samples, eval_size, device, amp),
+                                           test.targets, task) if len(test) else None)
+    _write_metrics(out_dir, monitor, history, stopper.best_epoch, valid_metrics, test_metrics)
+    model = model.cpu()
+    model.save_pretrained(out_dir / "model")
+    summary = TrainingSummary(
+        method=_method_label(config), groups=groups, clips_per_label=dict(zip(labels, train_counts)),
+        hours=train.hours, epochs=len(history), best_epoch=stopper.best_epoch,
+        metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
+                 **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
+        seed=config.seed, settings=_recorded_settings(config, clip_seconds))
+    vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,
+                                        creator=config.creator, license=config.license)
+    vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
+    write_json(out_dir / "finetune.json", {
+        "config": config.model_dump(mode="json"), "task": task, "labels": labels, "groups": groups,
+        "device": str(device), "mixed_precision": None if amp is None else str(amp).removeprefix("torch."),
+        "clips": {split: len(s) for split, s in splits.items()},
+        "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in failures]})
+    remove_checkpoints(out_dir)
+    return FinetuneResult(out_dir, labels, task, history, stopper.best_epoch, valid_metrics, test_metrics,
+                          failures, start if resumed is not None else None)
+
+
+def predict_logits(model: ClassifierModel, clips: ClipSet, clip_samples: int | None, batch_size: int,
+                   device: torch.device, amp: torch.dtype | None = None) -> Tensor:
+    """Logits ``[clips, classes]`` (float32, CPU) of centred fixed-duration crops, in clip order."""
+    model.eval()
+    rows = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        for begin in range(0, len(clips), batch_size):
+            indices = list(range(begin, min(begin + batch_size, len(clips))))
+            waveforms, lengths = crop_batch(clips.waveforms, indices, clip_samples, None)
+            rows.append(model(waveforms.to(device), lengths.to(device)).float().cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, len(model.labels))
+
+
+def _select(manifest: Manifest, groups: list[str]) -> tuple[Manifest, list[str]]:
+    if groups:
+        unknown = sorted(set(groups) - set(manifest.groups))
+        if unknown:
+            raise FinetuneError(f"groups not in the manifest: {', '.join(unknown)} "
+                                f"(known: {', '.join(manifest.groups) or 'none'})")
+        selected = manifest.select(group=groups)
+    else:
+        selected, groups = manifest, manifest.groups
+    unlabelled: list[Clip] = [clip for clip in selected.clips if not clip.labels]
+    if unlabelled:
+        raise FinetuneError(f"{len(unlabelled)} clips have no label (first: {unlabelled[0].path})")
+    if not selected.clips:
+        raise FinetuneError("the selection holds no clips")
+    return selected, sorted(groups)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _layer_name(encoder: Encoder, layer: str | None) -> str:
+    if layer is None:
+        return encoder.layer_names[-1]
+    if layer in encoder.layer_names:
+        return layer
+    try:
+        return encoder.layer_names[int(layer)]
+    except (ValueError, IndexError):
+        raise FinetuneError(f"encoder {encoder.name!r} has no layer {layer!r}; "
+                            f"layers: {', '.join(encoder.layer_names)}") from None
+
+
+def _build_model(base: Encoder, labels: list[str], group: str | None, settings: ClassifierSettings,
+                 config: FinetuneConfig) -> ClassifierModel:
+    """A trainable copy of ``base`` with a seeded head; parameters frozen per ``config``."""
+    import fnmatch
+
+    encoder = copy.deepcopy(base)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(config.seed, "head"))
+        model = ClassifierModel(encoder, [HeadEntry(group=group, labels=labels)], settings)
+    if config.method == "head-only":
+        encoder.requires_grad_(False)
+    elif config.method == "lora":
+        inject_lora(encoder, config.lora_rank, config.lora_alpha, config.lora_targets, config.seed)
+    for name, parameter in encoder.named_parameters():
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in config.freeze):
+            parameter.requires_grad_(False)
+    return model
+
+
+def _method_label(config: FinetuneConfig) -> str:
+    if config.method == "lora":
+        return f"lora (rank {config.lora_rank}, alpha {config.lora_alpha:g})"
+    if config.freeze and config.method == "full":
+        return f"full (frozen: {', '.join(config.freeze)})"
+    return config.method
+
+
+def _recorded_settings(config: FinetuneConfig, clip_seconds: float) -> dict:
+    keys = ("encoder", "method", "epochs", "batch_size", "accumulate", "head_lr", "weight_decay", "warmup",
+            "min_lr_ratio", "max_grad_norm", "patience", "pooling", "train_bn_stats", "freeze")
+    return {**{k: getattr(config, k) for k in keys}, "lr": config.encoder_lr, "clip_seconds": clip_seconds}
+
+
+def _write_metrics(out_dir: Path, monitor: str, history: list[dict], best_epoch: int | None,
+                   valid: dict | None = None, test: dict | None = None) -> None:
+    write_json(out_dir / "metrics.json", {"monitor": monitor, "best_epoch": best_epoch, "epochs": history,
+                                          "best_valid": valid, "test": test})
