@@ -1,0 +1,52 @@
+"""Running a recipe end to end: load and check the vectors, merge, compose the heads,
+optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...progress import ProgressFactory
+from .compose import base_state, resolve_base, write_composed_model
+from .heads import compose_heads
+from .recipe import RECIPE_FILE, Recipe
+from .stream import plan_merge
+from .sweep import sweep_lambda
+
+
+def load_vectors(recipe: Recipe) -> list:
+    """Every task vector of ``recipe``, loaded and validated (sha256 of every file)."""
+    from .. import TaskVector
+
+    return [TaskVector.load(ref.path) for ref in recipe.vectors]
+
+
+def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
+    """Merge as ``recipe`` says into the model directory ``out_dir``; return the content
+    of its ``merge.json``. The recipe is saved there with λ and every default resolved."""
+    import json
+
+    from ...data.manifest import read_manifest
+    from ...evaluate import load_eval_audio
+
+    out_dir = Path(out_dir)
+    vectors = load_vectors(recipe)
+    plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
+                      progress)
+    heads = compose_heads(vectors, recipe.calibration)
+    base = resolve_base(vectors, recipe.base)
+    lam, extra, note = recipe.lambda_, {}, None
+    if recipe.sweep is not None:
+        manifest = read_manifest(recipe.sweep.data)
+        clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
+        audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
+        result = sweep_lambda(plan, heads, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
+                              progress=progress)
+        lam, extra = result.best, {"sweep": {**result.as_dict(), "data": recipe.sweep.data,
+                                             "split": recipe.sweep.split}}
+        note = f"lambda chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); see merge.json"
+    lam = plan.default_lambda() if lam is None else lam
+    write_composed_model(plan, heads, base, out_dir, lam, extra, progress)
+    resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
+                                         "params": plan.params.model_dump(mode="json")})
+    resolved.save(out_dir / RECIPE_FILE, note)
+    return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
