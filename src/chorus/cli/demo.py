@@ -1,0 +1,35 @@
+"""``chorus demo``: synthesize, fine-tune per group and jointly, merge, compare, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_command(
+        out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder (kept; a rerun resumes)."),
+        encoder: Optional[str] = typer.Option(None, help="Encoder to fine-tune (default: sfx-cnn)."),
+        epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per run."),
+        seed: int = typer.Option(0, help="Seed of the data, training and merges."),
+    ) -> None:
+        """The main job: compose per-group task vectors into one classifier and compare."""
+        from rich.console import Console
+
+        from ..demo import DemoSettings, run_demo
+        from ..demo_report import headline
+        from ..progress import tqdm_progress
+        from .compare import comparison_table
+
+        console = Console()
+        overrides = {k: v for k, v in {"encoder": encoder, "epochs": epochs}.items() if v is not None}
+        settings = DemoSettings(seed=seed, **overrides)
+        record = run_demo(out, settings, tqdm_progress, log=lambda message: console.print(f"[bold]{message}[/]"))
+        console.print(comparison_table(record["comparison"], "test accuracy (normalized: ÷ individual models)"))
+        console.print(headline(record))
+        timings = ", ".join(f"{k} {v:.0f} s" for k, v in record["timings_s"].items())
+        console.print(f"time: {timings}")
+        console.print(f"report: {out / 'report.html'}")

@@ -1,0 +1,200 @@
+"""``chorus demo``: the main job end to end on the default encoder and generated data.
+
+1. synthesize four taxon groups (one species-rich, one small) in a temperate region, and
+   the same species' test calls recorded in a new region;
+2. fine-tune the encoder on each group alone (the task vectors institutions would share),
+   on all groups jointly (the reference a data-pooling world would get), and train a
+   head-only probe per group on the frozen encoder;
+3. merge the per-group task vectors with every method, choosing λ on the validation clips
+   by normalized accuracy;
+4. compare everything on the test clips and the new region, and write a self-contained
+   HTML report (``report.html``) and ``demo.json`` with the numbers.
+
+Every stage's outputs are kept under ``out_dir``; a second run reuses finished stages
+(a run that stopped half-way resumes), unless the settings changed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ChorusError
+from .fileio import write_json
+from .progress import ProgressFactory
+
+
+class DemoError(ChorusError):
+    """The demo cannot run with these settings or in this folder."""
+
+
+class DemoSettings(BaseModel):
+    """What the demo generates, trains and merges (recorded in ``demo.json``).
+
+    ``species``: per taxon group. ``seconds``/``clips_per_species``: synthetic clips.
+    ``freeze``: encoder parameters kept frozen while fine-tuning (globs). ``merges``: name ->
+    (method, parameters). ``lambda_factors``: sweep grid as multiples of each method's
+    default λ.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    encoder: str = "sfx-cnn"
+    species: dict[str, int] = Field(default_factory=lambda: {"birds": 12, "anurans": 6, "insects": 5, "mammals": 3})
+    clips_per_species: int = Field(15, ge=6)
+    seconds: float = Field(1.0, gt=0)
+    region: str = "temperate"
+    new_region: str = "wetland"
+    epochs: int = Field(5, ge=1)
+    probe_epochs: int = Field(8, ge=1)
+    batch_size: int = 16
+    lr: float = 3e-4
+    head_lr: float = 3e-3
+    probe_lr: float = 1e-2
+    freeze: list[str] = Field(default_factory=lambda: ["blocks.0.*"])
+    merges: dict[str, tuple[str, dict[str, Any]]] = Field(default_factory=lambda: {
+        "mean": ("mean", {}), "task_arithmetic": ("task_arithmetic", {}), "ties": ("ties", {}),
+        "dare": ("dare", {}), "dare_ties": ("dare", {"ties": True}), "breadcrumbs": ("breadcrumbs", {}),
+        "tsv": ("tsv", {}), "iso_c": ("iso_c", {})})
+    lambda_factors: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    calibration: str = "auto"
+    seed: int = 0
+
+
+def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progress):
+    from .data.synth import generate_dataset, make_config
+
+    config = make_config(groups=tuple(settings.species), species_per_group=dict(settings.species),
+                         clips_per_species=settings.clips_per_species, seconds=settings.seconds, sample_rate=rate,
+                         region=region, seed=settings.seed)
+    return generate_dataset(out_dir / "data" / region, config, progress=progress)
+
+
+def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], head_only: bool, progress):
+    """One fine-tuning run, reused when its outputs already exist."""
+    from .taskvec import TaskVector
+    from .train.config import FinetuneConfig
+    from .train.finetune import finetune
+
+    if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
+        return TaskVector.load(out / "taskvector")
+    config = FinetuneConfig(
+        encoder=settings.encoder, groups=groups, method="head-only" if head_only else "full",
+        freeze=[] if head_only else list(settings.freeze), epochs=settings.probe_epochs if head_only else settings.epochs,
+        batch_size=settings.batch_size, lr=None if head_only else settings.lr,
+        head_lr=settings.probe_lr if head_only else settings.head_lr, patience=None, seed=settings.seed,
+        warmup=0.1, clip_seconds=settings.seconds)
+    finetune(manifest, out, config, progress=progress, resume=(out / "checkpoint").exists())
+    return TaskVector.load(out / "taskvector")
+
+
+def _check_folder(out_dir: Path, settings: DemoSettings) -> None:
+    record = out_dir / "demo.json"
+    if not record.is_file():
+        return
+    try:
+        previous = json.loads(record.read_text(encoding="utf-8")).get("settings")
+    except (OSError, ValueError):
+        previous = None
+    if previous != settings.model_dump(mode="json"):
+        raise DemoError(f"{out_dir}: holds a demo run with other settings; use another --out folder")
+
+
+def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
+             progress: ProgressFactory | None = None, log=None) -> dict:
+    """Run the whole demo into ``out_dir``; return the content of ``demo.json``.
+
+    ``log(message)``: optional callback told when each stage starts (the CLI prints it).
+    """
+    from .evaluate import load_eval_audio
+    from .evaluate.compare import Entry, best_merge, compare_models
+    from .evaluate.compare_report import write_comparison
+    from .model import ClassifierModel
+    from .encoders import get_spec
+    from .taskvec.merge import build_classifier, compose_heads, plan_merge, sweep_lambda, write_composed_model
+    from .taskvec.merge.compose import base_state, resolve_base
+    from .taskvec.merge.sweep import individual_scores
+
+    settings = settings or DemoSettings()
+    out_dir = Path(out_dir)
+    _check_folder(out_dir, settings)
+    write_json(out_dir / "demo.json", {"settings": settings.model_dump(mode="json"), "status": "running"})
+    say = log or (lambda message: None)
+    timings: dict[str, float] = {}
+    started = clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 1)
+        clock = now
+
+    rate = get_spec(settings.encoder).sample_rate
+    say(f"1/5 synthesizing {sum(settings.species.values())} species in {len(settings.species)} groups "
+        f"({settings.region}, plus test calls in {settings.new_region})")
+    manifest = _synth(out_dir, settings, settings.region, rate, progress)
+    moved = _synth(out_dir, settings, settings.new_region, rate, progress)
+    lap("synthesize")
+    groups = list(settings.species)
+    say(f"2/5 fine-tuning {settings.encoder}: {len(groups)} groups alone, jointly, and head-only probes")
+    runs = out_dir / "finetune"
+    vectors = [_finetune(manifest, runs / group, settings, [group], False, progress) for group in groups]
+    joint_vector = _finetune(manifest, runs / "joint", settings, groups, False, progress)
+    probes = [_finetune(manifest, runs / f"probe-{group}", settings, [group], True, progress) for group in groups]
+    lap("fine-tune")
+    say(f"3/5 merging with {len(settings.merges)} methods, λ chosen on validation clips")
+    valid = load_eval_audio(manifest.select(split="valid").clips, rate, progress, "loading validation clips")
+    base = resolve_base(vectors)
+    plan = plan_merge(vectors, "mean")
+    state = base_state(base, plan.fingerprint)
+    references = individual_scores(plan, state, valid, progress)
+    sweeps = {}
+    for name, (method, params) in settings.merges.items():
+        plan = plan_merge(vectors, method, params, seed=settings.seed)
+        heads = compose_heads(vectors, settings.calibration)
+        grid = [round(plan.default_lambda() * f, 6) for f in settings.lambda_factors]
+        sweep = sweep_lambda(plan, heads, state, valid, grid, references, progress)
+        write_composed_model(plan, heads, base, out_dir / "merged" / name, sweep.best, {"sweep": sweep.as_dict()},
+                             progress)
+        sweeps[name] = sweep.as_dict()
+    probe_plan = plan_merge(probes, "mean")
+    probe_model = build_classifier(probe_plan, compose_heads(probes, settings.calibration), state)
+    lap("merge")
+    say("4/5 evaluating every model on the test clips and the new region")
+    test = load_eval_audio(manifest.select(split="test").clips, rate, progress, "loading test clips")
+    transfer = load_eval_audio(moved.select(split="test").clips, rate, progress, "loading new-region clips")
+    entries = [Entry("probe", "probe", probe_model)]
+    entries += [Entry(group, "individual", ClassifierModel.from_pretrained(runs / group / "model"), group)
+                for group in groups]
+    entries.append(Entry("joint", "joint", ClassifierModel.from_pretrained(runs / "joint" / "model")))
+    entries += [Entry(name, "merged", ClassifierModel.from_pretrained(out_dir / "merged" / name))
+                for name in settings.merges]
+    sizes = {group: len(manifest.select(split="train", group=group)) for group in groups}
+    comparison = compare_models(entries, test, transfer, sizes, progress)
+    lap("evaluate")
+    say("5/5 writing the report")
+    best = best_merge(comparison)
+    probe_row = next(row for row in comparison["rows"] if row["kind"] == "probe")
+    summary = {
+        "best_merge": best["name"] if best else None,
+        "best_normalized_accuracy": best["normalized"] if best else None,
+        "best_accuracy": best["overall"][best["metric"]] if best else None,
+        "probe_accuracy": probe_row["overall"][probe_row["metric"]],
+        "probe_normalized_accuracy": probe_row["normalized"],
+        "normalized_accuracy": {row["name"]: row["normalized"] for row in comparison["rows"] if row["kind"] == "merged"},
+        "lambda": {name: sweep["best_lambda"] for name, sweep in sweeps.items()},
+    }
+    summary["best_beats_probe"] = bool(best and summary["best_accuracy"] > summary["probe_accuracy"])
+    timings["total"] = round(time.perf_counter() - started, 1)
+    record = {"settings": settings.model_dump(mode="json"), "summary": summary, "comparison": comparison,
+              "sweeps": sweeps, "timings_s": timings, "joint_group": joint_vector.manifest.group,
+              "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
+    from .demo_report import report_parts
+
+    write_comparison(comparison, out_dir, "chorus demo: composing task vectors", report_parts(record), "report.html")
+    write_json(out_dir / "demo.json", record)
+    return record
