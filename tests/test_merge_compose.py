@@ -134,3 +134,20 @@ def test_cli_merge_with_flags_and_list_methods(run_cli, paths, tmp_path):
     assert saved["params"] == {"density": 0.7, "rescale": True, "ties": True, "sign": "mass"} and saved["lambda"] == 1.0
     result = run_cli("merge", "--method", "ties", "-v", paths[0], "-p", "density=2", "--out", tmp_path / "bad")
     assert result.exit_code == 2 and "density" in result.output
+
+
+def test_an_altered_delta_file_is_caught_during_the_merge_and_nothing_is_written(paths, tmp_path):
+    import shutil
+
+    from chorus.tensorfile import IntegrityError
+
+    altered = tmp_path / "altered"
+    shutil.copytree(paths[1], altered)
+    data = bytearray((altered / "deltas.safetensors").read_bytes())
+    data[-3] ^= 0x10
+    (altered / "deltas.safetensors").write_bytes(bytes(data))
+    recipe = parse_recipe({"method": "mean", "vectors": [str(paths[0]), str(altered)]})
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        run_merge(recipe, tmp_path / "out")
+    assert not (tmp_path / "out" / "encoder.safetensors").exists()
+    assert not list((tmp_path / "out").glob(".encoder*"))

@@ -8,7 +8,7 @@ loads it), plus ``merge.json`` recording what was merged and how.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -96,13 +96,14 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
 
 def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSource, out_dir: str | Path,
                          lam: float | None = None, extra: dict[str, Any] | None = None,
-                         progress: ProgressFactory | None = None) -> Path:
+                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = ()) -> Path:
     """Stream the merged encoder into ``out_dir`` and write the heads, ``model.json`` and
-    ``merge.json``. ``lam`` None: the method's default λ."""
+    ``merge.json``. ``lam`` None: the method's default λ. ``checks``: see
+    :func:`~chorus.taskvec.merge.stream.write_merged_encoder`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lam = plan.default_lambda() if lam is None else float(lam)
-    files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress)}
+    files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress, checks)}
     files[HEADS_FILE] = save_tensors(out_dir / HEADS_FILE, {
         f"{i}.{part}": tensor for i, pair in enumerate(heads.tensors) for part, tensor in zip(("weight", "bias"), pair)})
     record = ModelJson(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,

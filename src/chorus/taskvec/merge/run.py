@@ -3,7 +3,9 @@ optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Callable, Sequence
 
 from ...progress import ProgressFactory
 from .compose import base_state, resolve_base, write_composed_model
@@ -13,11 +15,21 @@ from .stream import plan_merge
 from .sweep import sweep_lambda
 
 
-def load_vectors(recipe: Recipe) -> list:
-    """Every task vector of ``recipe``, loaded and validated (sha256 of every file)."""
+def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[list, list[Callable[[], None]]]:
+    """Load task vectors (manifests and safetensors headers validated).
+
+    ``verify_now``: also check every file's sha256 now. Otherwise the checks are returned,
+    for :func:`write_merged_encoder` to run alongside the merge (one read of the inputs
+    less on the critical path; a mismatch still leaves no output).
+    """
+    from ...tensorfile import verify_sha256
     from .. import TaskVector
 
-    return [TaskVector.load(ref.path) for ref in recipe.vectors]
+    vectors = [TaskVector.load(path, verify=verify_now) for path in paths]
+    checks = [] if verify_now else [
+        partial(verify_sha256, Path(path) / file, digest)
+        for path, vector in zip(paths, vectors) for file, digest in sorted(vector.manifest.files.items())]
+    return vectors, checks
 
 
 def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
@@ -29,7 +41,7 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
     from ...evaluate import load_eval_audio
 
     out_dir = Path(out_dir)
-    vectors = load_vectors(recipe)
+    vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)
     plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
                       progress)
     heads = compose_heads(vectors, recipe.calibration)
@@ -45,7 +57,7 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
                                              "split": recipe.sweep.split}}
         note = f"lambda chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); see merge.json"
     lam = plan.default_lambda() if lam is None else lam
-    write_composed_model(plan, heads, base, out_dir, lam, extra, progress)
+    write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks)
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
                                          "params": plan.params.model_dump(mode="json")})
     resolved.save(out_dir / RECIPE_FILE, note)

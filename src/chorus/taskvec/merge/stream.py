@@ -18,9 +18,11 @@ they take the convex combination of the vectors' buffer deltas with weights
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -205,12 +207,18 @@ def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
 
 
 def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, lam: float | None = None,
-                         progress: ProgressFactory | None = None) -> str:
+                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = ()) -> str:
     """Stream ``θ0 + λ·f`` (buffers: ``θ0 + convex mean``) for every base tensor into the
     safetensors file ``out``; return its sha256. ``lam`` None uses the method's default.
 
     The base's fingerprint is computed on the way; if it differs from the vectors' the file
-    is not written and :class:`~chorus.taskvec.BaseMismatchError` names both.
+    is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
+    (e.g. the inputs' sha256 verification) run alongside on another thread; if one raises,
+    nothing is written either.
+
+    Two threads besides the merging one: one hashes the base tensor (fingerprint) and writes
+    and hashes each merged tensor while the next one merges (at most two merged tensors in
+    flight); one runs ``checks``. Hashing, file writes and torch kernels release the GIL.
     """
     from ..errors import BaseMismatchError
 
@@ -221,18 +229,24 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     hasher = FingerprintHasher()
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
-        with StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
+        with ThreadPoolExecutor(1) as checker, ThreadPoolExecutor(1) as emitter, \
+                StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
+            verified = [checker.submit(check) for check in checks]
+            in_flight: deque = deque()
             for name in names:
                 original = base.tensor(name)
-                hasher.update(name, original)
                 if name in parameters:
-                    merged = (original.float() + lam * plan.direction(name)).to(original.dtype)
+                    merged = torch.add(original.float(), plan.direction(name), alpha=lam).to(original.dtype)
                 elif BUFFER_PREFIX + name in buffers:
                     merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
                 else:
                     merged = original
-                writer.write(name, merged)
+                in_flight.append(emitter.submit(_emit, hasher, writer, name, original, merged))
+                while len(in_flight) > 1:
+                    in_flight.popleft().result()
                 bar.update(1)
+            for future in [*in_flight, *verified]:
+                future.result()
             if hasher.hexdigest() != plan.fingerprint:
                 raise BaseMismatchError(plan.fingerprint, hasher.hexdigest())
             return writer.commit()
@@ -240,12 +254,18 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
         bar.close()
 
 
+def _emit(hasher: FingerprintHasher, writer: StreamingSafetensorsWriter, name: str, original: Tensor,
+          merged: Tensor) -> None:
+    hasher.update(name, original)
+    writer.write(name, merged)
+
+
 def apply_directions(base_state: dict[str, Tensor], directions: dict[str, Tensor], lam: float) -> dict[str, Tensor]:
     """A new state dict ``θ0 + λ·f`` (buffers: ``θ0 + their combined delta``), in memory."""
     result = {}
     for name, original in base_state.items():
         if name in directions:
-            result[name] = (original.float() + lam * directions[name]).to(original.dtype)
+            result[name] = torch.add(original.float(), directions[name], alpha=lam).to(original.dtype)
         elif BUFFER_PREFIX + name in directions:
             result[name] = (original.float() + directions[BUFFER_PREFIX + name]).to(original.dtype)
         else:
