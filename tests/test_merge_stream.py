@@ -13,7 +13,7 @@ from chorus.fileio import sha256_file
 from chorus.taskvec import BaseMismatchError, TaskVector, apply, base_fingerprint
 from chorus.taskvec.merge.core import kept_count
 from chorus.taskvec.merge.registry import MergeError
-from chorus.taskvec.merge.sources import FingerprintHasher, SafetensorsSource, StateDictSource
+from chorus.taskvec.merge.sources import FingerprintHasher, SafetensorsFile, StateDictSource
 from chorus.taskvec.merge.stream import apply_directions, plan_merge, write_merged_encoder
 from chorus.taskvec.merge.writer import StreamingSafetensorsWriter
 
@@ -114,7 +114,7 @@ def test_streaming_writer_round_trips_is_deterministic_and_leaves_nothing_on_fai
         assert digests[-1] == sha256_file(path)
         loaded = load_file(str(path))
         assert all(torch.equal(loaded[name], tensors[name]) for name in tensors)
-        assert SafetensorsSource(path).info("b") == (torch.float32, (2, 3))
+        assert SafetensorsFile(path).info("b") == (torch.float32, (2, 3))
     assert digests[0] == digests[1]
     with pytest.raises(MergeError, match="expected"):
         with StreamingSafetensorsWriter(tmp_path / "bad.safetensors", entries) as writer:
@@ -131,3 +131,15 @@ def test_streamed_fingerprint_equals_base_fingerprint(base):
     for name, tensor in sorted(base.state_dict().items()):
         hasher.update(name, tensor)
     assert hasher.hexdigest() == base_fingerprint(base.state_dict())
+
+
+def test_stored_deltas_read_exactly_what_the_task_vector_reads(base, tmp_path):
+    from chorus.taskvec.merge.sources import StoredDeltas
+
+    vector = toy_vector(base, "birds", ["a", "b"], seed=3)
+    for kind, options in (("dense", {}), ("bf16", {"dtype": "bfloat16"}), ("sparse", {"density": 0.3})):
+        loaded = TaskVector.load(vector.save(tmp_path / kind, **options))
+        stored = StoredDeltas(loaded, tmp_path / kind)
+        assert stored.heads == loaded.heads and stored.fingerprint == loaded.fingerprint
+        for name in loaded.keys():
+            assert torch.equal(stored.tensor(name), loaded.tensor(name)), (kind, name)

@@ -23,7 +23,7 @@ from ...progress import ProgressFactory
 from ...tensorfile import save_tensors
 from .heads import ComposedHeads
 from .registry import MergeError
-from .sources import SafetensorsSource, StateDictSource, TensorSource
+from .sources import SafetensorsFile, StateDictSource, TensorSource
 from .stream import MergePlan, write_merged_encoder
 
 MERGE_JSON = "merge.json"
@@ -37,9 +37,9 @@ def resolve_base(vectors: Sequence, base: str | Path | None = None) -> TensorSou
         base = vectors[0].manifest.base.encoder
     path = Path(base)
     if path.is_dir() and (path / MODEL_JSON).is_file():
-        return SafetensorsSource(path / ENCODER_FILE)
+        return SafetensorsFile(path / ENCODER_FILE)
     if path.suffix == ".safetensors":
-        return SafetensorsSource(path)
+        return SafetensorsFile(path)
     return StateDictSource(load_encoder(str(base)).state_dict())
 
 

@@ -92,9 +92,9 @@ def dare_drop(tensor: Tensor, density: float, generator: torch.Generator, rescal
 
 
 def weighted_sum(deltas: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
-    """``Σ_i w_i δ_i``, accumulated in float32 in input order."""
-    total = torch.zeros_like(deltas[0], dtype=torch.float32)
-    for weight, delta in zip(weights, deltas):
+    """``Σ_i w_i δ_i``, accumulated in float32 in input order (a new tensor)."""
+    total = torch.mul(deltas[0].float(), float(weights[0]))
+    for weight, delta in zip(weights[1:], deltas[1:]):
         if weight:
             total.add_(delta.float(), alpha=float(weight))
     return total

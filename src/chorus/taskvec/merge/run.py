@@ -16,19 +16,23 @@ from .sweep import sweep_lambda
 
 
 def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[list, list[Callable[[], None]]]:
-    """Load task vectors (manifests and safetensors headers validated).
+    """Load task vectors (manifests and safetensors headers validated), read through
+    :class:`~chorus.taskvec.merge.sources.StoredDeltas` (one ``pread`` per dense tensor).
 
-    ``verify_now``: also check every file's sha256 now. Otherwise the checks are returned,
-    for :func:`write_merged_encoder` to run alongside the merge (one read of the inputs
-    less on the critical path; a mismatch still leaves no output).
+    ``verify_now``: check every file's sha256 now. Otherwise the deltas files are hashed
+    from the bytes the merge reads and the checks are returned, for
+    :func:`write_merged_encoder` to run before it commits its output (no second read of the
+    inputs; a mismatch still leaves no output).
     """
     from ...tensorfile import verify_sha256
     from .. import TaskVector
+    from ..manifest import DELTAS_FILE
+    from .sources import StoredDeltas
 
-    vectors = [TaskVector.load(path, verify=verify_now) for path in paths]
-    checks = [] if verify_now else [
-        partial(verify_sha256, Path(path) / file, digest)
-        for path, vector in zip(paths, vectors) for file, digest in sorted(vector.manifest.files.items())]
+    vectors = [StoredDeltas(TaskVector.load(path, verify=verify_now), path, verify=not verify_now) for path in paths]
+    checks = [] if verify_now else [check for path, vector in zip(paths, vectors) for check in (
+        vector.verify, *(partial(verify_sha256, Path(path) / file, digest)
+                         for file, digest in sorted(vector.manifest.files.items()) if file != DELTAS_FILE))]
     return vectors, checks
 
 

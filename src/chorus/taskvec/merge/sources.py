@@ -1,14 +1,17 @@
-"""Where a merge reads base weights from, one tensor at a time, and the streamed fingerprint.
+"""Where a merge reads tensors from, one at a time, and the streamed fingerprint.
 
 A :class:`TensorSource` lists names with their dtype and shape without reading data, and
-reads one tensor on request. :class:`SafetensorsSource` opens the file for each read, so
-no memory map stays resident across a pass (peak memory stays at one tensor).
+reads one tensor on request. :class:`SafetensorsFile` reads a tensor with one ``pread`` into
+a fresh buffer, so no memory map stays resident across a pass (peak memory stays at one
+tensor per input) and nothing is parsed per read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import struct
 from pathlib import Path
 from typing import Mapping, Protocol
@@ -16,14 +19,10 @@ from typing import Mapping, Protocol
 import torch
 from torch import Tensor
 
-from ...errors import FileProblem
-from .writer import SAFETENSORS_DTYPES
+from ...tensorfile import TensorFileError, read_header, torch_dtype, verify_sha256
 
-_FROM_CODE = {code: dtype for dtype, code in SAFETENSORS_DTYPES.items()}
-
-
-class BaseWeightsError(FileProblem):
-    """A base-weights file is missing or not a readable safetensors file."""
+_CHUNK = 1 << 24
+_IN_FLIGHT = 2
 
 
 class TensorSource(Protocol):
@@ -51,44 +50,147 @@ class StateDictSource:
         return self._state[name].detach().cpu()
 
 
-class SafetensorsSource:
-    """A safetensors file read lazily, one tensor per open."""
+class SafetensorsFile:
+    """Random access to the tensors of a safetensors file, one ``pread`` per tensor.
+
+    The header is validated once (:func:`chorus.tensorfile.read_header`: a pickle renamed
+    to ``.safetensors`` or a truncated file is refused). Each read opens the file, copies the
+    tensor's bytes from the page cache into a fresh buffer and closes it: no memory map
+    stays resident, and no per-read header parsing.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._header = _read_header(self.path)
+        self.header = read_header(self.path)
+        with open(self.path, "rb") as handle:
+            self._data_start = 8 + struct.unpack("<Q", handle.read(8))[0]
 
     def keys(self) -> list[str]:
-        return list(self._header)
+        return list(self.header)
 
     def info(self, name: str) -> tuple[torch.dtype, tuple[int, ...]]:
-        entry = self._header[name]
-        return _FROM_CODE[entry["dtype"]], tuple(entry["shape"])
+        entry = self.header[name]
+        return torch_dtype(entry["dtype"]), tuple(entry["shape"])
+
+    def tensor(self, name: str, digest: "SequentialDigest | None" = None) -> Tensor:
+        """Tensor ``name``; its bytes also feed ``digest`` (the file's running sha256)."""
+        dtype, shape = self.info(name)
+        begin, end = self.header[name]["data_offsets"]
+        buffer = read_range(self.path, self._data_start + begin, self._data_start + end)
+        if digest is not None:
+            digest.feed(self._data_start + begin, buffer)
+        if not buffer:
+            return torch.zeros(shape, dtype=dtype)
+        return torch.frombuffer(buffer, dtype=torch.uint8).view(dtype).reshape(shape)
+
+
+def read_range(path: Path, begin: int, end: int) -> bytearray:
+    """Bytes ``begin..end`` of ``path`` (one open, ``pread`` until done)."""
+    buffer = bytearray(end - begin)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            count = os.preadv(fd, [view[done:]], begin + done)
+            if count <= 0:
+                raise TensorFileError(path, f"file ends before byte {end}")
+            done += count
+    finally:
+        os.close(fd)
+    return buffer
+
+
+class SequentialDigest:
+    """The sha256 of a file, computed from the byte ranges a reader reads anyway.
+
+    Ranges must come in file order: a gap the reader skipped is read here, a range before
+    the current position turns incremental hashing off and :meth:`verify` hashes the whole
+    file instead. A merge reading dense deltas in name order reads each file front to back,
+    so verifying costs no second read. Hashing runs on a worker thread (at most
+    ``_IN_FLIGHT`` ranges queued, so memory stays bounded).
+    """
+
+    def __init__(self, path: Path, expected: str):
+        self.path, self.expected = Path(path), expected
+        self._digest = hashlib.sha256()
+        self._position = 0
+        self._in_order = True
+        self._worker: ThreadPoolExecutor | None = None
+        self._queued: deque = deque()
+
+    def feed(self, offset: int, data: bytes | bytearray) -> None:
+        if not self._in_order:
+            return
+        if offset < self._position:
+            self._in_order = False
+            return
+        if offset > self._position:
+            self._submit(read_range(self.path, self._position, offset))
+        self._submit(data)
+        self._position = offset + len(data)
+
+    def _submit(self, data: bytes | bytearray) -> None:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="chorus-sha256")
+        self._queued.append(self._worker.submit(self._digest.update, data))
+        while len(self._queued) > _IN_FLIGHT:
+            self._queued.popleft().result()
+
+    def verify(self) -> None:
+        """Raise :class:`~chorus.tensorfile.IntegrityError` unless the file hashes to ``expected``."""
+        while self._queued:
+            self._queued.popleft().result()
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
+        if not self._in_order:
+            verify_sha256(self.path, self.expected)
+            return
+        size = self.path.stat().st_size
+        for begin in range(self._position, size, _CHUNK):
+            self._digest.update(read_range(self.path, begin, min(size, begin + _CHUNK)))
+        if self._digest.hexdigest() != self.expected:
+            verify_sha256(self.path, self.expected)  # reads it once more and raises, naming both digests
+
+
+class StoredDeltas:
+    """A stored task vector whose dense float32 deltas are read with one ``pread`` each,
+    following the documented layout of ``deltas.safetensors`` (docs/task-vector.md: a dense
+    delta is stored under its own name). Other storage (sparse, bf16/fp16) goes through
+    :meth:`TaskVector.tensor`. Fits :class:`chorus.taskvec.merge.stream.DeltaSource`.
+
+    ``verify``: hash the deltas file from the bytes the merge reads (see
+    :class:`SequentialDigest`); :meth:`verify` then checks it against the manifest."""
+
+    def __init__(self, vector, directory: str | Path, verify: bool = False):
+        from ..manifest import DELTAS_FILE
+
+        self.vector = vector
+        self.manifest = vector.manifest
+        self._file = SafetensorsFile(Path(directory) / DELTAS_FILE)
+        self._dense = self.manifest.storage.dtype == "float32"
+        self._digest = SequentialDigest(self._file.path, self.manifest.files[DELTAS_FILE]) if verify else None
+
+    def verify(self) -> None:
+        """Check the deltas file's sha256 (from the bytes read so far, then the rest)."""
+        if self._digest is not None:
+            self._digest.verify()
+
+    def keys(self) -> list[str]:
+        return self.vector.keys()
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.vector.shape(name)
 
     def tensor(self, name: str) -> Tensor:
-        from safetensors import safe_open
+        if self._dense and not self.manifest.tensors[name].sparse:
+            return self._file.tensor(name, self._digest)
+        return self.vector.tensor(name)
 
-        with safe_open(str(self.path), framework="pt") as handle:
-            return handle.get_tensor(name)
-
-
-def _read_header(path: Path) -> dict[str, dict]:
-    if not path.is_file():
-        raise BaseWeightsError(path, "file not found")
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
-        if size <= 0 or size > path.stat().st_size - 8:
-            raise BaseWeightsError(path, "not a safetensors file (bad header length)")
-        try:
-            header = json.loads(handle.read(size))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise BaseWeightsError(path, "not a safetensors file (header is not JSON)") from None
-    header.pop("__metadata__", None)
-    unknown = sorted({entry.get("dtype") for entry in header.values()} - set(_FROM_CODE))
-    if unknown:
-        raise BaseWeightsError(path, f"unsupported tensor dtypes {unknown}")
-    return header
+    def __getattr__(self, name: str):
+        if name == "vector":
+            raise AttributeError(name)
+        return getattr(self.vector, name)  # heads, head_tensors, fingerprint ... of the vector
 
 
 class FingerprintHasher:

@@ -213,12 +213,12 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
 
     The base's fingerprint is computed on the way; if it differs from the vectors' the file
     is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
-    (e.g. the inputs' sha256 verification) run alongside on another thread; if one raises,
+    (e.g. the inputs' sha256 verification) run once every tensor is merged; if one raises,
     nothing is written either.
 
-    Two threads besides the merging one: one hashes the base tensor (fingerprint) and writes
-    and hashes each merged tensor while the next one merges (at most two merged tensors in
-    flight); one runs ``checks``. Hashing, file writes and torch kernels release the GIL.
+    A second thread hashes each base tensor (fingerprint) and writes and hashes each merged
+    tensor while the next one merges (at most two merged tensors in flight); hashing, file
+    writes and torch kernels release the GIL.
     """
     from ..errors import BaseMismatchError
 
@@ -229,9 +229,8 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     hasher = FingerprintHasher()
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
-        with ThreadPoolExecutor(1) as checker, ThreadPoolExecutor(1) as emitter, \
+        with ThreadPoolExecutor(1) as emitter, \
                 StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
-            verified = [checker.submit(check) for check in checks]
             in_flight: deque = deque()
             for name in names:
                 original = base.tensor(name)
@@ -245,8 +244,10 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
                 while len(in_flight) > 1:
                     in_flight.popleft().result()
                 bar.update(1)
-            for future in [*in_flight, *verified]:
+            for future in in_flight:
                 future.result()
+            for check in checks:
+                check()
             if hasher.hexdigest() != plan.fingerprint:
                 raise BaseMismatchError(plan.fingerprint, hasher.hexdigest())
             return writer.commit()
