@@ -50,11 +50,10 @@ class DemoSettings(BaseModel):
     region: str = "temperate"
     new_region: str = "wetland"
     epochs: int = Field(5, ge=1)
-    probe_epochs: int = Field(8, ge=1)
     batch_size: int = 16
     lr: float = 3e-4
     head_lr: float = 3e-3
-    probe_lr: float = 1e-2
+    probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes' logistic regression")
     freeze: list[str] = Field(default_factory=lambda: ["blocks.0.*"])
     merges: dict[str, tuple[str, dict[str, Any]]] = Field(default_factory=lambda: {
         "mean": ("mean", {}), "task_arithmetic": ("task_arithmetic", {}), "ties": ("ties", {}),
@@ -74,7 +73,7 @@ def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progre
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
-def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], head_only: bool, progress):
+def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress):
     """One fine-tuning run, reused when its outputs already exist."""
     from .taskvec import TaskVector
     from .train.config import FinetuneConfig
@@ -83,13 +82,34 @@ def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], he
     if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
         return TaskVector.load(out / "taskvector")
     config = FinetuneConfig(
-        encoder=settings.encoder, groups=groups, method="head-only" if head_only else "full",
-        freeze=[] if head_only else list(settings.freeze), epochs=settings.probe_epochs if head_only else settings.epochs,
-        batch_size=settings.batch_size, lr=None if head_only else settings.lr,
-        head_lr=settings.probe_lr if head_only else settings.head_lr, patience=None, seed=settings.seed,
+        encoder=settings.encoder, groups=groups, method="full", freeze=list(settings.freeze), epochs=settings.epochs,
+        batch_size=settings.batch_size, lr=settings.lr, head_lr=settings.head_lr, patience=None, seed=settings.seed,
         warmup=0.1, clip_seconds=settings.seconds)
     finetune(manifest, out, config, progress=progress, resume=(out / "checkpoint").exists())
     return TaskVector.load(out / "taskvector")
+
+
+def _probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -> list:
+    """One frozen-base linear probe per group, as zero-delta task vectors with calibrated heads."""
+    from .encoders import build_encoder
+    from .evaluate import load_eval_audio
+    from .evaluate.probe_baseline import pooled_features, probe_vector
+
+    base = vectors[0].manifest.base
+    encoder = build_encoder(base.architecture)
+    encoder.name = base.encoder
+    encoder.load_state_dict(state)
+    classifier = vectors[0].manifest.classifier
+    train = load_eval_audio(manifest.select(split="train").clips, encoder.sample_rate, progress, "loading training clips")
+    train_features = pooled_features(encoder, classifier, train)
+    valid_features = pooled_features(encoder, classifier, valid)
+    probes = []
+    for group in settings.species:
+        rows = [i for i, clip in enumerate(train.clips) if clip.group == group]
+        valid_rows = [i for i, clip in enumerate(valid.clips) if clip.group == group]
+        probes.append(probe_vector(encoder, classifier, group, train.subset(rows), valid.subset(valid_rows),
+                                   train_features[rows], valid_features[valid_rows], settings.probe_c))
+    return probes
 
 
 def _check_folder(out_dir: Path, settings: DemoSettings) -> None:
@@ -140,17 +160,18 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     moved = _synth(out_dir, settings, settings.new_region, rate, progress)
     lap("synthesize")
     groups = list(settings.species)
-    say(f"2/5 fine-tuning {settings.encoder}: {len(groups)} groups alone, jointly, and head-only probes")
+    say(f"2/5 fine-tuning {settings.encoder} on each of {len(groups)} groups alone and on all jointly; "
+        "a linear probe per group on the frozen encoder")
     runs = out_dir / "finetune"
-    vectors = [_finetune(manifest, runs / group, settings, [group], False, progress) for group in groups]
-    joint_vector = _finetune(manifest, runs / "joint", settings, groups, False, progress)
-    probes = [_finetune(manifest, runs / f"probe-{group}", settings, [group], True, progress) for group in groups]
-    lap("fine-tune")
-    say(f"3/5 merging with {len(settings.merges)} methods, λ chosen on validation clips")
+    vectors = [_finetune(manifest, runs / group, settings, [group], progress) for group in groups]
+    joint_vector = _finetune(manifest, runs / "joint", settings, groups, progress)
     valid = load_eval_audio(manifest.select(split="valid").clips, rate, progress, "loading validation clips")
     base = resolve_base(vectors)
     plan = plan_merge(vectors, "mean")
     state = base_state(base, plan.fingerprint)
+    probes = _probes(vectors, state, manifest, valid, settings, progress)
+    lap("fine-tune")
+    say(f"3/5 merging with {len(settings.merges)} methods, λ chosen on validation clips")
     references = individual_scores(plan, state, valid, progress)
     sweeps = {}
     for name, (method, params) in settings.merges.items():

@@ -32,8 +32,9 @@ def report_parts(record: dict) -> list[str]:
                            f"{record['data']['test_clips']} test clips, {record['data']['transfer_clips']} "
                            f"from the {settings['new_region']} region"),
              paragraph(f"Encoder {settings['encoder']}, {settings['epochs']} epochs (frozen: "
-                       f"{', '.join(settings['freeze']) or 'nothing'}), probes {settings['probe_epochs']} epochs "
-                       f"head-only; seed {settings['seed']}.", note=True),
+                       f"{', '.join(settings['freeze']) or 'nothing'}); probes: logistic regression (C = "
+                       f"{settings['probe_c']:g}) on the frozen encoder's pooled features; seed {settings['seed']}.",
+                       note=True),
              heading("Choosing λ on validation clips")]
     for name, sweep in record["sweeps"].items():
         groups = list(sweep["references"])

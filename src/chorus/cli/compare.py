@@ -27,18 +27,17 @@ def comparison_table(comparison: dict, title: str):
 
 
 def _entries(probe, individual, joint, merged):
-    import json
-
+    """Models named by kind; merged ones by their directory, individual ones by their group."""
     from ..evaluate.compare import Entry
     from ..model import ClassifierModel
 
     entries = []
     for kind, paths in (("probe", probe), ("individual", individual), ("joint", joint), ("merged", merged)):
-        for path in paths:
+        for number, path in enumerate(paths, start=1):
             model = ClassifierModel.from_pretrained(path)
-            name = path.name
-            if kind == "merged" and (path / "merge.json").is_file():
-                name = json.loads((path / "merge.json").read_text(encoding="utf-8")).get("method", name)
+            name = kind if len(paths) == 1 else f"{kind} {number}"
+            if kind == "merged":
+                name = path.name
             elif kind == "individual":
                 name = next((h.group for h in model.head_entries if h.group), path.name)
             entries.append(Entry(name, kind, model))
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
         probe: List[Path] = typer.Option([], help="Frozen-base probe model directory."),
         individual: List[Path] = typer.Option([], help="Individually fine-tuned model directory (repeat)."),
         joint: List[Path] = typer.Option([], help="Jointly trained model directory."),
-        merged: List[Path] = typer.Option([], help="Merged model directory (repeat)."),
+        merged: List[Path] = typer.Option([], help="Merged model directory (repeat; named by the directory)."),
         transfer: Optional[Path] = typer.Option(None, help="Manifest of a test set from another region."),
         transfer_split: Optional[str] = typer.Option("test", help="Split of --transfer."),
     ) -> None:
