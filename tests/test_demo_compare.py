@@ -10,6 +10,7 @@ import torch
 
 from chorus.demo import DemoError, DemoSettings, run_demo
 from chorus.evaluate.probe_baseline import fit_linear_head
+from chorus.taskvec import TaskVector
 
 TINY = DemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,
                     batch_size=8, lr=3e-3, head_lr=1e-2, lambda_factors=(0.5, 1.0),
@@ -25,21 +26,25 @@ def demo(tmp_path_factory):
 def test_demo_writes_report_numbers_and_every_model(demo):
     out, record = demo
     rows = {row["name"]: row for row in record["comparison"]["rows"]}
-    assert [row["kind"] for row in record["comparison"]["rows"]] == ["probe", "individual", "individual", "joint",
-                                                                      "merged", "merged"]
+    assert [row["kind"] for row in record["comparison"]["rows"]] == ["probe", "probe", "individual", "individual",
+                                                                      "joint", "merged", "merged"]
     assert rows["birds"]["normalized"] == rows["insects"]["normalized"] == 1.0
     assert set(rows["mean"]["groups"]) == {"birds", "insects"} and "transfer" in rows["ties"]
-    assert set(record["comparison"]["gaps"]) == {"probe", "mean", "ties"}
+    assert set(record["comparison"]["gaps"]) == {"probe", "probe (logistic regression)", "mean", "ties"}
     assert record["comparison"]["group_sizes"] == {"birds": 12, "insects": 8}
     summary = record["summary"]
     assert summary["best_merge"] in ("mean", "ties")
-    assert summary["best_normalized_accuracy"] == max(summary["normalized_accuracy"].values())
-    assert set(summary["lambda"].values()) <= {0.5, 1.0}
+    assert summary["normalized_accuracy"][summary["best_merge"]] == max(summary["normalized_accuracy"].values())
+    assert {summary["lambda"]["mean"], summary["lambda"]["ties"]} <= {0.5, 1.0}
+    assert set(summary["best_beats_probes"]) == {"probe", "probe (logistic regression)"}
+    # the head-only probe's deltas are zero: its encoder is the base
+    assert not TaskVector.load(out / "finetune" / "probe-birds" / "taskvector").tensor("blocks.2.0.weight").any()
     page = (out / "report.html").read_text()
     assert "Summary" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
     assert json.loads((out / "demo.json").read_text())["summary"] == summary
     merge_record = json.loads((out / "merged" / "ties" / "merge.json").read_text())
     assert merge_record["params"]["density"] == 0.5 and merge_record["lambda"] == summary["lambda"]["ties"]
+    assert merge_record["calibration"] == summary["calibration"]["ties"]
 
 
 def test_demo_rerun_reuses_stages_and_refuses_other_settings(demo):
@@ -65,7 +70,8 @@ def test_cli_compare_on_the_demo_models(run_cli, demo, tmp_path):
     assert names == ["birds", "insects", "joint", "mean"]
     expected = {row["name"]: row for row in record["comparison"]["rows"]}
     assert comparison["rows"][3]["overall"] == expected["mean"]["overall"]
-    assert (tmp_path / "compare.html").is_file() and "mean" in result.output and "new region" in result.output
+    assert all("transfer" in row for row in comparison["rows"])
+    assert (tmp_path / "compare.html").is_file() and "mean" in result.output
 
 
 def test_linear_probe_head_reads_raw_features():

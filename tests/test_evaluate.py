@@ -11,8 +11,9 @@ from _toydata import tone_manifest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from chorus.encoders import load_encoder
-from chorus.evaluate import evaluate_logits, load_eval_audio
-from chorus.taskvec.merge import compose_heads, plan_merge, sweep_lambda, write_composed_model
+from chorus.evaluate import evaluate_logits, evaluate_model, load_eval_audio
+from chorus.taskvec.merge import (apply_directions, build_classifier, compose_heads, plan_merge, sweep_lambda,
+                                  write_composed_model)
 from chorus.taskvec.merge.compose import base_state, resolve_base
 from chorus.taskvec.merge.registry import MergeError
 
@@ -65,18 +66,25 @@ def tone_vectors():
 
 def test_sweep_scores_every_lambda_and_picks_the_best_normalized_accuracy(tones, tone_vectors):
     plan = plan_merge(tone_vectors, "task_arithmetic")
-    heads = compose_heads(tone_vectors)
     audio = load_eval_audio(tones.select(split="valid").clips, 16_000)
     state = base_state(resolve_base(tone_vectors), plan.fingerprint)
-    result = sweep_lambda(plan, heads, state, audio, [0.0, 0.5, 2.0])
-    assert [row["lambda"] for row in result.rows] == [0.0, 0.5, 2.0]
+    result = sweep_lambda(plan, ["zscore", "none"], state, audio, [0.0, 0.5, 2.0])
+    assert [(row["lambda"], row["calibration"]) for row in result.rows] == [
+        (lam, cal) for lam in (0.0, 0.5, 2.0) for cal in ("zscore", "none")]
     assert set(result.references) == {"g1", "g2"} and all(0 <= v <= 1 for v in result.references.values())
     for row in result.rows:
         expected = np.mean([row["scores"][g] / result.references[g] for g in ("g1", "g2")])
         assert row["normalized"] == pytest.approx(expected)
-    assert result.best == max(result.rows, key=lambda r: (r["normalized"], -r["lambda"]))["lambda"]
+        assert all(row["within"][g] >= row["scores"][g] for g in ("g1", "g2"))
+    best = max(result.rows, key=lambda r: (r["normalized"], r["normalized_within"], -r["lambda"]))
+    assert (result.best, result.calibration) == (best["lambda"], best["calibration"])
+    # the sweep's scores are the composed model's own scores on those clips
+    model = build_classifier(plan, compose_heads(tone_vectors, "none"), apply_directions(state, plan.directions(), 0.5))
+    accuracy = evaluate_model(model, audio)["per_group"]["g1"]["accuracy"]
+    assert accuracy == pytest.approx(next(r for r in result.rows if r["lambda"] == 0.5 and r["calibration"] == "none")
+                                     ["scores"]["g1"])
     with pytest.raises(MergeError, match="no clips of group 'g2'"):
-        sweep_lambda(plan, heads, state, audio.of_groups(["g1"]), [1.0])
+        sweep_lambda(plan, ["zscore"], state, audio.of_groups(["g1"]), [1.0])
 
 
 def test_cli_evaluate_writes_metrics_and_confusion(run_cli, tones, tone_vectors, tmp_path):

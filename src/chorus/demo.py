@@ -3,10 +3,12 @@
 1. synthesize four taxon groups (one species-rich, one small) in a temperate region, and
    the same species' test calls recorded in a new region;
 2. fine-tune the encoder on each group alone (the task vectors institutions would share),
-   on all groups jointly (the reference a data-pooling world would get), and train a
-   head-only probe per group on the frozen encoder;
-3. merge the per-group task vectors with every method, choosing λ on the validation clips
-   by normalized accuracy;
+   on all groups jointly (the reference a data-pooling world would get), and two probes
+   per group on the frozen encoder: the head trained exactly as in fine-tuning
+   (``head-only``), and a logistic regression on the pooled features;
+3. merge the per-group task vectors with every method, choosing λ and the head
+   calibration on the validation clips by normalized accuracy (the probes' calibration
+   too);
 4. compare everything on the test clips and the new region, and write a self-contained
    HTML report (``report.html``) and ``demo.json`` with the numbers.
 
@@ -49,10 +51,10 @@ class DemoSettings(BaseModel):
     seconds: float = Field(1.0, gt=0)
     region: str = "temperate"
     new_region: str = "wetland"
-    epochs: int = Field(5, ge=1)
+    epochs: int = Field(6, ge=1)
     batch_size: int = 16
-    lr: float = 3e-4
-    head_lr: float = 3e-3
+    lr: float = 5e-5
+    head_lr: float = 1e-2
     probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes' logistic regression")
     freeze: list[str] = Field(default_factory=lambda: ["blocks.0.*"])
     merges: dict[str, tuple[str, dict[str, Any]]] = Field(default_factory=lambda: {
@@ -73,8 +75,9 @@ def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progre
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
-def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress):
-    """One fine-tuning run, reused when its outputs already exist."""
+def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress, head_only: bool = False):
+    """One fine-tuning run (``head_only``: the encoder frozen, the head trained the same
+    way), reused when its outputs already exist."""
     from .taskvec import TaskVector
     from .train.config import FinetuneConfig
     from .train.finetune import finetune
@@ -82,18 +85,21 @@ def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], pr
     if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
         return TaskVector.load(out / "taskvector")
     config = FinetuneConfig(
-        encoder=settings.encoder, groups=groups, method="full", freeze=list(settings.freeze), epochs=settings.epochs,
+        encoder=settings.encoder, groups=groups, method="head-only" if head_only else "full",
+        freeze=[] if head_only else list(settings.freeze), epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, head_lr=settings.head_lr, patience=None, seed=settings.seed,
         warmup=0.1, clip_seconds=settings.seconds)
     finetune(manifest, out, config, progress=progress, resume=(out / "checkpoint").exists())
     return TaskVector.load(out / "taskvector")
 
 
-def _probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -> list:
-    """One frozen-base linear probe per group, as zero-delta task vectors with calibrated heads."""
+def _regression_probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -> list:
+    """One logistic-regression probe per group on the frozen encoder's pooled features, as
+    zero-delta task vectors with calibrated heads."""
     from .encoders import build_encoder
     from .evaluate import load_eval_audio
-    from .evaluate.probe_baseline import pooled_features, probe_vector
+    from .evaluate import layer_features
+    from .evaluate.probe_baseline import probe_vector
 
     base = vectors[0].manifest.base
     encoder = build_encoder(base.architecture)
@@ -101,8 +107,8 @@ def _probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -
     encoder.load_state_dict(state)
     classifier = vectors[0].manifest.classifier
     train = load_eval_audio(manifest.select(split="train").clips, encoder.sample_rate, progress, "loading training clips")
-    train_features = pooled_features(encoder, classifier, train)
-    valid_features = pooled_features(encoder, classifier, valid)
+    train_features = layer_features(encoder, classifier, train)
+    valid_features = layer_features(encoder, classifier, valid)
     probes = []
     for group in settings.species:
         rows = [i for i, clip in enumerate(train.clips) if clip.group == group]
@@ -110,6 +116,37 @@ def _probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -
         probes.append(probe_vector(encoder, classifier, group, train.subset(rows), valid.subset(valid_rows),
                                    train_features[rows], valid_features[valid_rows], settings.probe_c))
     return probes
+
+
+def _summary(comparison: dict, sweeps: dict) -> dict:
+    """The headline numbers: the best merge against the individual models and the probes."""
+    from .evaluate.compare import best_merge
+
+    best = best_merge(comparison)
+    rows = comparison["rows"]
+    probes = [row for row in rows if row["kind"] == "probe"]
+    merged = [row for row in rows if row["kind"] == "merged"]
+    summary = {
+        "best_merge": best["name"] if best else None,
+        "lambda": {name: sweep["best_lambda"] for name, sweep in sweeps.items()},
+        "calibration": {name: sweep["calibration"] for name, sweep in sweeps.items()},
+        "normalized_accuracy": {row["name"]: row["normalized"] for row in merged},
+        "normalized_accuracy_within_group": {row["name"]: row["normalized_within"] for row in merged},
+        "accuracy": {row["name"]: row["overall"][row["metric"]] for row in rows if row["kind"] != "individual"},
+        "accuracy_within_group": {row["name"]: _mean(row.get("within_group", {})) for row in rows
+                                  if row["kind"] != "individual"},
+        "individual_accuracy": {g: v for row in rows if row["kind"] == "individual" for g, v in row["groups"].items()},
+    }
+    if best:
+        summary["best_beats_probes"] = {row["name"]: {
+            "all species": summary["accuracy"][best["name"]] > summary["accuracy"][row["name"]],
+            "within group": summary["accuracy_within_group"][best["name"]] > summary["accuracy_within_group"][row["name"]]}
+            for row in probes}
+    return summary
+
+
+def _mean(values: dict) -> float | None:
+    return sum(values.values()) / len(values) if values else None
 
 
 def _check_folder(out_dir: Path, settings: DemoSettings) -> None:
@@ -131,13 +168,13 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     ``log(message)``: optional callback told when each stage starts (the CLI prints it).
     """
     from .evaluate import load_eval_audio
-    from .evaluate.compare import Entry, best_merge, compare_models
+    from .evaluate.compare import Entry, compare_models
     from .evaluate.compare_report import write_comparison
     from .model import ClassifierModel
     from .encoders import get_spec
     from .taskvec.merge import build_classifier, compose_heads, plan_merge, sweep_lambda, write_composed_model
     from .taskvec.merge.compose import base_state, resolve_base
-    from .taskvec.merge.sweep import individual_scores
+    from .taskvec.merge.sweep import CALIBRATIONS, individual_scores
 
     settings = settings or DemoSettings()
     out_dir = Path(out_dir)
@@ -161,34 +198,40 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     lap("synthesize")
     groups = list(settings.species)
     say(f"2/5 fine-tuning {settings.encoder} on each of {len(groups)} groups alone and on all jointly; "
-        "a linear probe per group on the frozen encoder")
+        "probes on the frozen encoder")
     runs = out_dir / "finetune"
     vectors = [_finetune(manifest, runs / group, settings, [group], progress) for group in groups]
     joint_vector = _finetune(manifest, runs / "joint", settings, groups, progress)
+    head_only = [_finetune(manifest, runs / f"probe-{group}", settings, [group], progress, head_only=True)
+                 for group in groups]
     valid = load_eval_audio(manifest.select(split="valid").clips, rate, progress, "loading validation clips")
     base = resolve_base(vectors)
     plan = plan_merge(vectors, "mean")
     state = base_state(base, plan.fingerprint)
-    probes = _probes(vectors, state, manifest, valid, settings, progress)
+    regression = _regression_probes(vectors, state, manifest, valid, settings, progress)
     lap("fine-tune")
-    say(f"3/5 merging with {len(settings.merges)} methods, λ chosen on validation clips")
+    say(f"3/5 merging with {len(settings.merges)} methods; λ and calibration chosen on validation clips")
     references = individual_scores(plan, state, valid, progress)
+    candidates = CALIBRATIONS["multiclass"] if settings.calibration == "auto" else (settings.calibration,)
     sweeps = {}
     for name, (method, params) in settings.merges.items():
         plan = plan_merge(vectors, method, params, seed=settings.seed)
-        heads = compose_heads(vectors, settings.calibration)
         grid = [round(plan.default_lambda() * f, 6) for f in settings.lambda_factors]
-        sweep = sweep_lambda(plan, heads, state, valid, grid, references, progress)
-        write_composed_model(plan, heads, base, out_dir / "merged" / name, sweep.best, {"sweep": sweep.as_dict()},
-                             progress)
+        sweep = sweep_lambda(plan, candidates, state, valid, grid, references, progress)
+        write_composed_model(plan, compose_heads(vectors, sweep.calibration), base, out_dir / "merged" / name,
+                             sweep.best, {"sweep": sweep.as_dict()}, progress)
         sweeps[name] = sweep.as_dict()
-    probe_plan = plan_merge(probes, "mean")
-    probe_model = build_classifier(probe_plan, compose_heads(probes, settings.calibration), state)
+    probes = {}
+    for name, probe_vectors in (("probe", head_only), ("probe (logistic regression)", regression)):
+        probe_plan = plan_merge(probe_vectors, "mean")  # every delta is zero: the encoder stays the base
+        sweep = sweep_lambda(probe_plan, candidates, state, valid, [1.0], references, progress)
+        probes[name] = build_classifier(probe_plan, compose_heads(probe_vectors, sweep.calibration), state)
+        sweeps[name] = sweep.as_dict()
     lap("merge")
     say("4/5 evaluating every model on the test clips and the new region")
     test = load_eval_audio(manifest.select(split="test").clips, rate, progress, "loading test clips")
     transfer = load_eval_audio(moved.select(split="test").clips, rate, progress, "loading new-region clips")
-    entries = [Entry("probe", "probe", probe_model)]
+    entries = [Entry(name, "probe", model) for name, model in probes.items()]
     entries += [Entry(group, "individual", ClassifierModel.from_pretrained(runs / group / "model"), group)
                 for group in groups]
     entries.append(Entry("joint", "joint", ClassifierModel.from_pretrained(runs / "joint" / "model")))
@@ -198,21 +241,10 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     comparison = compare_models(entries, test, transfer, sizes, progress)
     lap("evaluate")
     say("5/5 writing the report")
-    best = best_merge(comparison)
-    probe_row = next(row for row in comparison["rows"] if row["kind"] == "probe")
-    summary = {
-        "best_merge": best["name"] if best else None,
-        "best_normalized_accuracy": best["normalized"] if best else None,
-        "best_accuracy": best["overall"][best["metric"]] if best else None,
-        "probe_accuracy": probe_row["overall"][probe_row["metric"]],
-        "probe_normalized_accuracy": probe_row["normalized"],
-        "normalized_accuracy": {row["name"]: row["normalized"] for row in comparison["rows"] if row["kind"] == "merged"},
-        "lambda": {name: sweep["best_lambda"] for name, sweep in sweeps.items()},
-    }
-    summary["best_beats_probe"] = bool(best and summary["best_accuracy"] > summary["probe_accuracy"])
+    summary = _summary(comparison, sweeps)
     timings["total"] = round(time.perf_counter() - started, 1)
     record = {"settings": settings.model_dump(mode="json"), "summary": summary, "comparison": comparison,
-              "sweeps": sweeps, "timings_s": timings, "joint_group": joint_vector.manifest.group,
+              "sweeps": sweeps, "timings_s": timings, "joint_groups": joint_vector.manifest.group,
               "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
     from .demo_report import report_parts
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def headline(record: dict) -> str:
-    """One sentence with the numbers the demo exists to show."""
+    """The numbers the demo exists to show, in two sentences."""
     s = record["summary"]
-    if s["best_merge"] is None:
+    best = s["best_merge"]
+    if best is None:
         return "No merge was run."
-    verdict = "beats" if s["best_beats_probe"] else "does not beat"
-    return (f"Best merge: {s['best_merge']} (λ = {s['lambda'][s['best_merge']]:g}) keeps a normalized accuracy of "
-            f"{s['best_normalized_accuracy']:.3f} and reaches {s['best_accuracy']:.3f} accuracy over the species of "
-            f"all {len(record['settings']['species'])} groups; it {verdict} the frozen-base "
-            f"probe ({s['probe_accuracy']:.3f}).")
+    groups = len(record["settings"]["species"])
+    probes = "; ".join(f"{name} {_number(s['accuracy'][name])} ({_number(s['accuracy_within_group'][name])})"
+                       for name in s.get("best_beats_probes", {}))
+    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {s['calibration'][best]} calibration) keeps a "
+            f"normalized accuracy of {_number(s['normalized_accuracy'][best])} over the species of all {groups} groups "
+            f"({_number(s['normalized_accuracy_within_group'][best])} within each group) and reaches "
+            f"{_number(s['accuracy'][best])} accuracy ({_number(s['accuracy_within_group'][best])} within group). "
+            f"Frozen-encoder probes: {probes}; joint training: {_number(s['accuracy'].get('joint'))} "
+            f"({_number(s['accuracy_within_group'].get('joint'))}).")
 
 
 def report_parts(record: dict) -> list[str]:
@@ -23,23 +32,24 @@ def report_parts(record: dict) -> list[str]:
     parts = [paragraph(headline(record)),
              paragraph("Each taxon group's institution fine-tunes the encoder on its own clips and shares only the "
                        "task vector; the composer merges the vectors and concatenates the groups' heads, calibrated "
-                       f"({settings['calibration']}: z-scored logits for multi-class heads), into one classifier "
-                       "over every species. The joint model is what pooling all data would give.", note=True),
+                       "with the statistics each vector carries, into one classifier over every species. The joint "
+                       "model is what pooling all data would give; the probes keep the encoder frozen.", note=True),
              heading("Data and training"),
              table(["group", "species", "training clips"],
                    [[g, settings["species"][g], record["data"]["train_clips"][g]] for g in settings["species"]],
                    caption=f"{settings['seconds']:g} s clips in the {settings['region']} region; "
                            f"{record['data']['test_clips']} test clips, {record['data']['transfer_clips']} "
                            f"from the {settings['new_region']} region"),
-             paragraph(f"Encoder {settings['encoder']}, {settings['epochs']} epochs (frozen: "
-                       f"{', '.join(settings['freeze']) or 'nothing'}); probes: logistic regression (C = "
+             paragraph(f"Encoder {settings['encoder']}: {settings['epochs']} epochs, encoder learning rate "
+                       f"{settings['lr']:g}, head {settings['head_lr']:g} (frozen: "
+                       f"{', '.join(settings['freeze']) or 'nothing'}); the head-only probe trains its head the "
+                       f"same way on the frozen encoder; the regression probe is a logistic regression (C = "
                        f"{settings['probe_c']:g}) on the frozen encoder's pooled features; seed {settings['seed']}.",
                        note=True),
-             heading("Choosing λ on validation clips")]
+             heading("Choosing λ and the calibration on validation clips")]
     for name, sweep in record["sweeps"].items():
-        groups = list(sweep["references"])
-        rows = [[row["lambda"], *(row["scores"][g] for g in groups), row["normalized"]] for row in sweep["rows"]]
-        parts.append(table(["λ", *groups, "normalized"], rows,
-                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}"))
+        rows = [[row["lambda"], row["calibration"], row["normalized"], row["normalized_within"]] for row in sweep["rows"]]
+        parts.append(table(["λ", "calibration", "normalized", "normalized within group"], rows,
+                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}"))
     parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
     return parts

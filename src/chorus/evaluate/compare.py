@@ -3,8 +3,9 @@
 Rows: the frozen-base probe, each individually fine-tuned model (scored on its own group
 only, over its own labels), the jointly trained model, and every merge. Columns: overall
 score, score per group, normalized accuracy (per group: score ÷ the individual model's
-score on that group; averaged over groups), and the score on a test set from another
-region (zero-shot transfer). Beside the table: the asymmetric gap per group,
+score on that group; averaged over groups) over all species (``normalized``) and within
+the clip's group (``normalized_within``, the task-aware protocol of the merging
+literature), and the score on a test set from another region (zero-shot transfer). Beside the table: the asymmetric gap per group,
 ``merged − joint``, against the group's size (training clips).
 
 The score is accuracy for multi-class models (top-1 over every class the model has) and
@@ -82,10 +83,11 @@ def compare_models(entries: Sequence[Entry], test: EvalAudio, transfer: EvalAudi
         bar.close()
     references = {g: row["groups"][g] for row in rows if row["kind"] == "individual" for g in row["groups"]}
     for row in rows:
-        ratios = [row["groups"][g] / references[g] for g in references if references[g] > 0 and g in row["groups"]]
-        row["normalized"] = sum(ratios) / len(ratios) if ratios and row["kind"] != "individual" else None
         if row["kind"] == "individual":
-            row["normalized"] = 1.0
+            row["normalized"] = row["normalized_within"] = 1.0
+            continue
+        row["normalized"] = _normalized(row["groups"], references)
+        row["normalized_within"] = _normalized(row.get("within_group", row["groups"]), references)
     joint = next((row for row in rows if row["kind"] == "joint"), None)
     gaps = {}
     if joint is not None:
@@ -96,6 +98,11 @@ def compare_models(entries: Sequence[Entry], test: EvalAudio, transfer: EvalAudi
     return {"groups": groups, "rows": rows, "references": references, "gaps": gaps,
             "group_sizes": dict(group_sizes or {}), "clips": len(test),
             "transfer_clips": len(transfer) if transfer is not None else None}
+
+
+def _normalized(scores: dict[str, float], references: dict[str, float]) -> float | None:
+    ratios = [scores[g] / references[g] for g in references if references[g] > 0 and g in scores]
+    return sum(ratios) / len(ratios) if ratios else None
 
 
 def best_merge(comparison: dict) -> dict | None:

@@ -13,11 +13,13 @@ def table_rows(comparison: dict) -> tuple[list[str], list[list]]:
     """Headers and rows of the summary table (scores as floats, missing as None)."""
     groups = comparison["groups"]
     transfer = comparison.get("transfer_clips") is not None
-    headers = ["model", "kind", "overall", *groups, "normalized", *(["new region"] if transfer else [])]
+    headers = ["model", "kind", "overall", *groups, "normalized", "normalized within group",
+               *(["new region"] if transfer else [])]
     rows = []
     for row in comparison["rows"]:
         overall = row["overall"][row["metric"]]
-        cells = [row["name"], row["kind"], overall, *(row["groups"].get(g) for g in groups), row["normalized"]]
+        cells = [row["name"], row["kind"], overall, *(row["groups"].get(g) for g in groups), row["normalized"],
+                 row["normalized_within"]]
         if transfer:
             cells.append(row["transfer"]["overall"])
         rows.append(cells)
@@ -87,7 +89,8 @@ def comparison_parts(comparison: dict) -> list[str]:
     parts = [heading("Summary"),
              paragraph(f"{metric} on {comparison['clips']} test clips over the union of every group's labels; "
                        "individual models on their own group and labels only. normalized = mean over groups of "
-                       "score ÷ the group's individual model."),
+                       "score ÷ the group's individual model; 'within group' scores each clip among its own "
+                       "group's labels only (the task-aware protocol of the merging literature)."),
              table(headers, rows)]
     within = [row for row in comparison["rows"] if "within_group" in row]
     if within:

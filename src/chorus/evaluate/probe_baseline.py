@@ -15,35 +15,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..encoders import Encoder
-from ..model import ClassifierModel, ClassifierSettings, HeadEntry
+from ..model import ClassifierSettings, HeadEntry
 from ..train.calibration import calibration_stats, class_counts
-from ..train.finetune import predict_logits
 from .run import EvalAudio
-
-
-class _Features(nn.Module):
-    """A classifier's pooled features in place of its logits (for batched prediction)."""
-
-    def __init__(self, model: ClassifierModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
-        return self.model.features(waveforms, lengths)
-
-
-def pooled_features(encoder: Encoder, settings: ClassifierSettings, audio: EvalAudio, batch_size: int = 16) -> Tensor:
-    """``[clips, features]`` pooled features of ``settings.layer`` (crops as in evaluation)."""
-    from ..train.data import ClipSet
-
-    probe = _Features(ClassifierModel(encoder, [HeadEntry(labels=["_"])], settings))
-    seconds = settings.clip_seconds
-    clip_samples = None if seconds is None else int(round(seconds * audio.sample_rate))
-    clipset = ClipSet(audio.clips, audio.waveforms, torch.zeros(0), audio.sample_rate)
-    return predict_logits(probe, clipset, clip_samples, batch_size, torch.device("cpu"))
 
 
 def fit_linear_head(features: Tensor, labels: Sequence[str], classes: Sequence[str], c: float = 1.0,

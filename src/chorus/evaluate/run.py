@@ -12,11 +12,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data.loading import FailedClip
 from ..data.manifest import Clip
-from ..model import ClassifierModel
+from ..encoders import Encoder
+from ..model import ClassifierModel, ClassifierSettings, HeadEntry
 from ..progress import ProgressFactory
 from ..train.data import ClipSet, load_clipset
 from ..train.finetune import predict_logits
@@ -54,14 +55,41 @@ def load_eval_audio(clips: Sequence[Clip], sample_rate: int, progress: ProgressF
     return EvalAudio(loaded.clips, loaded.waveforms, sample_rate, failures)
 
 
-def model_logits(model: ClassifierModel, audio: EvalAudio, batch_size: int = 16) -> Tensor:
-    """Logits ``[clips, classes]`` of ``model`` on every clip of ``audio``, in clip order."""
-    if audio.sample_rate != model.encoder.sample_rate:
-        raise ValueError(f"audio decoded at {audio.sample_rate} Hz, the model wants {model.encoder.sample_rate} Hz")
-    seconds = model.settings.clip_seconds
+def _predict(module: nn.Module, settings: ClassifierSettings, audio: EvalAudio, batch_size: int) -> Tensor:
+    """``module``'s outputs ``[clips, ...]`` on centred crops of ``settings.clip_seconds``."""
+    seconds = settings.clip_seconds
     clip_samples = None if seconds is None else int(round(seconds * audio.sample_rate))
     clipset = ClipSet(audio.clips, audio.waveforms, torch.zeros(0), audio.sample_rate)
-    return predict_logits(model, clipset, clip_samples, batch_size, torch.device("cpu"))
+    return predict_logits(module, clipset, clip_samples, batch_size, torch.device("cpu"))
+
+
+def _check_rate(audio: EvalAudio, encoder: Encoder) -> None:
+    if audio.sample_rate != encoder.sample_rate:
+        raise ValueError(f"audio decoded at {audio.sample_rate} Hz, the model wants {encoder.sample_rate} Hz")
+
+
+def model_logits(model: ClassifierModel, audio: EvalAudio, batch_size: int = 16) -> Tensor:
+    """Logits ``[clips, classes]`` of ``model`` on every clip of ``audio``, in clip order."""
+    _check_rate(audio, model.encoder)
+    return _predict(model, model.settings, audio, batch_size)
+
+
+class _Features(nn.Module):
+    """A classifier's pooled features in place of its logits (for batched prediction)."""
+
+    def __init__(self, model: ClassifierModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
+        return self.model.features(waveforms, lengths)
+
+
+def layer_features(encoder: Encoder, settings: ClassifierSettings, audio: EvalAudio, batch_size: int = 16) -> Tensor:
+    """``[clips, features]``: the pooled layer ``settings`` names, as a classifier's heads read it."""
+    _check_rate(audio, encoder)
+    return _predict(_Features(ClassifierModel(encoder, [HeadEntry(labels=["_"])], settings)), settings, audio,
+                    batch_size)
 
 
 def evaluate_model(model: ClassifierModel, audio: EvalAudio, batch_size: int = 16) -> dict:

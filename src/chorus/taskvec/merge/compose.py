@@ -61,13 +61,18 @@ def _encoder_entry(plan: MergePlan) -> EncoderEntry:
                         sample_rate=manifest.sample_rate)
 
 
-def build_classifier(plan: MergePlan, heads: ComposedHeads, state: dict[str, Tensor]) -> ClassifierModel:
-    """The composed classifier in memory from a merged encoder ``state``."""
+def build_encoder_from(plan: MergePlan, state: dict[str, Tensor]):
+    """The vectors' encoder architecture with the weights ``state``, in eval mode."""
     entry = _encoder_entry(plan)
     encoder = build_encoder(entry.architecture)
     encoder.name = entry.name
     encoder.load_state_dict(state, strict=True)
-    model = ClassifierModel(encoder, heads.entries, heads.settings)
+    return encoder.eval()
+
+
+def build_classifier(plan: MergePlan, heads: ComposedHeads, state: dict[str, Tensor]) -> ClassifierModel:
+    """The composed classifier in memory from a merged encoder ``state``."""
+    model = ClassifierModel(build_encoder_from(plan, state), heads.entries, heads.settings)
     with torch.no_grad():
         for head, (weight, bias) in zip(model.heads, heads.tensors):
             if head.weight.shape != weight.shape:

@@ -90,6 +90,10 @@ class ComposedHeads:
     def labels(self) -> list[str]:
         return [label for entry in self.entries for label in entry.labels]
 
+    def logits(self, features: Tensor) -> Tensor:
+        """Calibrated logits ``[clips, classes]`` of pooled ``features [clips, features]``."""
+        return torch.cat([features @ weight.T + bias for weight, bias in self.tensors], dim=1)
+
 
 def check_compatible(vectors: Sequence) -> ClassifierSettings:
     """The classifier settings every vector shares; raises :class:`HeadCompatibilityError`."""

@@ -12,7 +12,7 @@ from .compose import base_state, resolve_base, write_composed_model
 from .heads import compose_heads
 from .recipe import RECIPE_FILE, Recipe
 from .stream import plan_merge
-from .sweep import sweep_lambda
+from .sweep import CALIBRATIONS, sweep_lambda
 
 
 def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[list, list[Callable[[], None]]]:
@@ -48,18 +48,19 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
     vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)
     plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
                       progress)
-    heads = compose_heads(vectors, recipe.calibration)
     base = resolve_base(vectors, recipe.base)
-    lam, extra, note = recipe.lambda_, {}, None
+    lam, calibration, extra, note = recipe.lambda_, recipe.calibration, {}, None
     if recipe.sweep is not None:
         manifest = read_manifest(recipe.sweep.data)
         clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
-        result = sweep_lambda(plan, heads, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
+        candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
+        result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
                               progress=progress)
-        lam, extra = result.best, {"sweep": {**result.as_dict(), "data": recipe.sweep.data,
-                                             "split": recipe.sweep.split}}
-        note = f"lambda chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); see merge.json"
+        lam, calibration = result.best, result.calibration
+        extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
+        note = f"lambda and calibration chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); see merge.json"
+    heads = compose_heads(vectors, calibration)
     lam = plan.default_lambda() if lam is None else lam
     write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks)
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,

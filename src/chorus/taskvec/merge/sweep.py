@@ -1,13 +1,21 @@
-"""Choosing λ on validation data the composer holds, by normalized accuracy.
+"""Choosing λ (and the head calibration) on validation data the composer holds.
 
 Normalized accuracy (Ilharco et al. 2023; Yadav et al. 2023) of a merged model on group
 ``g`` is its accuracy on ``g``'s clips divided by the accuracy of ``g``'s individually
-fine-tuned model (base + τ_g with its own head) on the same clips; the sweep maximises
-the mean over groups. The merged model is scored over the union of labels (a clip counts
-as right only if its species wins among every species of every group); the individual
-one over its own labels. Multi-label models use mAP in place of accuracy.
+fine-tuned model (base + τ_g with its own head) on the same clips. Two readings:
 
-The merged direction ``f`` is computed once; each λ only rebuilds ``θ0 + λ·f``.
+- *all species* (``normalized``): the merged model scores over the union of every group's
+  labels, as the composed classifier is used — a clip is right only if its species wins
+  among every species of every group;
+- *within group* (``normalized_within``): the merged model scores over group ``g``'s labels
+  only (the task-aware protocol of the task-arithmetic literature).
+
+The sweep maximises the mean over groups of the all-species reading (ties: the
+within-group reading, then the smaller λ). Multi-label models use mAP for both.
+
+The merged direction ``f`` is computed once; each λ rebuilds ``θ0 + λ·f`` and runs one
+forward pass over the clips; every candidate calibration is scored on those same pooled
+features (calibration only changes the heads).
 """
 
 from __future__ import annotations
@@ -17,15 +25,17 @@ from typing import Sequence
 
 from torch import Tensor
 
-from ...evaluate import EvalAudio, evaluate_model
+from ...evaluate import EvalAudio, evaluate_logits, layer_features
 from ...progress import ProgressFactory, resolve
-from .compose import build_classifier
+from .compose import build_encoder_from
 from .heads import ComposedHeads, compose_heads
 from .registry import MergeError
 from .stream import MergePlan, apply_directions
 
 LAMBDA_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 """Default sweep grid: multiples of the method's default λ."""
+CALIBRATIONS = {"multiclass": ("zscore", "temperature", "none"), "multilabel": ("temperature", "none")}
+"""Calibrations a sweep tries, per task, when the recipe leaves the choice to it (``auto``)."""
 
 
 def default_grid(plan: MergePlan) -> list[float]:
@@ -52,6 +62,11 @@ def group_audio(audio: EvalAudio, group: str) -> EvalAudio:
     return part
 
 
+def _scores(heads: ComposedHeads, features: Tensor, audio: EvalAudio) -> dict:
+    return evaluate_logits(heads.logits(features), [c.labels for c in audio.clips], [c.group for c in audio.clips],
+                           heads.labels, heads.settings.task)
+
+
 def individual_scores(plan: MergePlan, base_state: dict[str, Tensor], audio: EvalAudio,
                       progress: ProgressFactory | None = None) -> dict[str, float]:
     """Each vector's own model (base + τ_i, its raw heads) on its group's clips."""
@@ -61,9 +76,10 @@ def individual_scores(plan: MergePlan, base_state: dict[str, Tensor], audio: Eva
         for index, vector in enumerate(plan.vectors):
             group = vector_group(vector, index)
             state = apply_directions(base_state, {name: vector.tensor(name) for name in vector.keys()}, 1.0)
-            model = build_classifier(plan, compose_heads([vector], "none"), state)
-            metrics = evaluate_model(model, group_audio(audio, group))
-            scores[group] = metrics["overall"][score_key(model.task)]
+            heads = compose_heads([vector], "none")
+            part = group_audio(audio, group)
+            features = layer_features(build_encoder_from(plan, state), heads.settings, part)
+            scores[group] = _scores(heads, features, part)["overall"][score_key(heads.settings.task)]
             bar.update(1)
     finally:
         bar.close()
@@ -72,16 +88,19 @@ def individual_scores(plan: MergePlan, base_state: dict[str, Tensor], audio: Eva
 
 @dataclass
 class SweepResult:
-    """``rows``: per λ, the merged model's score per group and the normalized accuracy.
-    ``references``: the individual models' scores. ``best``: the chosen λ."""
+    """``rows``: per (λ, calibration), the merged model's scores per group (all species and
+    within group) and both normalized accuracies. ``references``: the individual models'
+    scores. ``best``/``calibration``: the choice."""
 
     metric: str
     references: dict[str, float]
     rows: list[dict] = field(default_factory=list)
     best: float | None = None
+    calibration: str | None = None
 
     def as_dict(self) -> dict:
-        return {"metric": self.metric, "references": self.references, "rows": self.rows, "best_lambda": self.best}
+        return {"metric": self.metric, "references": self.references, "rows": self.rows, "best_lambda": self.best,
+                "calibration": self.calibration}
 
 
 def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
@@ -90,27 +109,37 @@ def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
     return sum(ratios) / len(ratios) if ratios else float("nan")
 
 
-def sweep_lambda(plan: MergePlan, heads: ComposedHeads, base_state: dict[str, Tensor], audio: EvalAudio,
+def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[str, Tensor], audio: EvalAudio,
                  lambdas: Sequence[float] | None = None, references: dict[str, float] | None = None,
                  progress: ProgressFactory | None = None) -> SweepResult:
-    """Score ``θ0 + λ·f`` for every λ of ``lambdas`` (default: :func:`default_grid`) and
-    pick the λ with the highest normalized accuracy (the smallest λ on ties)."""
+    """Score ``θ0 + λ·f`` with every calibration of ``calibrations`` for every λ of
+    ``lambdas`` (default: :func:`default_grid`) and pick the best (see the module docstring)."""
     lambdas = list(lambdas) if lambdas else default_grid(plan)
     references = references or individual_scores(plan, base_state, audio, progress)
     groups = [vector_group(v, i) for i, v in enumerate(plan.vectors)]
-    parts = {group: group_audio(audio, group) for group in groups}
+    for group in groups:
+        group_audio(audio, group)
+    part = audio.of_groups(groups)
+    heads = {name: compose_heads(plan.vectors, name) for name in calibrations}
+    settings = next(iter(heads.values())).settings
+    metric = score_key(settings.task)
     directions = plan.directions(progress)
-    metric = score_key(heads.settings.task)
     result = SweepResult(metric, dict(references))
     bar = resolve(progress)(len(lambdas), f"λ sweep ({plan.method.name})")
     try:
         for lam in lambdas:
-            model = build_classifier(plan, heads, apply_directions(base_state, directions, lam))
-            scores = {group: evaluate_model(model, part)["overall"][metric] for group, part in parts.items()}
-            result.rows.append({"lambda": lam, "scores": scores, "normalized": normalized(scores, references)})
+            features = layer_features(build_encoder_from(plan, apply_directions(base_state, directions, lam)),
+                                      settings, part)
+            for name, composed in heads.items():
+                per_group = _scores(composed, features, part)["per_group"]
+                scores = {g: per_group[g][metric] for g in groups}
+                within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
+                result.rows.append({"lambda": lam, "calibration": name, "scores": scores, "within": within,
+                                    "normalized": normalized(scores, references),
+                                    "normalized_within": normalized(within, references)})
             bar.update(1)
     finally:
         bar.close()
-    best = max(result.rows, key=lambda row: (row["normalized"], -row["lambda"]))
-    result.best = best["lambda"]
+    best = max(result.rows, key=lambda row: (row["normalized"], row["normalized_within"], -row["lambda"]))
+    result.best, result.calibration = best["lambda"], best["calibration"]
     return result
