@@ -23,7 +23,7 @@ from ..encoders import Encoder, load_encoder
 from ..errors import ChorusError
 from ..fileio import write_json
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
-from ..progress import ProgressFactory, resolve
+from ..progress import ProgressBar, ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
 from .calibration import calibration_stats, class_counts
@@ -115,21 +115,16 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
             if stopper.should_stop:
                 break
             torch.manual_seed(derived_seed(config.seed, "epoch", str(epoch)))
-            gen = generator(config.seed, "batches", str(epoch))
             set_train_mode(model, config.method == "head-only", config.train_bn_stats)
-            losses = []
-            for indices in shuffled_batches(len(train), config.batch_size, gen):
-                waveforms, lengths = crop_batch(train.waveforms, indices, clip_samples, gen)
-                losses.append(step(waveforms.to(device), lengths.to(device), train.targets[indices].to(device)))
-                bar.update(1)
-            step.update()
+            train_loss = train_epoch(step, train, clip_samples, config.batch_size,
+                                     generator(config.seed, "batches", str(epoch)), device, bar)
             metrics = classification_metrics(predict_logits(model, valid, clip_samples, eval_size, device, amp),
                                              valid.targets, task)
             if monitor not in metrics:
                 raise FinetuneError(f"unknown monitor metric {monitor!r}; available: {', '.join(metrics)}")
             if stopper.update(metrics[monitor], epoch):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "step": step.step,
+            history.append({"epoch": epoch, "train_loss": train_loss, "step": step.step,
                             "lr": optimizer.param_groups[0]["lr"], **{f"valid_{k}": v for k, v in metrics.items()}})
             _write_metrics(out_dir, monitor, history, stopper.best_epoch)
             save_checkpoint(out_dir, model, optimizer, best_state, {
@@ -168,6 +163,18 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     remove_checkpoints(out_dir)
     return FinetuneResult(out_dir, labels, task, history, stopper.best_epoch, valid_metrics, test_metrics,
                           failures, start if resumed is not None else None)
+
+
+def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch_size: int, gen: torch.Generator,
+                device: torch.device, bar: ProgressBar) -> float:
+    """One pass over ``clips`` in shuffled fixed-duration batches; returns the mean loss."""
+    losses = []
+    for indices in shuffled_batches(len(clips), batch_size, gen):
+        waveforms, lengths = crop_batch(clips.waveforms, indices, clip_samples, gen)
+        losses.append(step(waveforms.to(device), lengths.to(device), clips.targets[indices].to(device)))
+        bar.update(1)
+    step.update()
+    return float(torch.stack(losses).mean())
 
 
 def predict_logits(model: ClassifierModel, clips: ClipSet, clip_samples: int | None, batch_size: int,
