@@ -1,104 +1,90 @@
-"""The manifest: a validated list of labelled clips.
+"""Manifests: read, validate and write the CSV/TSV list of labelled clips.
 
-A manifest row names an audio file, its labels and optionally a split, a group (taxon,
-institution, culture) and a time range inside the file. Paths are resolved against the
-dataset root and must stay inside it.
+Columns: ``path,label[,split][,group][,start,end]`` in any order, matched
+case-insensitively; other columns are kept in :attr:`Manifest.extra`. Multi-label clips
+join their labels with ``;`` (``dog;bark``). Split names are ``train``, ``valid`` and
+``test``; ``validation``, ``val`` and ``dev`` are read as ``valid``. ``start``/``end``
+are seconds inside the file (empty: the whole file).
+
+Relative paths resolve against the dataset root (by default the manifest's folder), and
+no path may leave it. A bad manifest raises one :class:`ManifestError` listing every
+problem with its line number.
+
+Folder-per-class trees and Hugging Face audiofolder datasets become manifests through
+:func:`from_folder` and :func:`from_audiofolder`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import csv
+import io
+import os
 from pathlib import Path
-from typing import Iterable
 
-SPLITS = ("train", "valid", "test")
-"""The split names chorus knows; anything else in a manifest is an error."""
+from ..fileio import write_text
+from .clips import SPLIT_ALIASES, SPLITS, Clip, Manifest, canonical_split
+from .folders import from_audiofolder, from_folder
+from .table import TableError, read_table
+from .validation import LABEL_SEPARATOR, ManifestError, ManifestProblem, build_manifest, table_rows
 
-
-@dataclass(frozen=True)
-class Clip:
-    """One labelled stretch of audio.
-
-    ``path``: absolute path of the audio file. ``labels``: one label for multi-class
-    data, several for multi-label data, none for unlabelled data (pre-training).
-    ``start``/``end``: seconds inside the file, or None for the whole file.
-    """
-
-    path: Path
-    labels: tuple[str, ...] = ()
-    split: str | None = None
-    group: str | None = None
-    start: float | None = None
-    end: float | None = None
-
-    @property
-    def label(self) -> str:
-        """The single label of a multi-class clip."""
-        if len(self.labels) != 1:
-            raise ValueError(f"{self.path}: expected exactly one label, found {list(self.labels)}")
-        return self.labels[0]
-
-
-@dataclass
-class Manifest:
-    """A list of clips plus where they came from. Rows keep their file order."""
-
-    clips: list[Clip]
-    root: Path
-    source: Path | None = None
-    extra: dict[str, list[str]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __iter__(self):
-        return iter(self.clips)
-
-    @property
-    def labels(self) -> list[str]:
-        """Sorted union of all labels."""
-        return sorted({label for clip in self.clips for label in clip.labels})
-
-    @property
-    def groups(self) -> list[str]:
-        """Sorted distinct groups (empty when the manifest has no group column)."""
-        return sorted({clip.group for clip in self.clips if clip.group is not None})
-
-    @property
-    def multi_label(self) -> bool:
-        """True when any clip carries more than one label."""
-        return any(len(clip.labels) > 1 for clip in self.clips)
-
-    def select(self, *, split: str | None = None, group: str | Iterable[str] | None = None) -> "Manifest":
-        """The clips of one split and/or group(s), as a new manifest."""
-        groups = None if group is None else ({group} if isinstance(group, str) else set(group))
-        kept = [c for c in self.clips
-                if (split is None or c.split == split) and (groups is None or c.group in groups)]
-        return replace(self, clips=kept, extra={})
-
+__all__ = [
+    "MANIFEST_COLUMNS", "SPLITS", "SPLIT_ALIASES", "Clip", "Manifest", "ManifestError", "ManifestProblem",
+    "canonical_split", "from_audiofolder", "from_folder", "read_manifest", "write_manifest",
+]
 
 MANIFEST_COLUMNS = ("path", "label", "split", "group", "start", "end")
 """Column order chorus writes. ``label`` joins multiple labels with ``;``."""
 
 
-def write_manifest(manifest: Manifest, path: str | Path) -> None:
-    """Write ``manifest`` as CSV (paths relative to the CSV's folder when inside it), atomically."""
-    import csv
-    import io
+def read_manifest(path: str | Path, root: str | Path | None = None, *, allow_unlabelled: bool = False) -> Manifest:
+    """Read and validate a CSV or TSV manifest.
 
-    from ..fileio import write_text
-
+    The delimiter comes from the header (tab or comma), else from the extension
+    (``.tsv`` means tab). ``root`` is the dataset folder (default: the manifest's
+    folder). Empty labels are errors unless ``allow_unlabelled`` (pre-training data);
+    then the ``label`` column may be absent too. Raises :class:`ManifestError` with
+    every problem found.
+    """
     path = Path(path)
-    base = path.parent.resolve()
+    try:
+        table = read_table(path)
+    except TableError as exc:
+        raise ManifestError(path, [ManifestProblem("unreadable", exc.reason)]) from exc
+    columns = {name: name for name in MANIFEST_COLUMNS}
+    rows, problems = table_rows(table, columns, label_required=not allow_unlabelled)
+    return build_manifest(rows, path.parent if root is None else root, source=path,
+                          allow_unlabelled=allow_unlabelled, problems=problems)
+
+
+def _label_cell(clip: Clip) -> str:
+    for label in clip.labels:
+        if not label.strip() or LABEL_SEPARATOR in label or label != label.strip():
+            raise ValueError(f"{clip.path}: label {label!r} cannot be written (empty, padded or containing "
+                             f"{LABEL_SEPARATOR!r})")
+    return LABEL_SEPARATOR.join(clip.labels)
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def write_manifest(manifest: Manifest, path: str | Path, root: str | Path | None = None) -> None:
+    """Write ``manifest`` as CSV, atomically, so that :func:`read_manifest` reads it back.
+
+    Paths inside ``root`` (default: the CSV's folder) are written relative to it, others
+    absolute; read the file back with the same ``root``. Extra columns follow the
+    standard ones. Times are written exactly (``repr`` of the float).
+    """
+    path = Path(path)
+    base = Path(os.path.abspath(path.parent if root is None else root))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    for clip in manifest.clips:
-        clip_path = Path(clip.path).resolve()
+    writer.writerow([*MANIFEST_COLUMNS, *manifest.extra])
+    for index, clip in enumerate(manifest.clips):
+        clip_path = Path(os.path.abspath(clip.path))
         shown = clip_path.relative_to(base) if clip_path.is_relative_to(base) else clip_path
         writer.writerow([
-            shown.as_posix(), ";".join(clip.labels), clip.split or "", clip.group or "",
-            "" if clip.start is None else repr(float(clip.start)),
-            "" if clip.end is None else repr(float(clip.end)),
+            shown.as_posix(), _label_cell(clip), clip.split or "", clip.group or "",
+            _seconds(clip.start), _seconds(clip.end), *(values[index] for values in manifest.extra.values()),
         ])
     write_text(path, buffer.getvalue())

@@ -1,0 +1,71 @@
+"""``chorus data check`` and ``chorus data split``."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from chorus.data.manifest import read_manifest
+
+
+def make_dataset(root, per_label=4):
+    rows = ["path,label,group"]
+    for label in ("owl", "wren"):
+        for i in range(per_label):
+            name = f"{label}/{i}.wav"
+            (root / label).mkdir(parents=True, exist_ok=True)
+            sf.write(str(root / name), np.zeros(8000, np.float32), 8000)
+            rows.append(f"{name},{label},{'north' if i % 2 else 'south'}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def test_check_prints_a_summary(tmp_path, run_cli):
+    result = run_cli("data", "check", make_dataset(tmp_path), "--durations")
+    assert result.exit_code == 0, result.output
+    for expected in ("clips", "8", "north, south", "unassigned 8", "0.002", "owl", "wren"):
+        assert expected in result.output
+
+
+def test_check_lists_every_problem_and_exits_2(tmp_path, run_cli):
+    manifest = make_dataset(tmp_path)
+    sf.write(str(tmp_path / "spare.wav"), np.zeros(100, np.float32), 8000)
+    manifest.write_text(manifest.read_text() + "gone.wav,owl,\nspare.wav,,\n../x.wav,owl,\n")
+    result = run_cli("data", "check", manifest)
+    assert result.exit_code == 2
+    assert "3 problems" in result.output
+    for expected in ("line 10: gone.wav: file not found", "line 11: empty label", "line 12: path '../x.wav' escapes"):
+        assert expected in result.output
+
+
+def test_check_reports_unreadable_audio_with_durations(tmp_path, run_cli):
+    manifest = make_dataset(tmp_path)
+    (tmp_path / "owl" / "0.wav").write_bytes(b"RIFF broken" * 10)
+    result = run_cli("data", "check", manifest, "--durations")
+    assert result.exit_code == 2 and "1 problem" in result.output and "owl/0.wav" in result.output
+
+
+def test_check_accepts_a_folder_per_class_tree(tmp_path, run_cli):
+    make_dataset(tmp_path)
+    (tmp_path / "manifest.csv").unlink()
+    result = run_cli("data", "check", tmp_path)
+    assert result.exit_code == 0 and "8" in result.output and "wren" in result.output
+
+
+def test_split_writes_a_deterministic_stratified_manifest(tmp_path, run_cli):
+    manifest = make_dataset(tmp_path, per_label=10)
+    first = run_cli("data", "split", manifest, "--out", tmp_path / "split.csv", "--seed", "7")
+    assert first.exit_code == 0, first.output
+    assert "train 14, valid 4, test 2" in first.output
+    text = (tmp_path / "split.csv").read_text()
+    run_cli("data", "split", manifest, "--out", tmp_path / "again.csv", "--seed", "7")
+    assert (tmp_path / "again.csv").read_text() == text
+    split = read_manifest(tmp_path / "split.csv")
+    counts = {(c.label, c.split) for c in split}
+    assert {(label, s) for label in ("owl", "wren") for s in ("train", "valid", "test")} <= counts
+    assert split.extra == {} and [c.group for c in split] == [c.group for c in read_manifest(manifest)]
+
+
+def test_split_rejects_fractions_that_do_not_sum_to_one(tmp_path, run_cli):
+    result = run_cli("data", "split", make_dataset(tmp_path), "--out", tmp_path / "s.csv", "--train", "0.5")
+    assert result.exit_code != 0 and "sum to 1" in result.output and not (tmp_path / "s.csv").exists()

@@ -1,0 +1,82 @@
+"""chorus.data.labels: label maps, encoding, union of label spaces, validated JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chorus.data.clips import Clip, Manifest
+from chorus.data.labels import LabelMap, LabelMapError, UnknownLabelError
+from chorus.errors import ChorusError
+
+
+def test_from_manifest_is_sorted_and_indexes_both_ways():
+    manifest = Manifest([Clip(Path(f"/d/{i}.wav"), labels) for i, labels in enumerate([("wren",), ("owl", "jay")])],
+                        Path("/d"))
+    labels = LabelMap.from_manifest(manifest)
+    assert labels.labels == ("jay", "owl", "wren") and len(labels) == 3
+    assert labels.index("owl") == 1 and labels[2] == "wren" and "jay" in labels and "crow" not in labels
+    assert labels.decode([2, 0]) == ["wren", "jay"]
+
+
+def test_encode_class_indices_and_multi_hot():
+    labels = LabelMap(("a", "b", "c"))
+    assert labels.encode(["c", ("a",), Clip(Path("x.wav"), ("b",))]).tolist() == [2, 0, 1]
+    assert labels.encode(["c"]).dtype == np.int64
+    multi = labels.encode([("a", "c"), (), "b"], multi_hot=True)
+    assert multi.dtype == np.float32 and multi.tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match="multi_hot=True"):
+        labels.encode([("a", "c")])
+
+
+def test_unknown_labels_are_all_named():
+    with pytest.raises(UnknownLabelError, match="2 label.*: x, y") as caught:
+        LabelMap(("a",)).encode(["a", "y", ("x", "y")])
+    assert isinstance(caught.value, ChorusError) and isinstance(caught.value, KeyError)
+    with pytest.raises(UnknownLabelError):
+        LabelMap(("a",)).index("b")
+
+
+def test_union_keeps_the_first_indices_and_appends_new_labels():
+    birds, frogs, more = LabelMap(("wren", "owl")), LabelMap(("tree frog", "owl")), LabelMap(("bat",))
+    merged = LabelMap.union(birds, frogs, more)
+    assert merged.labels == ("wren", "owl", "tree frog", "bat")
+    assert birds.union(frogs) == LabelMap(("wren", "owl", "tree frog"))
+
+
+def test_invalid_label_lists_are_refused():
+    for bad in (("a", "a"), ("a", ""), ("a", 3)):
+        with pytest.raises(ValueError):
+            LabelMap(bad)
+
+
+def test_json_round_trip(tmp_path):
+    labels = LabelMap(("wren", "owl", "élan"))
+    labels.to_json(tmp_path / "labels.json")
+    assert LabelMap.from_json(tmp_path / "labels.json") == labels
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "file not found"),
+    ("{not json", "not a JSON label map"),
+    ('["a", "b"]', "not a label map"),
+    ('{"format": "chorus.labels", "version": 9, "labels": ["a"]}', "unsupported label-map version 9"),
+    ('{"format": "chorus.labels", "version": 1, "labels": []}', "non-empty list"),
+    ('{"format": "chorus.labels", "version": 1, "labels": ["a", "a"]}', "duplicate labels: a"),
+    ('{"format": "chorus.labels", "version": 1, "labels": ["a", null]}', "non-empty strings"),
+])
+def test_bad_json_files_raise_label_map_errors_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "labels.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(LabelMapError, match=message) as caught:
+        LabelMap.from_json(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_json_file_is_the_documented_format(tmp_path):
+    LabelMap(("b", "a")).to_json(tmp_path / "l.json")
+    assert json.loads((tmp_path / "l.json").read_text()) == {"format": "chorus.labels", "version": 1, "labels": ["b", "a"]}
