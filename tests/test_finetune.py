@@ -13,7 +13,7 @@ from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel
 from chorus.taskvec import TaskVector, apply, compose_model
 from chorus.train.config import FinetuneConfig
-from chorus.train.finetune import FinetuneError, finetune
+from chorus.train.finetune import FinetuneError, finetune, with_valid_split
 
 QUICK = dict(encoder="toy-cnn", epochs=3, batch_size=4, lr=3e-3, head_lr=1e-2, warmup=0.0, patience=None)
 
@@ -161,13 +161,26 @@ def test_bad_files_are_reported_and_the_rest_trains(tones, tmp_path):
     assert skipped[0]["path"] == str(broken)
 
 
+def test_a_validation_split_is_carved_when_missing(tones, tmp_path):
+    from dataclasses import replace
+
+    no_valid = replace(tones, clips=[c for c in tones.clips if c.split != "valid"])
+    selected, origin = with_valid_split(no_valid.select(group="g1"), seed=0)
+    valid = selected.select(split="valid")
+    assert "15 % of train" in origin and sorted(valid.labels) == ["g1/high", "g1/low"]
+    assert len(selected.select(split="train")) + len(valid) == 8
+    unsplit = replace(tones, clips=[replace(c, split=None) for c in tones.clips])
+    selected, origin = with_valid_split(unsplit, seed=0)
+    assert {c.split for c in selected.clips} == {"train", "valid", "test"} and "70/15/15" in origin
+
+
 def test_unusable_selections_raise_typed_errors(tones, tmp_path):
     with pytest.raises(FinetuneError, match="groups not in the manifest: nope"):
         finetune(tones, tmp_path, FinetuneConfig(groups=["nope"], **QUICK))
     from dataclasses import replace
 
-    no_valid = replace(tones, clips=[c for c in tones.clips if c.split != "valid"])
-    with pytest.raises(FinetuneError, match="no usable valid clips"):
-        finetune(no_valid, tmp_path, FinetuneConfig(groups=["g1"], **QUICK))
+    no_train = replace(tones, clips=[c for c in tones.clips if c.split != "train"])
+    with pytest.raises(FinetuneError, match="no usable train clips"):
+        finetune(no_train, tmp_path, FinetuneConfig(groups=["g1"], **QUICK))
     with pytest.raises(FinetuneError, match="has no layer"):
         finetune(tones, tmp_path, FinetuneConfig(groups=["g1"], layer="conv9", **QUICK))

@@ -71,6 +71,7 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     out_dir = Path(out_dir)
     seed_everything(config.seed)
     selected, groups = _select(manifest, config.groups)
+    selected, carved = with_valid_split(selected, config.seed)
     task = "multilabel" if selected.multi_label else "multiclass"
     labels = selected.labels
     device = _device(config.device)
@@ -80,8 +81,7 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
                                   progress, f"loading {split}") for split in ("train", "valid", "test")}
     for split in ("train", "valid"):
         if not len(splits[split]):
-            raise FinetuneError(f"no usable {split} clips in the selected data (split the manifest with "
-                                "`chorus data split` first)")
+            raise FinetuneError(f"no usable {split} clips in the selected data")
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     longest = max(w.shape[0] for w in train.waveforms) / base.sample_rate
     clip_seconds = config.clip_seconds or min(longest, MAX_DEFAULT_CLIP_SECONDS)
@@ -158,7 +158,7 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     write_json(out_dir / "finetune.json", {
         "config": config.model_dump(mode="json"), "task": task, "labels": labels, "groups": groups,
         "device": str(device), "mixed_precision": None if amp is None else str(amp).removeprefix("torch."),
-        "clips": {split: len(s) for split, s in splits.items()},
+        "clips": {split: len(s) for split, s in splits.items()}, "valid_split": carved,
         "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in failures]})
     remove_checkpoints(out_dir)
     return FinetuneResult(out_dir, labels, task, history, stopper.best_epoch, valid_metrics, test_metrics,
@@ -205,6 +205,29 @@ def _select(manifest: Manifest, groups: list[str]) -> tuple[Manifest, list[str]]
     if not selected.clips:
         raise FinetuneError("the selection holds no clips")
     return selected, sorted(groups)
+
+
+def with_valid_split(manifest: Manifest, seed: int) -> tuple[Manifest, str]:
+    """The manifest with a validation split, and where it came from.
+
+    Unsplit clips get a stratified 70/15/15 split; without any ``valid`` clip, a
+    stratified 15 % of the training clips becomes the validation split (seeded).
+    """
+    from dataclasses import replace
+
+    from ..data.splits import DEFAULT_FRACTIONS, stratified_split
+
+    if any(clip.split is None for clip in manifest.clips):
+        manifest = stratified_split(manifest, DEFAULT_FRACTIONS, seed)
+        origin = f"stratified split of unsplit clips (70/15/15, seed {seed})"
+    else:
+        origin = "manifest"
+    if any(clip.split == "valid" for clip in manifest.clips):
+        return manifest, origin
+    train = replace(manifest, clips=[clip for clip in manifest.clips if clip.split == "train"])
+    carved = stratified_split(train, {"train": 0.85, "valid": 0.15}, seed, overwrite=True)
+    others = [clip for clip in manifest.clips if clip.split != "train"]
+    return replace(manifest, clips=carved.clips + others), f"15 % of train (stratified, seed {seed})"
 
 
 def _device(name: str) -> torch.device:
