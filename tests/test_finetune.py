@@ -101,6 +101,21 @@ def test_resume_after_a_crash_gives_the_same_bytes(tones, reference, tmp_path):
     assert deltas_sha(tmp_path) == deltas_sha(reference.out_dir)
 
 
+def test_gradient_accumulation_matches_the_larger_batch(tones, reference, tmp_path):
+    whole = reference
+    halves = finetune(tones, tmp_path / "halves", FinetuneConfig(groups=["g1"], **{**QUICK, "batch_size": 2}, accumulate=2))
+    a, b = TaskVector.load(whole.taskvector_dir), TaskVector.load(halves.taskvector_dir)
+    assert [row["step"] for row in halves.history] == [row["step"] for row in whole.history] == [2, 4, 6]
+    for name in a.keys():
+        assert torch.allclose(a.tensor(name), b.tensor(name), atol=1e-5), name
+
+
+def test_early_stopping_ends_a_run_without_progress(tones, tmp_path):
+    frozen = {**QUICK, "lr": 1e-12, "head_lr": 1e-12, "epochs": 6, "patience": 1}
+    result = finetune(tones, tmp_path, FinetuneConfig(groups=["g1"], **frozen))
+    assert len(result.history) == 2 and result.best_epoch == 0
+
+
 def test_head_only_run_leaves_the_task_vector_zero(tones, tmp_path):
     result = finetune(tones, tmp_path, FinetuneConfig(groups=["g2"], method="head-only", **QUICK))
     vector = TaskVector.load(result.taskvector_dir)
