@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--species", type=int, default=6)
     parser.add_argument("--clips-per-species", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--clip-seconds", type=float, default=None, help="training crop (default: whole clips)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -75,10 +76,10 @@ def main() -> None:
         groups=(args.group,), species=args.species, clips_per_species=args.clips_per_species,
         seconds=args.seconds, seed=args.seed))
     common = dict(encoder=args.encoder, groups=[args.group], epochs=args.epochs, batch_size=args.batch_size,
-                  clip_seconds=args.seconds, seed=args.seed, patience=None)
+                  clip_seconds=args.clip_seconds or args.seconds, seed=args.seed, patience=None)
     rows = []
     begin = time.perf_counter()
-    probe = logistic_probe(manifest, args.encoder, args.seconds)
+    probe = logistic_probe(manifest, args.encoder, args.clip_seconds or args.seconds)
     rows.append(("frozen encoder + logistic regression", probe["valid_accuracy"], probe["test_accuracy"],
                  time.perf_counter() - begin))
     for label, method, lr in (("frozen encoder + head (chorus head-only)", "head-only", None),
@@ -89,7 +90,8 @@ def main() -> None:
                      time.perf_counter() - begin))
     counts = {split: len(manifest.select(split=split)) for split in ("train", "valid", "test")}
     print(f"{args.encoder} on synthetic group {args.group!r}: {len(manifest.labels)} species, clips {counts}, "
-          f"{args.seconds:g} s, {args.epochs} epochs, seed {args.seed}")
+          f"{args.seconds:g} s clips, {args.clip_seconds or args.seconds:g} s crops, {args.epochs} epochs, "
+          f"seed {args.seed}")
     for label, valid, test, seconds in rows:
         print(f"  {label:44s} valid {valid:.3f}  test {test:.3f}  ({seconds:.0f} s)")
     best_probe = max(rows[0][2], rows[1][2])
