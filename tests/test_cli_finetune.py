@@ -16,7 +16,8 @@ def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path
     assert result.exit_code == 0, result.output
     assert "valid_accuracy" in result.output and "task vector:" in result.output
     manifest = json.loads((out / "taskvector" / "taskvector.json").read_text())
-    assert manifest["group"] == "g1+g2" and manifest["creator"] == "test lab" and len(manifest["heads"][0]["labels"]) == 4
+    assert manifest["group"] == "g1+g2" and manifest["creator"] == "test lab"
+    assert len(manifest["heads"][0]["labels"]) == 4
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 2
     info = run_cli("tv", "info", out / "taskvector")
     assert info.exit_code == 0 and "g1+g2" in info.output

@@ -103,7 +103,8 @@ def test_resume_after_a_crash_gives_the_same_bytes(tones, reference, tmp_path):
 
 def test_gradient_accumulation_matches_the_larger_batch(tones, reference, tmp_path):
     whole = reference
-    halves = finetune(tones, tmp_path / "halves", FinetuneConfig(groups=["g1"], **{**QUICK, "batch_size": 2}, accumulate=2))
+    config = FinetuneConfig(groups=["g1"], **{**QUICK, "batch_size": 2}, accumulate=2)
+    halves = finetune(tones, tmp_path / "halves", config)
     a, b = TaskVector.load(whole.taskvector_dir), TaskVector.load(halves.taskvector_dir)
     assert [row["step"] for row in halves.history] == [row["step"] for row in whole.history] == [2, 4, 6]
     for name in a.keys():
@@ -170,7 +171,8 @@ def test_bad_files_are_reported_and_the_rest_trains(tones, tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     clips = tones.clips + [replace(tones.clips[0], path=broken)]
-    result = finetune(replace(tones, clips=clips), tmp_path / "out", FinetuneConfig(groups=["g1"], **{**QUICK, "epochs": 1}))
+    config = FinetuneConfig(groups=["g1"], **{**QUICK, "epochs": 1})
+    result = finetune(replace(tones, clips=clips), tmp_path / "out", config)
     assert [failure.clip.path for failure in result.failures] == [broken]
     skipped = json.loads((tmp_path / "out" / "finetune.json").read_text())["failed_files"]
     assert skipped[0]["path"] == str(broken)

@@ -15,7 +15,8 @@ from chorus.tensorfile import IntegrityError, save_tensors
 def make_model(pooling="mean", task="multiclass"):
     torch.manual_seed(0)
     heads = [HeadEntry(group="a", labels=["a1", "a2"]), HeadEntry(group="b", labels=["b1", "b2", "b3"])]
-    return ClassifierModel(load_encoder("toy-cnn"), heads, ClassifierSettings(layer="conv2", pooling=pooling, task=task))
+    settings = ClassifierSettings(layer="conv2", pooling=pooling, task=task)
+    return ClassifierModel(load_encoder("toy-cnn"), heads, settings)
 
 
 def test_pooling_ignores_padded_frames():

@@ -33,6 +33,7 @@ from .data import ClipSet, crop_batch, load_clipset, shuffled_batches
 from .early_stopping import EarlyStopping
 from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
+from .probe_init import probe_head
 from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, set_train_mode
 
 
@@ -90,6 +91,7 @@ class _Fit:
     stopper: EarlyStopping
     best_state: dict[str, Tensor]
     resumed_from_epoch: int | None
+    probe_penalty: float | None = None
 
 
 def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
@@ -131,7 +133,8 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         hours=data.train.hours, epochs=len(fit.history), best_epoch=fit.stopper.best_epoch,
         metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
                  **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
-        seed=config.seed, settings=_recorded_settings(config, data.clip_seconds))
+        seed=config.seed,
+        settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": fit.probe_penalty})
     vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,
                                         creator=config.creator, license=config.license)
     vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
@@ -181,6 +184,9 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
             raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
         fit.history, fit.resumed_from_epoch, step.step = state["history"], state["epoch"] + 1, state["step"]
         fit.stopper = EarlyStopping(**state["early_stopping"])
+    elif config.head_init == "probe":
+        fit.probe_penalty = init_head_from_probe(model, data, config.eval_batch_size or 2 * config.batch_size,
+                                                 device, amp)
     start = fit.resumed_from_epoch or 0
     bar = resolve(progress)((config.epochs - start) * batches, "fine-tuning")
     try:
@@ -220,16 +226,32 @@ def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch
 
 
 def predict_logits(model: ClassifierModel, clips: ClipSet, clip_samples: int | None, batch_size: int,
-                   device: torch.device, amp: torch.dtype | None = None) -> Tensor:
-    """Logits ``[clips, classes]`` (float32, CPU) of centred fixed-duration crops, in clip order."""
+                   device: torch.device, amp: torch.dtype | None = None, features: bool = False) -> Tensor:
+    """Logits ``[clips, classes]`` (or pooled ``features [clips, features]``), float32 on the
+    CPU, of centred fixed-duration crops in clip order; the model is put in eval mode."""
     model.eval()
+    function = model.features if features else model
     rows = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         for begin in range(0, len(clips), batch_size):
             indices = list(range(begin, min(begin + batch_size, len(clips))))
             waveforms, lengths = crop_batch(clips.waveforms, indices, clip_samples, None)
-            rows.append(model(waveforms.to(device), lengths.to(device)).float().cpu())
-    return torch.cat(rows) if rows else torch.zeros(0, len(model.labels))
+            rows.append(function(waveforms.to(device), lengths.to(device)).float().cpu())
+    return torch.cat(rows)
+
+
+def init_head_from_probe(model: ClassifierModel, data: "_Data", batch_size: int, device: torch.device,
+                         amp: torch.dtype | None) -> float:
+    """Set the head to the best L2 logistic-regression probe on the frozen encoder's pooled
+    features (LP-FT); returns the chosen penalty."""
+    train = predict_logits(model, data.train, data.clip_samples, batch_size, device, amp, features=True)
+    valid = predict_logits(model, data.valid, data.clip_samples, batch_size, device, amp, features=True)
+    weight, bias, penalty = probe_head(train, data.train.targets, valid, data.valid.targets, data.task,
+                                       len(data.labels))
+    with torch.no_grad():
+        model.heads[0].weight.copy_(weight)
+        model.heads[0].bias.copy_(bias)
+    return penalty
 
 
 def _select(manifest: Manifest, groups: list[str]) -> tuple[Manifest, list[str]]:
@@ -318,7 +340,7 @@ def _method_label(config: FinetuneConfig) -> str:
 
 
 def _recorded_settings(config: FinetuneConfig, clip_seconds: float) -> dict:
-    keys = ("encoder", "method", "epochs", "batch_size", "accumulate", "head_lr", "weight_decay", "warmup",
+    keys = ("encoder", "method", "head_init", "epochs", "batch_size", "accumulate", "head_lr", "weight_decay", "warmup",
             "min_lr_ratio", "max_grad_norm", "patience", "pooling", "train_bn_stats", "freeze")
     return {**{k: getattr(config, k) for k in keys}, "lr": config.encoder_lr, "clip_seconds": clip_seconds}
 
