@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--species", type=int, default=6)
     parser.add_argument("--clips-per-species", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--snr", type=float, default=10.0, help="call-to-background SNR of the synthetic clips, dB")
     parser.add_argument("--clip-seconds", type=float, default=None, help="training crop (default: whole clips)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -74,7 +75,7 @@ def main() -> None:
 
     manifest = generate_dataset(args.out / "data", make_config(
         groups=(args.group,), species=args.species, clips_per_species=args.clips_per_species,
-        seconds=args.seconds, seed=args.seed))
+        seconds=args.seconds, snr_db=args.snr, seed=args.seed))
     common = dict(encoder=args.encoder, groups=[args.group], epochs=args.epochs, batch_size=args.batch_size,
                   clip_seconds=args.clip_seconds or args.seconds, seed=args.seed, patience=None)
     rows = []
@@ -90,7 +91,7 @@ def main() -> None:
                      time.perf_counter() - begin))
     counts = {split: len(manifest.select(split=split)) for split in ("train", "valid", "test")}
     print(f"{args.encoder} on synthetic group {args.group!r}: {len(manifest.labels)} species, clips {counts}, "
-          f"{args.seconds:g} s clips, {args.clip_seconds or args.seconds:g} s crops, {args.epochs} epochs, "
+          f"{args.seconds:g} s clips at {args.snr:g} dB SNR, {args.clip_seconds or args.seconds:g} s crops, {args.epochs} epochs, "
           f"seed {args.seed}")
     for label, valid, test, seconds in rows:
         print(f"  {label:44s} valid {valid:.3f}  test {test:.3f}  ({seconds:.0f} s)")
