@@ -13,7 +13,7 @@ from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel
 from chorus.taskvec import TaskVector, apply, compose_model
 from chorus.train.config import FinetuneConfig
-from chorus.train.finetune import FinetuneError, finetune
+from chorus.train.finetune import FinetuneError, finetune, with_valid_split
 
 QUICK = dict(encoder="toy-cnn", epochs=3, batch_size=4, lr=3e-3, head_lr=1e-2, warmup=0.0, patience=None)
 
@@ -101,6 +101,22 @@ def test_resume_after_a_crash_gives_the_same_bytes(tones, reference, tmp_path):
     assert deltas_sha(tmp_path) == deltas_sha(reference.out_dir)
 
 
+def test_gradient_accumulation_matches_the_larger_batch(tones, reference, tmp_path):
+    whole = reference
+    config = FinetuneConfig(groups=["g1"], **{**QUICK, "batch_size": 2}, accumulate=2)
+    halves = finetune(tones, tmp_path / "halves", config)
+    a, b = TaskVector.load(whole.taskvector_dir), TaskVector.load(halves.taskvector_dir)
+    assert [row["step"] for row in halves.history] == [row["step"] for row in whole.history] == [2, 4, 6]
+    for name in a.keys():
+        assert torch.allclose(a.tensor(name), b.tensor(name), atol=1e-5), name
+
+
+def test_early_stopping_ends_a_run_without_progress(tones, tmp_path):
+    frozen = {**QUICK, "lr": 1e-12, "head_lr": 1e-12, "epochs": 6, "patience": 1}
+    result = finetune(tones, tmp_path, FinetuneConfig(groups=["g1"], **frozen))
+    assert len(result.history) == 2 and result.best_epoch == 0
+
+
 def test_head_only_run_leaves_the_task_vector_zero(tones, tmp_path):
     result = finetune(tones, tmp_path, FinetuneConfig(groups=["g2"], method="head-only", **QUICK))
     vector = TaskVector.load(result.taskvector_dir)
@@ -155,10 +171,24 @@ def test_bad_files_are_reported_and_the_rest_trains(tones, tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     clips = tones.clips + [replace(tones.clips[0], path=broken)]
-    result = finetune(replace(tones, clips=clips), tmp_path / "out", FinetuneConfig(groups=["g1"], **{**QUICK, "epochs": 1}))
+    config = FinetuneConfig(groups=["g1"], **{**QUICK, "epochs": 1})
+    result = finetune(replace(tones, clips=clips), tmp_path / "out", config)
     assert [failure.clip.path for failure in result.failures] == [broken]
     skipped = json.loads((tmp_path / "out" / "finetune.json").read_text())["failed_files"]
     assert skipped[0]["path"] == str(broken)
+
+
+def test_a_validation_split_is_carved_when_missing(tones, tmp_path):
+    from dataclasses import replace
+
+    no_valid = replace(tones, clips=[c for c in tones.clips if c.split != "valid"])
+    selected, origin = with_valid_split(no_valid.select(group="g1"), seed=0)
+    valid = selected.select(split="valid")
+    assert "15 % of train" in origin and sorted(valid.labels) == ["g1/high", "g1/low"]
+    assert len(selected.select(split="train")) + len(valid) == 8
+    unsplit = replace(tones, clips=[replace(c, split=None) for c in tones.clips])
+    selected, origin = with_valid_split(unsplit, seed=0)
+    assert {c.split for c in selected.clips} == {"train", "valid", "test"} and "70/15/15" in origin
 
 
 def test_unusable_selections_raise_typed_errors(tones, tmp_path):
@@ -166,8 +196,8 @@ def test_unusable_selections_raise_typed_errors(tones, tmp_path):
         finetune(tones, tmp_path, FinetuneConfig(groups=["nope"], **QUICK))
     from dataclasses import replace
 
-    no_valid = replace(tones, clips=[c for c in tones.clips if c.split != "valid"])
-    with pytest.raises(FinetuneError, match="no usable valid clips"):
-        finetune(no_valid, tmp_path, FinetuneConfig(groups=["g1"], **QUICK))
+    no_train = replace(tones, clips=[c for c in tones.clips if c.split != "train"])
+    with pytest.raises(FinetuneError, match="no usable train clips"):
+        finetune(no_train, tmp_path, FinetuneConfig(groups=["g1"], **QUICK))
     with pytest.raises(FinetuneError, match="has no layer"):
         finetune(tones, tmp_path, FinetuneConfig(groups=["g1"], layer="conv9", **QUICK))

@@ -168,7 +168,8 @@ def test_bn_statistics_merge_as_a_weighted_mean(base):
 
 def test_heads_travel_with_the_vector_and_compose(base, tmp_path):
     tuned_a, tuned_b = perturbed(base, seed=12), perturbed(base, seed=13)
-    model_a, model_b = classifier(tuned_a, ["a1", "a2"], seed=1, group="A"), classifier(tuned_b, ["b1"], seed=2, group="B")
+    model_a = classifier(tuned_a, ["a1", "a2"], seed=1, group="A")
+    model_b = classifier(tuned_b, ["b1"], seed=2, group="B")
     vec_a = TaskVector.from_classifier(base, model_a)
     vec_b = TaskVector.from_classifier(base, model_b)
     vec_a.save(tmp_path / "a", creator="lab A", license="cc-by-4.0")

@@ -14,6 +14,7 @@ from chorus.train.data import crop_batch, shuffled_batches
 from chorus.train.early_stopping import EarlyStopping
 from chorus.train.lora import LoRALayer, inject_lora, merge_lora
 from chorus.train.metrics import average_precision, classification_metrics
+from chorus.train.probe_init import PENALTIES, probe_head
 from chorus.train.schedule import warmup_cosine
 
 
@@ -110,3 +111,15 @@ def test_temperature_fit_recovers_overconfidence():
     assert stats.valid_counts == torch.bincount(targets, minlength=4).tolist()
     assert stats.logit_std[0] == pytest.approx(float(true_logits[:, 0].std(unbiased=False)), rel=1e-5)
     assert math.isfinite(stats.nll_after)
+
+
+def test_probe_head_finds_a_small_scale_feature_and_acts_on_raw_features():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(3, (120,), generator=gen)
+    signal = torch.nn.functional.one_hot(labels, 3).float() + 0.1 * torch.randn(120, 3, generator=gen)
+    noise = 1000.0 * torch.randn(120, 5, generator=gen)
+    features = torch.cat([1e-3 * signal, noise], dim=1)
+    weight, bias, penalty = probe_head(features[:80], labels[:80], features[80:], labels[80:], "multiclass", 3)
+    assert weight.shape == (3, 8) and penalty in PENALTIES
+    predicted = (features[80:] @ weight.T + bias).argmax(dim=1)
+    assert (predicted == labels[80:]).float().mean() == 1.0

@@ -18,7 +18,6 @@ import struct
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor
 
 from .errors import FileProblem
@@ -134,10 +133,3 @@ def load_tensors(path: str | Path, expected_sha256: str | None = None) -> dict[s
         verify_sha256(path, expected_sha256)
     return load_file(str(path))
 
-
-def torch_dtype(safetensors_dtype: str) -> torch.dtype:
-    """The torch dtype of a safetensors dtype string (``"F32"`` -> ``torch.float32``)."""
-    names = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-             "U8": torch.uint8, "BOOL": torch.bool}
-    return names[safetensors_dtype]

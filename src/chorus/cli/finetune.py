@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         lora_rank: int = typer.Option(8, help="LoRA rank"),
         lora_alpha: float = typer.Option(16.0, help="LoRA alpha (update scale alpha/rank)"),
         lora_target: Optional[list[str]] = typer.Option(None, "--lora-target", help="glob of module names to adapt"),
+        head_init: str = typer.Option("probe", help="probe (fit a logistic-regression head on the frozen "
+                                      "features first, LP-FT) or random"),
         train_bn_stats: bool = typer.Option(False, help="update BatchNorm running statistics (stored as buffers.*)"),
         layer: Optional[str] = typer.Option(None, help="encoder layer feeding the head (name or index; default last)"),
         pooling: str = typer.Option("mean", help="mean or max over valid frames"),
@@ -65,7 +67,8 @@ def register(app: typer.Typer) -> None:
             config = FinetuneConfig(
                 encoder=encoder, source=source, pretrained=not random_init, groups=_split_groups(group), name=name,
                 method=method, freeze=freeze or [], lora_rank=lora_rank, lora_alpha=lora_alpha,
-                lora_targets=lora_target or [], train_bn_stats=train_bn_stats, layer=layer, pooling=pooling,
+                lora_targets=lora_target or [], head_init=head_init, train_bn_stats=train_bn_stats, layer=layer,
+                pooling=pooling,
                 clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
                 head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
                 seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)

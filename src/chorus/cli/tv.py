@@ -49,14 +49,17 @@ def info_command(
     rows = [
         ("group", manifest.group or "-"), ("base encoder", manifest.base.encoder),
         ("base fingerprint", manifest.base.fingerprint), ("sample rate", f"{manifest.sample_rate} Hz"),
-        ("labels", f"{len(manifest.labels)}: {', '.join(manifest.labels[:8])}{' ...' if len(manifest.labels) > 8 else ''}"),
+        ("labels", f"{len(manifest.labels)}: {', '.join(manifest.labels[:8])}"
+                   f"{' ...' if len(manifest.labels) > 8 else ''}"),
         ("heads", str(len(manifest.heads))),
         ("tensors", f"{len(manifest.tensors)} ({parameter_count(vector):,} parameter entries)"),
-        ("buffers", ", ".join(n for n in manifest.tensors if n.startswith("buffers.")) or "none (BatchNorm statistics frozen)"),
+        ("buffers", ", ".join(n for n in manifest.tensors if n.startswith("buffers."))
+         or "none (BatchNorm statistics frozen)"),
         ("storage", f"{manifest.storage.dtype}, density {manifest.storage.density:g}"),
-        ("training", "-" if training is None else f"{training.method}, {training.epochs} epochs, best {training.best_epoch}, "
-                                                  f"{training.hours:.3f} h"),
-        ("metrics", "-" if training is None else ", ".join(f"{k} {v:.4f}" for k, v in sorted(training.metrics.items()))),
+        ("training", "-" if training is None else
+         f"{training.method}, {training.epochs} epochs, best {training.best_epoch}, {training.hours:.3f} h"),
+        ("metrics", "-" if training is None else
+         ", ".join(f"{k} {v:.4f}" for k, v in sorted(training.metrics.items()))),
         ("derivation", manifest.derivation or "-"), ("creator", manifest.creator or "-"),
         ("license", manifest.license or "-"), ("chorus version", manifest.chorus_version),
     ]
@@ -87,7 +90,8 @@ def apply_command(
     from ..taskvec import TaskVector, compose_model
 
     loaded = [TaskVector.load(path) for path in vectors]
-    base = load_encoder(encoder or loaded[0].manifest.base.encoder, source=source, pretrained=not random_init, seed=seed)
+    name = encoder or loaded[0].manifest.base.encoder
+    base = load_encoder(name, source=source, pretrained=not random_init, seed=seed)
     model = compose_model(base, loaded, coef or None)
     model.save_pretrained(out)
     _say(f"wrote {out}: {base.name} + {len(loaded)} task vector(s), {len(model.heads)} head(s), "

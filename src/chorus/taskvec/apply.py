@@ -49,7 +49,7 @@ def apply(base: nn.Module, vectors: Sequence[TaskVector], coefficients: Sequence
             if target is None or tuple(target.shape) != combined.shape(name):
                 raise IncompatibleVectorsError(f"the encoder has no tensor {state_name(name)!r} of shape "
                                                f"{combined.shape(name)}")
-            target.copy_((target.double() + combined.tensor(name, exact=True)).to(target.dtype))
+            target.copy_((target.double() + combined.tensor(name, exact=True).to(target.device)).to(target.dtype))
     return result.eval()
 
 

@@ -49,9 +49,9 @@ def push(directory: str | Path, repo_id: str, *, api: Any | None = None, private
     client = _api(api)
     try:
         client.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        message = commit_message or f"chorus task vector {vector.manifest.group or ''}".strip()
         return client.upload_folder(repo_id=repo_id, folder_path=str(directory), repo_type="model",
-                                    allow_patterns=SHARED_FILES,
-                                    commit_message=commit_message or f"chorus task vector {vector.manifest.group or ''}".strip())
+                                    allow_patterns=SHARED_FILES, commit_message=message)
     except _hub_errors() as exc:
         raise HubError(f"could not push {directory} to {repo_id}: {exc}") from exc
 

@@ -25,8 +25,9 @@ def tensor_stats(vector: TaskVector) -> list[TensorStats]:
     rows = []
     for name in vector.keys():
         delta = vector.tensor(name).double()
-        rows.append(TensorStats(name, delta.numel(), float(delta.norm()), float(delta.abs().max()) if delta.numel() else 0.0,
-                                float((delta != 0).double().mean()) if delta.numel() else 0.0))
+        empty = not delta.numel()
+        rows.append(TensorStats(name, delta.numel(), float(delta.norm()), 0.0 if empty else float(delta.abs().max()),
+                                0.0 if empty else float((delta != 0).double().mean())))
     return rows
 
 

@@ -248,7 +248,8 @@ class TaskVector:
             stored.update(tensors)
         files = {DELTAS_FILE: save_tensors(directory / DELTAS_FILE, stored)}
         if self.heads:
-            heads = {f"{i}.{part}": t for i, pair in enumerate(self.head_tensors()) for part, t in zip(("weight", "bias"), pair)}
+            heads = {f"{i}.{part}": tensor for i, pair in enumerate(self.head_tensors())
+                     for part, tensor in zip(("weight", "bias"), pair)}
             files[HEAD_FILE] = save_tensors(directory / HEAD_FILE, heads)
         manifest = self.manifest.model_copy(update={
             "storage": spec, "tensors": entries, "files": files, "chorus_version": __version__,
@@ -385,8 +386,8 @@ def _check_deltas_header(path: Path, header: dict, manifest: TaskVectorManifest)
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-        details = "; ".join(f"{label}: {', '.join(keys[:5])}" for label, keys in
-                            (("missing", missing), ("not in the manifest", extra), ("wrong dtype/shape", wrong)) if keys)
+        groups = (("missing", missing), ("not in the manifest", extra), ("wrong dtype/shape", wrong))
+        details = "; ".join(f"{label}: {', '.join(keys[:5])}" for label, keys in groups if keys)
         raise TaskVectorFileError(path, f"tensors disagree with {MANIFEST_FILE} ({details})")
 
 

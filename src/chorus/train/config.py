@@ -12,6 +12,7 @@ from ..model.schema import Pooling
 from ..taskvec.manifest import DeltaDtype
 
 Method = Literal["full", "head-only", "lora"]
+HeadInit = Literal["probe", "random"]
 
 DEFAULT_LR = {"full": 1e-4, "head-only": 1e-3, "lora": 1e-3}
 MAX_DEFAULT_CLIP_SECONDS = 10.0
@@ -22,7 +23,9 @@ class FinetuneConfig(BaseModel):
 
     ``method``: ``full`` (every encoder parameter not matched by ``freeze``), ``head-only``
     (frozen encoder: a linear probe trained end to end), ``lora`` (low-rank updates of the
-    Linear/Conv layers matched by ``lora_targets``, merged at the end).
+    Linear/Conv layers matched by ``lora_targets``, merged at the end). ``head_init``:
+    ``probe`` starts from the best L2 logistic-regression probe on the frozen features
+    (LP-FT), ``random`` from a seeded random head.
     ``groups``: manifest groups trained together (empty: all; several = joint training,
     one head over the union of labels). ``clip_seconds``: crop/pad length (None: the
     longest training clip, at most 10 s). ``lr``: encoder peak LR (None: 1e-4 full,
@@ -42,6 +45,7 @@ class FinetuneConfig(BaseModel):
     lora_rank: int = Field(default=8, ge=1)
     lora_alpha: float = Field(default=16.0, gt=0)
     lora_targets: list[str] = Field(default_factory=list, description="globs over encoder module names")
+    head_init: HeadInit = "probe"
     train_bn_stats: bool = False
     layer: str | None = None
     pooling: Pooling = "mean"

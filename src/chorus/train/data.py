@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.labels import LabelMap
 from ..data.loading import FailedClip, iter_clips
 from ..data.manifest import Clip
 from ..progress import ProgressFactory, resolve
@@ -35,17 +36,6 @@ class ClipSet:
         return sum(w.shape[0] for w in self.waveforms) / self.sample_rate / 3600.0
 
 
-def encode_targets(clips: Sequence[Clip], labels: Sequence[str], task: str) -> Tensor:
-    """Targets of ``clips`` over ``labels`` (see :class:`ClipSet`)."""
-    index = {label: i for i, label in enumerate(labels)}
-    if task == "multiclass":
-        return torch.tensor([index[clip.label] for clip in clips], dtype=torch.int64)
-    targets = torch.zeros(len(clips), len(labels))
-    for row, clip in enumerate(clips):
-        targets[row, [index[label] for label in clip.labels]] = 1.0
-    return targets
-
-
 def load_clipset(clips: Sequence[Clip], labels: Sequence[str], task: str, sample_rate: int,
                  failures: list[FailedClip], progress: ProgressFactory | None = None, desc: str = "loading") -> ClipSet:
     """Decode ``clips`` at ``sample_rate``; clips that fail go to ``failures`` and are left out."""
@@ -59,7 +49,8 @@ def load_clipset(clips: Sequence[Clip], labels: Sequence[str], task: str, sample
             bar.update(1)
     finally:
         bar.close()
-    return ClipSet(kept, waveforms, encode_targets(kept, labels, task), sample_rate)
+    targets = torch.from_numpy(LabelMap(tuple(labels)).encode(kept, multi_hot=task == "multilabel"))
+    return ClipSet(kept, waveforms, targets, sample_rate)
 
 
 def shuffled_batches(count: int, batch_size: int, gen: torch.Generator) -> list[list[int]]:

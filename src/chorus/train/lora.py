@@ -48,6 +48,20 @@ class LoRALayer(nn.Module):
         self.lora_a = nn.Parameter(initial.to(device=weight.device, dtype=weight.dtype))
         self.lora_b = nn.Parameter(torch.zeros(b_shape, device=weight.device, dtype=weight.dtype))
 
+    def __getattr__(self, name: str):
+        """Attributes the wrapper lacks come from the base layer (``stride``, ``bias``,
+        ``in_features``...), except ``weight``, which is the adapted weight
+        ``W + ΔW``: code that reads a layer's weight instead of calling it (WavLM's
+        attention passes ``q_proj.weight`` to ``multi_head_attention_forward``) trains
+        the adapter too."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base" or "base" not in self._modules:
+                raise
+            base = self._modules["base"]
+            return base.weight + self.delta_weight() if name == "weight" else getattr(base, name)
+
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(self.base, nn.Linear):
             update = F.linear(F.linear(x, self.lora_a), self.lora_b)
@@ -58,8 +72,9 @@ class LoRALayer(nn.Module):
 
     def delta_weight(self) -> Tensor:
         """``ΔW`` with the base weight's shape."""
+        base = self._modules["base"]
         product = self.lora_b.reshape(self.lora_b.shape[0], -1) @ self.lora_a.reshape(self.lora_a.shape[0], -1)
-        return (self.scale * product).reshape(self.base.weight.shape)
+        return (self.scale * product).reshape(base.weight.shape)
 
 
 def _eligible(module: nn.Module) -> bool:

@@ -9,6 +9,9 @@ from torch.nn import functional as F
 MONITOR = {"multiclass": "accuracy", "multilabel": "map"}
 """Default validation metric per task (higher is better)."""
 
+METRICS = {"multiclass": ("loss", "accuracy", "macro_f1"), "multilabel": ("loss", "map", "micro_f1")}
+"""What :func:`classification_metrics` reports per task."""
+
 
 def loss_function(task: str):
     """Cross-entropy over classes (multiclass) or per-class binary cross-entropy (multilabel)."""
