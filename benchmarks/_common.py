@@ -21,17 +21,21 @@ torch.set_num_threads(1)
 
 def synthetic_manifest(out_dir: Path, groups: str, species: int, clips_per_species: int, seconds: float,
                        sample_rate: int, seed: int = 0) -> Manifest:
-    """Synthetic calls (``chorus.data.synth``) in ``out_dir`` (generated on first use)."""
+    """Synthetic calls (``chorus.data.synth``) in a subfolder of ``out_dir`` named by the
+    parameters (generated on first use, reused after)."""
     config = make_config(groups=tuple(groups.split(",")), species=species, clips_per_species=clips_per_species,
                          seconds=seconds, sample_rate=sample_rate, seed=seed)
-    return generate_dataset(out_dir, config)
+    name = f"{groups.replace(',', '-')}_{species}x{clips_per_species}_{seconds:g}s_{sample_rate}Hz_seed{seed}"
+    return generate_dataset(Path(out_dir) / name, config)
 
 
-def best_time(function: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` wall-clock runs (s): the least disturbed by other load."""
-    times = []
+def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Fastest of ``repeats`` wall-clock runs (s) of each function, run in turn round by
+    round so that load from other processes hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}

@@ -20,7 +20,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import best_time, synthetic_manifest
+from _common import best_times, synthetic_manifest
 
 import torch  # noqa: E402
 
@@ -68,12 +68,12 @@ def main() -> None:
                     masked_mean(outputs.hidden[layer], outputs.masks[layer])
 
     bare()  # warm-up
-    times = {
-        "bare forward": best_time(bare, args.repeats),
-        "ours (Parquet, pooled)": best_time(lambda: ours(ParquetShards()), args.repeats),
-        "ours (safetensors, frames)": best_time(lambda: ours(SafetensorsShards(True)), args.repeats),
-        "one pass per layer": best_time(per_layer, max(1, args.repeats - 1)),
-    }
+    times = best_times({
+        "bare forward": bare,
+        "ours (Parquet, pooled)": lambda: ours(ParquetShards()),
+        "ours (safetensors, frames)": lambda: ours(SafetensorsShards(True)),
+        "one pass per layer": per_layer,
+    }, args.repeats)
     layers = encoder.num_layers
     print(f"encoder {args.encoder}: {layers} layers, {len(waveforms)} clips of {args.seconds:g} s, "
           f"batch {args.batch_size}, 1 thread")

@@ -54,6 +54,7 @@ def test_probe_command_writes_the_report(manifest_path, tmp_path, run_cli):
     (("--pooling", "max"), "choose among mean, attention, layer-sum"),
     (("--noise-snr", "loud"), "comma-separated numbers"),
     (("--task", "multilabel"), "multiclass task"),
+    (("--pitch-shift", "0"), "[0.05, 20]"),
 ])
 def test_probe_command_rejects_bad_options(manifest_path, tmp_path, run_cli, arguments, message):
     result = run_cli("probe", "--data", manifest_path, "--out", tmp_path, "--encoder", "toy-cnn", *arguments)

@@ -111,3 +111,13 @@ def test_report_files(tmp_path, task):
     html = paths["html"].read_text()
     assert html.count("data:image/png;base64,") == 2 and "random-init" in html and "-5 dB" in html
     assert paths["layers"].read_bytes().startswith(b"\x89PNG") and paths["ablations"].exists()
+
+
+def test_same_seed_same_report_bytes(tmp_path, task):
+    from chorus.probe.report import write_probe_report
+
+    config = ProbeConfig(poolings=("mean", "attention"), train=FAST, noise_snrs=(-5,))
+    for run in ("a", "b"):
+        write_probe_report(run_probe("toy-cnn", task, tmp_path / run / "cache", config), tmp_path / run)
+    for name in ("probe.json", "layers.png", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -35,10 +35,10 @@ def register(app: typer.Typer) -> None:
         source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
         pooling: str = typer.Option("mean,attention,layer-sum", "--pooling", help="poolings to probe"),
-        learning_rates: str = typer.Option("1e-4,1e-3,1e-2,1e-1", "--lr", help="learning-rate grid"),
+        learning_rates: str = typer.Option("1e-3,3e-3,1e-2,3e-2", "--lr", help="Adam learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
         patience: int = typer.Option(10, "--patience", min=1, help="epochs without validation gain before a probe stops"),
-        probe_batch: int = typer.Option(64, "--probe-batch-size", min=1, help="clips per probe update"),
+        probe_batch: int = typer.Option(128, "--probe-batch-size", min=1, help="clips per probe update"),
         batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="feature cache type: float32 or float16"),
         cache: Path = typer.Option(None, "--cache", help="feature cache folder (default OUT/cache)"),
@@ -73,11 +73,14 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give positive learning rates", param_hint="--lr")
         if noise_kind not in ("white", "pink"):
             raise typer.BadParameter("choose white or pink", param_hint="--noise-kind")
+        factors = float_list(pitch_shift, "--pitch-shift")
+        if any(not 0.05 <= f <= 20 for f in factors):
+            raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
         config = ProbeConfig(
             poolings=name_list(pooling, "--pooling", POOLINGS),
             train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, batch_size=probe_batch, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,
-            pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
+            pitch_factors=factors, noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, seed=seed, device=device,
         )
         if task == "detection":

@@ -1,9 +1,10 @@
 """Training all probes of a batched model at once, with per-probe early stopping.
 
-Every optimizer step updates every probe (one parameter tensor per kind, probe axis
-first). After each epoch the validation loss of each probe is measured; a probe's best
+Every optimizer step updates every probe (all their parameters are one flat tensor, see
+:class:`chorus.probe.models.BatchedProbes`). After each epoch the validation loss of each probe is measured; a probe's best
 weights are kept, and a probe stops (its updates and its best-weights bookkeeping freeze)
-after ``patience`` epochs without improvement. Training ends when every probe has
+after ``patience`` epochs without improvement (a drop of the validation loss by more
+than ``min_delta`` relative to its best so far). Training ends when every probe has
 stopped or after ``epochs``. Only the train and validation splits are touched here.
 """
 
@@ -28,10 +29,11 @@ from .optim import BatchedAdam
 class TrainConfig:
     """Optimisation settings shared by every probe."""
 
-    learning_rates: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
+    learning_rates: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     epochs: int = 100
     patience: int = 10
-    batch_size: int = 64
+    min_delta: float = 1e-3
+    batch_size: int = 128
     weight_decay: float = 0.0
     seed: int = 0
     threads: int | None = 1
@@ -44,6 +46,8 @@ class TrainConfig:
             raise ValueError(f"learning rates must be positive, got {self.learning_rates}")
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
             raise ValueError("epochs, patience and batch_size must be at least 1")
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta}")
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _train(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid: Split
                 probe_losses(model(train, rows), train.targets.index_select(0, rows)).sum().backward()
                 optimizer.step(active)
             losses = _validation_losses(model, valid)
-            improved = active & (losses < best_loss)
+            improved = active & (losses < best_loss * (1 - config.min_delta))
             best = torch.where(improved[model.owner], model.flat.detach(), best)
             best_loss = torch.where(improved, losses, best_loss)
             best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
