@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import torch
 
 from chorus.demo import DemoError, DemoSettings, run_demo
-from chorus.evaluate.probe_baseline import fit_linear_head
 from chorus.taskvec import TaskVector
 
 TINY = DemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,
@@ -26,19 +23,20 @@ def demo(tmp_path_factory):
 def test_demo_writes_report_numbers_and_every_model(demo):
     out, record = demo
     rows = {row["name"]: row for row in record["comparison"]["rows"]}
-    assert [row["kind"] for row in record["comparison"]["rows"]] == ["probe", "probe", "individual", "individual",
-                                                                      "joint", "merged", "merged"]
+    assert [row["kind"] for row in record["comparison"]["rows"]] == ["probe", "individual", "individual", "joint",
+                                                                      "merged", "merged"]
     assert rows["birds"]["normalized"] == rows["insects"]["normalized"] == 1.0
     assert set(rows["mean"]["groups"]) == {"birds", "insects"} and "transfer" in rows["ties"]
-    assert set(record["comparison"]["gaps"]) == {"probe", "probe (logistic regression)", "mean", "ties"}
+    assert set(record["comparison"]["gaps"]) == {"probe", "mean", "ties"}
     assert record["comparison"]["group_sizes"] == {"birds": 12, "insects": 8}
     summary = record["summary"]
     assert summary["best_merge"] in ("mean", "ties")
     assert summary["normalized_accuracy"][summary["best_merge"]] == max(summary["normalized_accuracy"].values())
     assert {summary["lambda"]["mean"], summary["lambda"]["ties"]} <= {0.5, 1.0}
-    assert set(summary["best_beats_probes"]) == {"probe", "probe (logistic regression)"}
-    # the head-only probe's deltas are zero: its encoder is the base
-    assert not TaskVector.load(out / "finetune" / "probe-birds" / "taskvector").tensor("blocks.2.0.weight").any()
+    assert set(summary["best_beats_probes"]) == {"probe"}
+    # fine-tuning started from the probe's head (LP-FT): its recorded accuracy is that of the probe row's head
+    tuned = TaskVector.load(out / "finetune" / "birds" / "taskvector").manifest.training.settings
+    assert tuned["head_init"] == "probe"
     page = (out / "report.html").read_text()
     assert "Summary" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
     assert json.loads((out / "demo.json").read_text())["summary"] == summary
@@ -74,18 +72,27 @@ def test_cli_compare_on_the_demo_models(run_cli, demo, tmp_path):
     assert (tmp_path / "compare.html").is_file() and "mean" in result.output
 
 
-def test_linear_probe_head_reads_raw_features():
-    from sklearn.linear_model import LogisticRegression
+def test_probe_vector_carries_the_lp_ft_probe_head_and_no_deltas(tmp_path):
+    import torch
+    from _toydata import tone_manifest
 
-    gen = np.random.default_rng(0)
-    centers = gen.normal(size=(3, 6)) * 3
-    labels = [f"c{i}" for i in gen.integers(0, 3, 60)]
-    x = np.stack([centers[int(label[1])] for label in labels]) * 5 + 40 + gen.normal(size=(60, 6))
-    weight, bias = fit_linear_head(torch.from_numpy(x).float(), labels, ["c0", "c1", "c2"])
-    predicted = (torch.from_numpy(x).float() @ weight.T + bias).argmax(dim=1).numpy()
-    assert np.mean(np.array([f"c{i}" for i in predicted]) == np.array(labels)) == 1.0
-    two = [label if label != "c2" else "c1" for label in labels]
-    weight, bias = fit_linear_head(torch.from_numpy(x).float(), two, ["c0", "c1"])
-    reference = LogisticRegression(max_iter=2000).fit((x - x.mean(0)) / (x.std(0) + 1e-6), two)
-    ours = (torch.from_numpy(x).float() @ weight.T + bias).argmax(dim=1).numpy()
-    assert (np.array(["c0", "c1"])[ours] == reference.predict((x - x.mean(0)) / (x.std(0) + 1e-6))).all()
+    from chorus.encoders import load_encoder
+    from chorus.evaluate import layer_features, load_eval_audio
+    from chorus.evaluate.probe_baseline import probe_vector
+    from chorus.model import ClassifierSettings
+    from chorus.train.probe_init import probe_head
+
+    tones = tone_manifest(tmp_path).select(group="g1")
+    encoder = load_encoder("toy-cnn")
+    settings = ClassifierSettings(layer="conv3", clip_seconds=0.5)
+    train = load_eval_audio(tones.select(split="train").clips, 16_000)
+    valid = load_eval_audio(tones.select(split="valid").clips, 16_000)
+    features = layer_features(encoder, settings, train), layer_features(encoder, settings, valid)
+    vector = probe_vector(encoder, settings, "g1", train, valid, *features)
+    assert all(not vector.tensor(name).any() for name in vector.keys())
+    classes = vector.heads[0].labels
+    targets = [torch.tensor([classes.index(c.labels[0]) for c in part.clips]) for part in (train, valid)]
+    weight, bias, _ = probe_head(features[0], targets[0], features[1], targets[1], "multiclass", len(classes))
+    (got_weight, got_bias), = vector.head_tensors()
+    assert torch.equal(got_weight, weight) and torch.equal(got_bias, bias)
+    assert vector.heads[0].calibration.clips == len(valid)

@@ -2,10 +2,10 @@
 
 1. synthesize four taxon groups (one species-rich, one small) in a temperate region, and
    the same species' test calls recorded in a new region;
-2. fine-tune the encoder on each group alone (the task vectors institutions would share),
-   on all groups jointly (the reference a data-pooling world would get), and two probes
-   per group on the frozen encoder: the head trained exactly as in fine-tuning
-   (``head-only``), and a logistic regression on the pooled features;
+2. fine-tune the encoder on each group alone (the task vectors institutions would share)
+   and on all groups jointly (the reference a data-pooling world would get), both LP-FT:
+   the head starts from a logistic-regression probe on the frozen encoder — that probe,
+   per group, is the frozen-base baseline;
 3. merge the per-group task vectors with every method, choosing λ and the head
    calibration on the validation clips by normalized accuracy (the probes' calibration
    too);
@@ -54,8 +54,7 @@ class DemoSettings(BaseModel):
     epochs: int = Field(6, ge=1)
     batch_size: int = 16
     lr: float = 5e-5
-    head_lr: float = 1e-2
-    probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes' logistic regression")
+    head_lr: float = 1e-3
     freeze: list[str] = Field(default_factory=lambda: ["blocks.0.*"])
     merges: dict[str, tuple[str, dict[str, Any]]] = Field(default_factory=lambda: {
         "mean": ("mean", {}), "task_arithmetic": ("task_arithmetic", {}), "ties": ("ties", {}),
@@ -75,9 +74,9 @@ def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progre
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
-def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress, head_only: bool = False):
-    """One fine-tuning run (``head_only``: the encoder frozen, the head trained the same
-    way), reused when its outputs already exist."""
+def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress):
+    """One fine-tuning run (LP-FT: the head starts from the frozen-encoder probe), reused
+    when its outputs already exist."""
     from .taskvec import TaskVector
     from .train.config import FinetuneConfig
     from .train.finetune import finetune
@@ -85,17 +84,16 @@ def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], pr
     if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
         return TaskVector.load(out / "taskvector")
     config = FinetuneConfig(
-        encoder=settings.encoder, groups=groups, method="head-only" if head_only else "full",
-        freeze=[] if head_only else list(settings.freeze), epochs=settings.epochs,
+        encoder=settings.encoder, groups=groups, method="full", freeze=list(settings.freeze), epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, head_lr=settings.head_lr, patience=None, seed=settings.seed,
         warmup=0.1, clip_seconds=settings.seconds)
     finetune(manifest, out, config, progress=progress, resume=(out / "checkpoint").exists())
     return TaskVector.load(out / "taskvector")
 
 
-def _regression_probes(vectors, state, manifest, valid, settings: DemoSettings, progress) -> list:
-    """One logistic-regression probe per group on the frozen encoder's pooled features, as
-    zero-delta task vectors with calibrated heads."""
+def _probes(vectors, state, manifest, valid, settings: DemoSettings) -> list:
+    """One logistic-regression probe per group on the frozen encoder's pooled features (the
+    head LP-FT starts from), as zero-delta task vectors with calibrated heads."""
     from .encoders import build_encoder
     from .evaluate import load_eval_audio
     from .evaluate import layer_features
@@ -106,7 +104,7 @@ def _regression_probes(vectors, state, manifest, valid, settings: DemoSettings, 
     encoder.name = base.encoder
     encoder.load_state_dict(state)
     classifier = vectors[0].manifest.classifier
-    train = load_eval_audio(manifest.select(split="train").clips, encoder.sample_rate, progress, "loading training clips")
+    train = load_eval_audio(manifest.select(split="train").clips, encoder.sample_rate, desc="loading training clips")
     train_features = layer_features(encoder, classifier, train)
     valid_features = layer_features(encoder, classifier, valid)
     probes = []
@@ -114,7 +112,7 @@ def _regression_probes(vectors, state, manifest, valid, settings: DemoSettings, 
         rows = [i for i, clip in enumerate(train.clips) if clip.group == group]
         valid_rows = [i for i, clip in enumerate(valid.clips) if clip.group == group]
         probes.append(probe_vector(encoder, classifier, group, train.subset(rows), valid.subset(valid_rows),
-                                   train_features[rows], valid_features[valid_rows], settings.probe_c))
+                                   train_features[rows], valid_features[valid_rows]))
     return probes
 
 
@@ -202,13 +200,11 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     runs = out_dir / "finetune"
     vectors = [_finetune(manifest, runs / group, settings, [group], progress) for group in groups]
     joint_vector = _finetune(manifest, runs / "joint", settings, groups, progress)
-    head_only = [_finetune(manifest, runs / f"probe-{group}", settings, [group], progress, head_only=True)
-                 for group in groups]
     valid = load_eval_audio(manifest.select(split="valid").clips, rate, progress, "loading validation clips")
     base = resolve_base(vectors)
     plan = plan_merge(vectors, "mean")
     state = base_state(base, plan.fingerprint)
-    regression = _regression_probes(vectors, state, manifest, valid, settings, progress)
+    probes = _probes(vectors, state, manifest, valid, settings)
     lap("fine-tune")
     say(f"3/5 merging with {len(settings.merges)} methods; λ and calibration chosen on validation clips")
     references = individual_scores(plan, state, valid, progress)
@@ -221,17 +217,15 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
         write_composed_model(plan, compose_heads(vectors, sweep.calibration), base, out_dir / "merged" / name,
                              sweep.best, {"sweep": sweep.as_dict()}, progress)
         sweeps[name] = sweep.as_dict()
-    probes = {}
-    for name, probe_vectors in (("probe", head_only), ("probe (logistic regression)", regression)):
-        probe_plan = plan_merge(probe_vectors, "mean")  # every delta is zero: the encoder stays the base
-        sweep = sweep_lambda(probe_plan, candidates, state, valid, [1.0], references, progress)
-        probes[name] = build_classifier(probe_plan, compose_heads(probe_vectors, sweep.calibration), state)
-        sweeps[name] = sweep.as_dict()
+    probe_plan = plan_merge(probes, "mean")  # every delta is zero: the encoder stays the base
+    sweep = sweep_lambda(probe_plan, candidates, state, valid, [1.0], references, progress)
+    probe_model = build_classifier(probe_plan, compose_heads(probes, sweep.calibration), state)
+    sweeps["probe"] = sweep.as_dict()
     lap("merge")
     say("4/5 evaluating every model on the test clips and the new region")
     test = load_eval_audio(manifest.select(split="test").clips, rate, progress, "loading test clips")
     transfer = load_eval_audio(moved.select(split="test").clips, rate, progress, "loading new-region clips")
-    entries = [Entry(name, "probe", model) for name, model in probes.items()]
+    entries = [Entry("probe", "probe", probe_model)]
     entries += [Entry(group, "individual", ClassifierModel.from_pretrained(runs / group / "model"), group)
                 for group in groups]
     entries.append(Entry("joint", "joint", ClassifierModel.from_pretrained(runs / "joint" / "model")))

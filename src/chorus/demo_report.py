@@ -42,9 +42,9 @@ def report_parts(record: dict) -> list[str]:
                            f"from the {settings['new_region']} region"),
              paragraph(f"Encoder {settings['encoder']}: {settings['epochs']} epochs, encoder learning rate "
                        f"{settings['lr']:g}, head {settings['head_lr']:g} (frozen: "
-                       f"{', '.join(settings['freeze']) or 'nothing'}); the head-only probe trains its head the "
-                       f"same way on the frozen encoder; the regression probe is a logistic regression (C = "
-                       f"{settings['probe_c']:g}) on the frozen encoder's pooled features; seed {settings['seed']}.",
+                       f"{', '.join(settings['freeze']) or 'nothing'}), the head initialised by the probe (LP-FT); "
+                       f"the probe is that L2 logistic regression on the frozen encoder's pooled features, its "
+                       f"penalty chosen on each group's validation clips; seed {settings['seed']}.",
                        note=True),
              heading("Choosing λ and the calibration on validation clips")]
     for name, sweep in record["sweeps"].items():

@@ -19,9 +19,11 @@ from typing import Mapping, Protocol
 import torch
 from torch import Tensor
 
-from ...tensorfile import TensorFileError, read_header, torch_dtype, verify_sha256
+from ...tensorfile import TensorFileError, read_header, verify_sha256
+from .writer import SAFETENSORS_DTYPES
 
 _CHUNK = 1 << 24
+_TORCH_DTYPES = {code: dtype for dtype, code in SAFETENSORS_DTYPES.items()}
 _IN_FLIGHT = 2
 
 
@@ -70,7 +72,9 @@ class SafetensorsFile:
 
     def info(self, name: str) -> tuple[torch.dtype, tuple[int, ...]]:
         entry = self.header[name]
-        return torch_dtype(entry["dtype"]), tuple(entry["shape"])
+        if entry["dtype"] not in _TORCH_DTYPES:
+            raise TensorFileError(self.path, f"tensor {name!r} has dtype {entry['dtype']}, which chorus does not read")
+        return _TORCH_DTYPES[entry["dtype"]], tuple(entry["shape"])
 
     def tensor(self, name: str, digest: "SequentialDigest | None" = None) -> Tensor:
         """Tensor ``name``; its bytes also feed ``digest`` (the file's running sha256)."""
