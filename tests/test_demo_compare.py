@@ -96,3 +96,14 @@ def test_probe_vector_carries_the_lp_ft_probe_head_and_no_deltas(tmp_path):
     (got_weight, got_bias), = vector.head_tensors()
     assert torch.equal(got_weight, weight) and torch.equal(got_bias, bias)
     assert vector.heads[0].calibration.clips == len(valid)
+
+
+def test_cli_demo_prints_the_summary(run_cli, demo, monkeypatch):
+    import chorus.demo
+
+    out, record = demo
+    monkeypatch.setattr(chorus.demo, "DemoSettings", lambda **overrides: TINY.model_copy(update=overrides))
+    result = run_cli("demo", "--out", out, "--encoder", "toy-cnn", "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert "Best merge" in result.output and "report:" in result.output
+    assert record["summary"]["best_merge"] in result.output

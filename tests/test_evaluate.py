@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from _mergedata import toy_vector
 from _toydata import tone_manifest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
@@ -15,6 +16,7 @@ from chorus.evaluate import evaluate_logits, evaluate_model, load_eval_audio
 from chorus.taskvec.merge import (apply_directions, build_classifier, compose_heads, plan_merge, sweep_lambda,
                                   write_composed_model)
 from chorus.taskvec.merge.compose import base_state, resolve_base
+from chorus.taskvec.merge.heads import GroupGate, HeadCompatibilityError
 from chorus.taskvec.merge.registry import MergeError
 
 CLASSES = ["a1", "a2", "b1", "b2"]
@@ -68,23 +70,42 @@ def test_sweep_scores_every_lambda_and_picks_the_best_normalized_accuracy(tones,
     plan = plan_merge(tone_vectors, "task_arithmetic")
     audio = load_eval_audio(tones.select(split="valid").clips, 16_000)
     state = base_state(resolve_base(tone_vectors), plan.fingerprint)
-    result = sweep_lambda(plan, ["zscore", "none"], state, audio, [0.0, 0.5, 2.0])
-    assert [(row["lambda"], row["calibration"]) for row in result.rows] == [
-        (lam, cal) for lam in (0.0, 0.5, 2.0) for cal in ("zscore", "none")]
+    result = sweep_lambda(plan, ["zscore", "none"], state, audio, [0.0, 0.5, 2.0], gates=[0.0, 1.0])
+    assert [(row["lambda"], row["gate"], row["calibration"]) for row in result.rows] == [
+        (lam, gate, cal) for lam in (0.0, 0.5, 2.0) for gate in (0.0, 1.0) for cal in ("zscore", "none")]
     assert set(result.references) == {"g1", "g2"} and all(0 <= v <= 1 for v in result.references.values())
     for row in result.rows:
         expected = np.mean([row["scores"][g] / result.references[g] for g in ("g1", "g2")])
         assert row["normalized"] == pytest.approx(expected)
         assert all(row["within"][g] >= row["scores"][g] for g in ("g1", "g2"))
-    best = max(result.rows, key=lambda r: (r["normalized"], r["normalized_within"], -r["lambda"]))
+    best = max(result.rows, key=lambda r: (r["normalized"], r["normalized_within"], -r["gate"], -r["lambda"]))
     assert (result.best, result.calibration) == (best["lambda"], best["calibration"])
+    assert (result.gate.strength if result.gate else 0.0) == best["gate"]
     # the sweep's scores are the composed model's own scores on those clips
     model = build_classifier(plan, compose_heads(tone_vectors, "none"), apply_directions(state, plan.directions(), 0.5))
     accuracy = evaluate_model(model, audio)["per_group"]["g1"]["accuracy"]
-    assert accuracy == pytest.approx(next(r for r in result.rows if r["lambda"] == 0.5 and r["calibration"] == "none")
-                                     ["scores"]["g1"])
+    assert accuracy == pytest.approx(next(r for r in result.rows if r["lambda"] == 0.5 and r["calibration"] == "none"
+                                          and r["gate"] == 0.0)["scores"]["g1"])
     with pytest.raises(MergeError, match="no clips of group 'g2'"):
         sweep_lambda(plan, ["zscore"], state, audio.of_groups(["g1"]), [1.0])
+
+
+def test_group_gate_is_a_linear_discriminant_folded_into_the_heads(tone_vectors, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    features = torch.cat([torch.randn(20, 32, generator=gen) + 3, torch.randn(20, 32, generator=gen) - 3])
+    groups = ["g1"] * 20 + ["g2"] * 20
+    gate = GroupGate.fit(features, groups, strength=0.5)
+    scores = features @ gate.weight.T + gate.bias
+    assert (scores.argmax(1) == torch.tensor([0] * 20 + [1] * 20)).all()
+    plain, gated = compose_heads(tone_vectors, "none"), compose_heads(tone_vectors, "none", gate)
+    assert gated.gate == 0.5
+    expected = plain.logits(features) + 0.5 * scores[:, [0, 0, 1, 1]]
+    torch.testing.assert_close(gated.logits(features), expected, rtol=1e-5, atol=1e-4)
+    gate.save(tmp_path / "gate.safetensors")
+    loaded = GroupGate.load(tmp_path / "gate.safetensors", 0.5)
+    assert loaded.groups == ["g1", "g2"] and torch.equal(loaded.weight, gate.weight)
+    with pytest.raises(HeadCompatibilityError, match="knows no group 'g2'"):
+        compose_heads(tone_vectors, "none", GroupGate.fit(features[:20], ["g1"] * 20))
 
 
 def test_cli_evaluate_writes_metrics_and_confusion(run_cli, tones, tone_vectors, tmp_path):
@@ -98,3 +119,24 @@ def test_cli_evaluate_writes_metrics_and_confusion(run_cli, tones, tone_vectors,
     confusion = json.loads((tmp_path / "ev" / "confusion.json").read_text())
     assert sum(map(sum, confusion["counts"])) == 8
     assert "g1" in result.output and "accuracy" in result.output
+
+
+def test_recipe_with_a_sweep_saves_lambda_calibration_and_gate_and_reproduces(tones, tone_vectors, tmp_path):
+    import json
+
+    import yaml
+
+    from chorus.taskvec.merge import load_recipe, parse_recipe, run_merge
+
+    paths = [vector.save(tmp_path / group) for vector, group in zip(tone_vectors, ("g1", "g2"))]
+    recipe = parse_recipe({"method": "ties", "vectors": [str(p) for p in paths],
+                           "sweep": {"data": str(tones.source), "lambdas": [0.5, 1.0], "gates": [1.0]}})
+    record = run_merge(recipe, tmp_path / "merged")
+    assert record["sweep"]["best_lambda"] == record["lambda"] and record["gate"]["strength"] == 1.0
+    saved = yaml.safe_load((tmp_path / "merged" / "recipe.yaml").read_text())
+    assert saved["gate"] == {"file": "gate.safetensors", "strength": 1.0} and saved["sweep"] is None
+    assert saved["lambda"] == record["lambda"] and saved["calibration"] == record["calibration"]
+    again = run_merge(load_recipe(tmp_path / "merged" / "recipe.yaml"), tmp_path / "again")
+    files = json.loads((tmp_path / "merged" / "model.json").read_text())["files"]
+    assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
+    assert again["labels"] == record["labels"]

@@ -105,7 +105,7 @@ def test_recipe_validation_errors_are_clear(tmp_path, paths):
         parse_recipe({"method": "avg", "vectors": [str(paths[0])]})
     with pytest.raises(RecipeError, match="vectors: List should have at least 1 item"):
         parse_recipe({"method": "mean", "vectors": []})
-    with pytest.raises(RecipeError, match="either lambda or sweep"):
+    with pytest.raises(RecipeError, match=r"either lambda \(and gate\) or sweep"):
         parse_recipe({"method": "mean", "vectors": ["a"], "lambda": 1.0, "sweep": {"data": "v.csv"}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: [unclosed\n")

@@ -6,9 +6,9 @@
    and on all groups jointly (the reference a data-pooling world would get), both LP-FT:
    the head starts from a logistic-regression probe on the frozen encoder — that probe,
    per group, is the frozen-base baseline;
-3. merge the per-group task vectors with every method, choosing λ and the head
-   calibration on the validation clips by normalized accuracy (the probes' calibration
-   too);
+3. merge the per-group task vectors with every method, choosing λ, the head calibration
+   and the strength of a group gate fitted on the validation clips by normalized accuracy
+   (the probes' calibration and gate too);
 4. compare everything on the test clips and the new region, and write a self-contained
    HTML report (``report.html``) and ``demo.json`` with the numbers.
 
@@ -37,7 +37,9 @@ class DemoError(ChorusError):
 class DemoSettings(BaseModel):
     """What the demo generates, trains and merges (recorded in ``demo.json``).
 
-    ``species``: per taxon group. ``seconds``/``clips_per_species``: synthetic clips.
+    ``species``: per taxon group. ``seconds``/``clips_per_species``/``snr_db``/``jitter``:
+    synthetic clips (calls varied 1.75× the generator's nominal jitter, at 5 dB SNR, so that
+    a probe on the frozen encoder leaves room for fine-tuning).
     ``freeze``: encoder parameters kept frozen while fine-tuning (globs). ``merges``: name ->
     (method, parameters). ``lambda_factors``: sweep grid as multiples of each method's
     default λ.
@@ -49,11 +51,13 @@ class DemoSettings(BaseModel):
     species: dict[str, int] = Field(default_factory=lambda: {"birds": 12, "anurans": 6, "insects": 5, "mammals": 3})
     clips_per_species: int = Field(15, ge=6)
     seconds: float = Field(1.0, gt=0)
+    snr_db: float = 5.0
+    jitter: float = Field(1.75, ge=0, description="per-call variation (1 = the generator's nominal)")
     region: str = "temperate"
     new_region: str = "wetland"
     epochs: int = Field(6, ge=1)
     batch_size: int = 16
-    lr: float = 5e-5
+    lr: float = 1e-4
     head_lr: float = 1e-3
     freeze: list[str] = Field(default_factory=lambda: ["blocks.0.*"])
     merges: dict[str, tuple[str, dict[str, Any]]] = Field(default_factory=lambda: {
@@ -70,7 +74,7 @@ def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progre
 
     config = make_config(groups=tuple(settings.species), species_per_group=dict(settings.species),
                          clips_per_species=settings.clips_per_species, seconds=settings.seconds, sample_rate=rate,
-                         region=region, seed=settings.seed)
+                         snr_db=settings.snr_db, jitter=settings.jitter, region=region, seed=settings.seed)
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
@@ -128,6 +132,7 @@ def _summary(comparison: dict, sweeps: dict) -> dict:
         "best_merge": best["name"] if best else None,
         "lambda": {name: sweep["best_lambda"] for name, sweep in sweeps.items()},
         "calibration": {name: sweep["calibration"] for name, sweep in sweeps.items()},
+        "gate": {name: sweep["gate"] for name, sweep in sweeps.items()},
         "normalized_accuracy": {row["name"]: row["normalized"] for row in merged},
         "normalized_accuracy_within_group": {row["name"]: row["normalized_within"] for row in merged},
         "accuracy": {row["name"]: row["overall"][row["metric"]] for row in rows if row["kind"] != "individual"},
@@ -214,12 +219,12 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
         plan = plan_merge(vectors, method, params, seed=settings.seed)
         grid = [round(plan.default_lambda() * f, 6) for f in settings.lambda_factors]
         sweep = sweep_lambda(plan, candidates, state, valid, grid, references, progress)
-        write_composed_model(plan, compose_heads(vectors, sweep.calibration), base, out_dir / "merged" / name,
-                             sweep.best, {"sweep": sweep.as_dict()}, progress)
+        write_composed_model(plan, compose_heads(vectors, sweep.calibration, sweep.gate), base,
+                             out_dir / "merged" / name, sweep.best, {"sweep": sweep.as_dict()}, progress)
         sweeps[name] = sweep.as_dict()
     probe_plan = plan_merge(probes, "mean")  # every delta is zero: the encoder stays the base
     sweep = sweep_lambda(probe_plan, candidates, state, valid, [1.0], references, progress)
-    probe_model = build_classifier(probe_plan, compose_heads(probes, sweep.calibration), state)
+    probe_model = build_classifier(probe_plan, compose_heads(probes, sweep.calibration, sweep.gate), state)
     sweeps["probe"] = sweep.as_dict()
     lap("merge")
     say("4/5 evaluating every model on the test clips and the new region")

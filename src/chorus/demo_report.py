@@ -16,7 +16,8 @@ def headline(record: dict) -> str:
     groups = len(record["settings"]["species"])
     probes = "; ".join(f"{name} {_number(s['accuracy'][name])} ({_number(s['accuracy_within_group'][name])})"
                        for name in s.get("best_beats_probes", {}))
-    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {s['calibration'][best]} calibration) keeps a "
+    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {s['calibration'][best]} calibration, group gate "
+            f"{s['gate'][best]:g}) keeps a "
             f"normalized accuracy of {_number(s['normalized_accuracy'][best])} over the species of all {groups} groups "
             f"({_number(s['normalized_accuracy_within_group'][best])} within each group) and reaches "
             f"{_number(s['accuracy'][best])} accuracy ({_number(s['accuracy_within_group'][best])} within group). "
@@ -48,8 +49,10 @@ def report_parts(record: dict) -> list[str]:
                        note=True),
              heading("Choosing λ and the calibration on validation clips")]
     for name, sweep in record["sweeps"].items():
-        rows = [[row["lambda"], row["calibration"], row["normalized"], row["normalized_within"]] for row in sweep["rows"]]
-        parts.append(table(["λ", "calibration", "normalized", "normalized within group"], rows,
-                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}"))
+        rows = [[row["lambda"], row["calibration"], row["gate"], row["normalized"], row["normalized_within"]]
+                for row in sweep["rows"]]
+        parts.append(table(["λ", "calibration", "gate", "normalized", "normalized within group"], rows,
+                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
+                                   f"gate {sweep['gate']:g}"))
     parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
     return parts

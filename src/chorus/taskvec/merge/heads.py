@@ -19,6 +19,10 @@ logits. A label present in several heads becomes one class, kept in the first he
 has it; its logit is the mean of the calibrated logits of every head that has it (a mean
 stays affine, hence foldable, where a max would not).
 
+Per-class calibration puts heads on comparable scales but cannot tell a head that a clip
+is not from its group. A composer who holds validation clips can add a
+:class:`GroupGate` (a linear group detector, also folded into the heads).
+
 Heads must read the same encoder layer with the same pooling and task at the same sample
 rate; anything else is refused with :class:`HeadCompatibilityError` naming both sides.
 """
@@ -26,6 +30,7 @@ rate; anything else is refused with :class:`HeadCompatibilityError` naming both 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Sequence
 
 import torch
@@ -77,7 +82,8 @@ class ComposedHeads:
     ``entries``/``tensors``: output heads with their ``(weight, bias)``, labels unique across
     heads, calibration folded in. ``settings``: the shared classifier settings.
     ``calibration``: the method used. ``shared``: labels found in several heads, with the
-    groups whose calibrated logits were averaged.
+    groups whose calibrated logits were averaged. ``gate``: strength of the folded
+    :class:`GroupGate` (0: none).
     """
 
     entries: list[HeadEntry]
@@ -85,6 +91,7 @@ class ComposedHeads:
     settings: ClassifierSettings
     calibration: str
     shared: dict[str, list[str]] = field(default_factory=dict)
+    gate: float = 0.0
 
     @property
     def labels(self) -> list[str]:
@@ -124,8 +131,77 @@ def _describe(reads: tuple) -> str:
             f"{task}, at {rate} Hz")
 
 
-def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto") -> ComposedHeads:
-    """Calibrate every head of every vector and merge them into a union label space."""
+@dataclass
+class GroupGate:
+    """A linear group detector folded into the heads: ``strength · (w_g · x + b_g)`` is
+    added to the logits of every class of group ``g``.
+
+    Heads trained apart never saw the other groups' audio, so nothing in a head says "this
+    clip is not mine"; calibration alone cannot fix that. The gate is a diagonal linear
+    discriminant over the pooled features (Gaussian classes with one shared diagonal
+    covariance): ``w_g = μ_g / σ²``, ``b_g = −½ Σ μ_g² / σ²`` — the log-likelihood of group
+    ``g`` up to a term shared by every group, hence linear and foldable into the heads.
+    ``weight [groups, features]``, ``bias [groups]``.
+    """
+
+    groups: list[str]
+    weight: Tensor
+    bias: Tensor
+    strength: float = 1.0
+
+    @classmethod
+    def fit(cls, features: Tensor, groups: Sequence[str], strength: float = 1.0) -> "GroupGate":
+        """Group means and the pooled per-dimension variance of ``features [clips, features]``."""
+        names = sorted(set(groups))
+        rows = [[i for i, g in enumerate(groups) if g == name] for name in names]
+        features = features.double()
+        means = torch.stack([features[r].mean(dim=0) for r in rows])
+        variance = torch.stack([features[r].var(dim=0, unbiased=False) for r in rows]).mean(dim=0)
+        variance = variance + 1e-6 * float(variance.mean()) + 1e-12
+        weight = means / variance
+        bias = -0.5 * (means * means / variance).sum(dim=1)
+        return cls(names, weight.float(), bias.float(), strength)
+
+    def save(self, path: str | Path) -> str:
+        """Write ``weight`` and ``bias`` to a safetensors file (groups in its metadata); return its sha256."""
+        from ...tensorfile import save_tensors
+
+        return save_tensors(path, {"weight": self.weight, "bias": self.bias}, {"groups": self.groups})
+
+    @classmethod
+    def load(cls, path: str | Path, strength: float) -> "GroupGate":
+        """Read a gate written by :meth:`save` (validated safetensors)."""
+        import json
+
+        from safetensors import safe_open
+
+        from ...tensorfile import TensorFileError, load_tensors
+
+        tensors = load_tensors(path)
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        try:
+            groups = list(json.loads(metadata["chorus"])["groups"])
+            weight, bias = tensors["weight"], tensors["bias"]
+        except (KeyError, ValueError, TypeError):
+            raise TensorFileError(path, "not a chorus group gate (weight, bias and groups expected)") from None
+        if weight.dim() != 2 or weight.shape[0] != len(groups) or bias.shape != (len(groups),):
+            raise TensorFileError(path, f"gate tensors {tuple(weight.shape)}/{tuple(bias.shape)} do not fit "
+                                        f"{len(groups)} groups")
+        return cls(groups, weight.float(), bias.float(), strength)
+
+    def for_group(self, group: str | None, where: str) -> tuple[Tensor, Tensor]:
+        if group not in self.groups:
+            raise HeadCompatibilityError(f"{where}: the group gate knows no group {group!r} "
+                                         f"(groups: {', '.join(self.groups)})")
+        index = self.groups.index(group)
+        return self.strength * self.weight[index], self.strength * self.bias[index]
+
+
+def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto",
+                  gate: GroupGate | None = None) -> ComposedHeads:
+    """Calibrate every head of every vector (and add ``gate``'s group evidence) and merge
+    them into a union label space."""
     settings = check_compatible(vectors)
     method = resolve_calibration(calibration, settings.task)
     rows: dict[str, list[tuple[Tensor, Tensor, str]]] = {}
@@ -138,6 +214,9 @@ def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto") ->
                 raise HeadCompatibilityError(f"{where} takes {weight.shape[1]} features, the other heads {width}")
             width = weight.shape[1]
             weight, bias = fold_calibration(weight.float(), bias.float(), entry.calibration, method, where)
+            if gate is not None and gate.strength:
+                gate_weight, gate_bias = gate.for_group(entry.group or vector.manifest.group, where)
+                weight, bias = weight + gate_weight, bias + gate_bias
             fresh = []
             for row, label in enumerate(entry.labels):
                 if label not in rows:
@@ -153,4 +232,4 @@ def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto") ->
         entries.append(HeadEntry(group=group, labels=labels))
         tensors.append((weight, bias))
     shared = {label: [r[2] for r in parts] for label, parts in rows.items() if len(parts) > 1}
-    return ComposedHeads(entries, tensors, settings, method, shared)
+    return ComposedHeads(entries, tensors, settings, method, shared, gate.strength if gate is not None else 0.0)

@@ -10,7 +10,8 @@ Example::
       - {path: frogs/taskvector, weight: 0.5}
     lambda: 1.0                     # omit: the method's default, or the sweep's choice
     calibration: auto               # zscore (multi-class) / temperature (multi-label) / none
-    sweep: {data: valid.csv, split: valid}   # optional λ selection on validation data
+    sweep: {data: valid.csv, split: valid}   # optional: λ, calibration and gate chosen on validation data
+    # gate: {file: gate.safetensors, strength: 0.1}   # a group gate a sweep fitted (saved recipes)
     base: sfx-cnn                   # optional: registered name, model dir or .safetensors
     seed: 0
 """
@@ -45,12 +46,21 @@ class VectorRef(_Strict):
 
 
 class SweepSpec(_Strict):
-    """λ selection on the composer's validation data: a manifest, the split to use and the
-    λ grid (default: multiples 0.25..2 of the method's default λ)."""
+    """λ selection on the composer's validation data: a manifest, the split to use, the
+    λ grid (default: multiples 0.25..2 of the method's default λ) and the group-gate
+    strengths tried (default 0, 0.1, 0.3, 1; ``[0]``: no gate)."""
 
     data: str
     split: str | None = "valid"
     lambdas: list[float] | None = None
+    gates: list[float] | None = None
+
+
+class GateSpec(_Strict):
+    """A group gate fitted earlier (a safetensors file written by a sweep) and its strength."""
+
+    file: str
+    strength: float = Field(gt=0)
 
 
 class Recipe(_Strict):
@@ -61,6 +71,7 @@ class Recipe(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     lambda_: float | None = Field(default=None, alias="lambda")
     calibration: CalibrationMethod = "auto"
+    gate: GateSpec | None = None
     base: str | None = None
     sweep: SweepSpec | None = None
     seed: int = 0
@@ -76,8 +87,8 @@ class Recipe(_Strict):
     def _known_method(self) -> "Recipe":
         method = get_method(self.method)
         self.params = method.parse(self.params).model_dump(mode="json")
-        if self.lambda_ is not None and self.sweep is not None:
-            raise ValueError("give either lambda or sweep, not both")
+        if self.sweep is not None and (self.lambda_ is not None or self.gate is not None):
+            raise ValueError("give either lambda (and gate) or sweep, not both")
         return self
 
     def resolve_paths(self, folder: Path) -> "Recipe":
@@ -90,8 +101,9 @@ class Recipe(_Strict):
         if base is not None and (folder / base).exists():
             base = absolute(base)
         sweep = self.sweep.model_copy(update={"data": absolute(self.sweep.data)}) if self.sweep else None
+        gate = self.gate.model_copy(update={"file": absolute(self.gate.file)}) if self.gate else None
         vectors = [v.model_copy(update={"path": absolute(v.path)}) for v in self.vectors]
-        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base})
+        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base, "gate": gate})
 
     def to_yaml(self) -> str:
         import yaml

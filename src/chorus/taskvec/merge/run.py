@@ -9,10 +9,12 @@ from typing import Callable, Sequence
 
 from ...progress import ProgressFactory
 from .compose import base_state, resolve_base, write_composed_model
-from .heads import compose_heads
-from .recipe import RECIPE_FILE, Recipe
+from .heads import GroupGate, compose_heads
+from .recipe import RECIPE_FILE, GateSpec, Recipe
 from .stream import plan_merge
-from .sweep import CALIBRATIONS, sweep_lambda
+from .sweep import CALIBRATIONS, GATE_STRENGTHS, sweep_lambda
+
+GATE_FILE = "gate.safetensors"
 
 
 def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[list, list[Callable[[], None]]]:
@@ -50,20 +52,28 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
                       progress)
     base = resolve_base(vectors, recipe.base)
     lam, calibration, extra, note = recipe.lambda_, recipe.calibration, {}, None
+    gate = GroupGate.load(recipe.gate.file, recipe.gate.strength) if recipe.gate is not None else None
     if recipe.sweep is not None:
         manifest = read_manifest(recipe.sweep.data)
         clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
         candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
         result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
-                              progress=progress)
-        lam, calibration = result.best, result.calibration
+                              progress=progress, gates=recipe.sweep.gates or GATE_STRENGTHS)
+        lam, calibration, gate = result.best, result.calibration, result.gate
         extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
-        note = f"lambda and calibration chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); see merge.json"
-    heads = compose_heads(vectors, calibration)
+        note = (f"lambda, calibration and gate chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); "
+                "see merge.json")
+    heads = compose_heads(vectors, calibration, gate)
     lam = plan.default_lambda() if lam is None else lam
+    gate_spec = None
+    if gate is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        gate.save(out_dir / GATE_FILE)
+        gate_spec = GateSpec(file=GATE_FILE, strength=gate.strength)
+        extra["gate"] = {"file": GATE_FILE, "strength": gate.strength, "groups": gate.groups}
     write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks)
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
-                                         "params": plan.params.model_dump(mode="json")})
+                                         "params": plan.params.model_dump(mode="json"), "gate": gate_spec})
     resolved.save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))

@@ -11,11 +11,16 @@ fine-tuned model (base + τ_g with its own head) on the same clips. Two readings
   only (the task-aware protocol of the task-arithmetic literature).
 
 The sweep maximises the mean over groups of the all-species reading (ties: the
-within-group reading, then the smaller λ). Multi-label models use mAP for both.
+within-group reading, then no or a weaker gate, then the smaller λ). Multi-label models use
+mAP for both.
+
+Heads trained apart cannot tell that a clip is not from their group, so besides the
+calibration the sweep tries a group gate (:class:`~chorus.taskvec.merge.heads.GroupGate`,
+a linear group detector fitted on these validation clips' features) at a few strengths.
 
 The merged direction ``f`` is computed once; each λ rebuilds ``θ0 + λ·f`` and runs one
-forward pass over the clips; every candidate calibration is scored on those same pooled
-features (calibration only changes the heads).
+forward pass over the clips; every candidate calibration and gate is scored on those same
+pooled features (they only change the heads).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from torch import Tensor
 from ...evaluate import EvalAudio, evaluate_logits, layer_features
 from ...progress import ProgressFactory, resolve
 from .compose import build_encoder_from
-from .heads import ComposedHeads, compose_heads
+from .heads import ComposedHeads, GroupGate, compose_heads
 from .registry import MergeError
 from .stream import MergePlan, apply_directions
 
@@ -36,6 +41,8 @@ LAMBDA_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 """Default sweep grid: multiples of the method's default λ."""
 CALIBRATIONS = {"multiclass": ("zscore", "temperature", "none"), "multilabel": ("temperature", "none")}
 """Calibrations a sweep tries, per task, when the recipe leaves the choice to it (``auto``)."""
+GATE_STRENGTHS = (0.0, 0.1, 0.3, 1.0)
+"""Strengths of the group gate a sweep tries (0: none), each fitted on the validation clips."""
 
 
 def default_grid(plan: MergePlan) -> list[float]:
@@ -88,19 +95,21 @@ def individual_scores(plan: MergePlan, base_state: dict[str, Tensor], audio: Eva
 
 @dataclass
 class SweepResult:
-    """``rows``: per (λ, calibration), the merged model's scores per group (all species and
-    within group) and both normalized accuracies. ``references``: the individual models'
-    scores. ``best``/``calibration``: the choice."""
+    """``rows``: per (λ, calibration, gate strength), the merged model's scores per group
+    (all species and within group) and both normalized accuracies. ``references``: the
+    individual models' scores. ``best``/``calibration``/``gate``: the choice (``gate``:
+    the :class:`GroupGate` fitted at the chosen λ with the chosen strength, or None)."""
 
     metric: str
     references: dict[str, float]
     rows: list[dict] = field(default_factory=list)
     best: float | None = None
     calibration: str | None = None
+    gate: GroupGate | None = None
 
     def as_dict(self) -> dict:
         return {"metric": self.metric, "references": self.references, "rows": self.rows, "best_lambda": self.best,
-                "calibration": self.calibration}
+                "calibration": self.calibration, "gate": self.gate.strength if self.gate is not None else 0.0}
 
 
 def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
@@ -111,35 +120,41 @@ def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
 
 def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[str, Tensor], audio: EvalAudio,
                  lambdas: Sequence[float] | None = None, references: dict[str, float] | None = None,
-                 progress: ProgressFactory | None = None) -> SweepResult:
-    """Score ``θ0 + λ·f`` with every calibration of ``calibrations`` for every λ of
-    ``lambdas`` (default: :func:`default_grid`) and pick the best (see the module docstring)."""
+                 progress: ProgressFactory | None = None, gates: Sequence[float] = GATE_STRENGTHS) -> SweepResult:
+    """Score ``θ0 + λ·f`` for every λ of ``lambdas`` (default: :func:`default_grid`), with
+    every calibration of ``calibrations`` and every group-gate strength of ``gates`` (a gate
+    fitted on these clips' features at that λ), and pick the best (module docstring)."""
     lambdas = list(lambdas) if lambdas else default_grid(plan)
     references = references or individual_scores(plan, base_state, audio, progress)
     groups = [vector_group(v, i) for i, v in enumerate(plan.vectors)]
     for group in groups:
         group_audio(audio, group)
     part = audio.of_groups(groups)
-    heads = {name: compose_heads(plan.vectors, name) for name in calibrations}
-    settings = next(iter(heads.values())).settings
+    settings = compose_heads(plan.vectors, "none").settings
     metric = score_key(settings.task)
     directions = plan.directions(progress)
     result = SweepResult(metric, dict(references))
+    fitted: dict[tuple[float, float], GroupGate] = {}
     bar = resolve(progress)(len(lambdas), f"λ sweep ({plan.method.name})")
     try:
         for lam in lambdas:
             features = layer_features(build_encoder_from(plan, apply_directions(base_state, directions, lam)),
                                       settings, part)
-            for name, composed in heads.items():
-                per_group = _scores(composed, features, part)["per_group"]
-                scores = {g: per_group[g][metric] for g in groups}
-                within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
-                result.rows.append({"lambda": lam, "calibration": name, "scores": scores, "within": within,
-                                    "normalized": normalized(scores, references),
-                                    "normalized_within": normalized(within, references)})
+            for strength in gates:
+                gate = GroupGate.fit(features, [c.group for c in part.clips], strength) if strength else None
+                if gate is not None:
+                    fitted[(lam, strength)] = gate
+                for name in calibrations:
+                    per_group = _scores(compose_heads(plan.vectors, name, gate), features, part)["per_group"]
+                    scores = {g: per_group[g][metric] for g in groups}
+                    within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
+                    result.rows.append({"lambda": lam, "calibration": name, "gate": strength, "scores": scores,
+                                        "within": within, "normalized": normalized(scores, references),
+                                        "normalized_within": normalized(within, references)})
             bar.update(1)
     finally:
         bar.close()
-    best = max(result.rows, key=lambda row: (row["normalized"], row["normalized_within"], -row["lambda"]))
+    best = max(result.rows, key=lambda row: (row["normalized"], row["normalized_within"], -row["gate"], -row["lambda"]))
     result.best, result.calibration = best["lambda"], best["calibration"]
+    result.gate = fitted.get((best["lambda"], best["gate"]))
     return result
