@@ -140,3 +140,12 @@ def test_recipe_with_a_sweep_saves_lambda_calibration_and_gate_and_reproduces(to
     files = json.loads((tmp_path / "merged" / "model.json").read_text())["files"]
     assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
     assert again["labels"] == record["labels"]
+
+
+def test_cli_merge_with_a_sweep_prints_the_sweep(run_cli, tones, tone_vectors, tmp_path):
+    paths = [vector.save(tmp_path / group) for vector, group in zip(tone_vectors, ("g1", "g2"))]
+    result = run_cli("merge", "--method", "mean", "-v", paths[0], "-v", paths[1], "--sweep-data", tones.source,
+                     "--out", tmp_path / "merged")
+    assert result.exit_code == 0, result.output
+    assert "λ sweep" in result.output and " * " in result.output.replace("│", " ")
+    assert (tmp_path / "merged" / "recipe.yaml").is_file()

@@ -68,7 +68,8 @@ def register(app: typer.Typer) -> None:
         param: List[str] = typer.Option([], "--param", "-p", help="Method parameter key=value (repeat)."),
         calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature or none."),
         base: Optional[str] = typer.Option(None, help="Base weights: registered encoder, model dir or .safetensors."),
-        sweep_data: Optional[Path] = typer.Option(None, "--sweep-data", help="Manifest for choosing λ on validation."),
+        sweep_data: Optional[Path] = typer.Option(None, "--sweep-data",
+                                                  help="Manifest for choosing λ, calibration and group gate on validation."),
         sweep_split: str = typer.Option("valid", "--sweep-split", help="Split of --sweep-data to use."),
         seed: int = typer.Option(0, help="Seed of random masks (DARE)."),
         list_methods: bool = typer.Option(False, "--list-methods", help="List the merge methods and exit."),
@@ -95,16 +96,22 @@ def register(app: typer.Typer) -> None:
         record = run_merge(parsed, out, progress=tqdm_progress)
         console = Console()
         if "sweep" in record:
-            table = Table(title=f"λ sweep ({record['sweep']['metric']}, normalized to the individual models)")
-            groups = list(record["sweep"]["references"])
-            for column in ("λ", *groups, "normalized"):
+            sweep = record["sweep"]
+            table = Table(title=f"λ sweep ({sweep['metric']}, normalized to the individual models; best calibration "
+                                "and gate per λ)")
+            groups = list(sweep["references"])
+            for column in ("λ", "calibration", "gate", *groups, "normalized", "within group"):
                 table.add_column(column, justify="right")
-            for row in record["sweep"]["rows"]:
-                mark = " *" if row["lambda"] == record["sweep"]["best_lambda"] else ""
-                table.add_row(f"{row['lambda']:g}{mark}", *(f"{row['scores'][g]:.3f}" for g in groups),
-                              f"{row['normalized']:.3f}")
+            for lam in dict.fromkeys(row["lambda"] for row in sweep["rows"]):
+                row = max((r for r in sweep["rows"] if r["lambda"] == lam),
+                          key=lambda r: (r["normalized"], r["normalized_within"], -r["gate"]))
+                mark = " *" if lam == sweep["best_lambda"] else ""
+                table.add_row(f"{lam:g}{mark}", row["calibration"], f"{row['gate']:g}",
+                              *(f"{row['scores'][g]:.3f}" for g in groups), f"{row['normalized']:.3f}",
+                              f"{row['normalized_within']:.3f}")
             console.print(table)
         shared = f", {len(record['shared_labels'])} shared between groups" if record["shared_labels"] else ""
-        console.print(f"{record['method']} (λ = {record['lambda']:g}, {record['calibration']} calibration) of "
+        gate = f", group gate {record['gate']['strength']:g}" if "gate" in record else ""
+        console.print(f"{record['method']} (λ = {record['lambda']:g}, {record['calibration']} calibration{gate}) of "
                       f"{len(record['vectors'])} task vectors: {len(record['labels'])} classes{shared}")
         console.print(f"model: {out}  (recipe.yaml, merge.json)")
