@@ -16,7 +16,8 @@ def headline(record: dict) -> str:
     groups = len(record["settings"]["species"])
     probes = "; ".join(f"{name} {_number(s['accuracy'][name])} ({_number(s['accuracy_within_group'][name])})"
                        for name in s.get("best_beats_probes", {}))
-    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {s['calibration'][best]} calibration, group gate "
+    calibration = "raw logits" if s["calibration"][best] == "none" else f"{s['calibration'][best]} calibration"
+    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {calibration}, group gate "
             f"{s['gate'][best]:g}) keeps a "
             f"normalized accuracy of {_number(s['normalized_accuracy'][best])} over the species of all {groups} groups "
             f"({_number(s['normalized_accuracy_within_group'][best])} within each group) and reaches "

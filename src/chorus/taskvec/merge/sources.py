@@ -56,9 +56,9 @@ class SafetensorsFile:
     """Random access to the tensors of a safetensors file, one ``pread`` per tensor.
 
     The header is validated once (:func:`chorus.tensorfile.read_header`: a pickle renamed
-    to ``.safetensors`` or a truncated file is refused). Each read opens the file, copies the
-    tensor's bytes from the page cache into a fresh buffer and closes it: no memory map
-    stays resident, and no per-read header parsing.
+    to ``.safetensors`` or a truncated file is refused). Each read copies the tensor's bytes
+    from the page cache into a fresh, uninitialised buffer through one file descriptor kept
+    open: no memory map stays resident, and nothing is parsed per read.
     """
 
     def __init__(self, path: str | Path):
@@ -66,6 +66,7 @@ class SafetensorsFile:
         self.header = read_header(self.path)
         with open(self.path, "rb") as handle:
             self._data_start = 8 + struct.unpack("<Q", handle.read(8))[0]
+        self._fd: int | None = None
 
     def keys(self) -> list[str]:
         return list(self.header)
@@ -80,28 +81,43 @@ class SafetensorsFile:
         """Tensor ``name``; its bytes also feed ``digest`` (the file's running sha256)."""
         dtype, shape = self.info(name)
         begin, end = self.header[name]["data_offsets"]
-        buffer = read_range(self.path, self._data_start + begin, self._data_start + end)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = _pread(self._fd, self.path, self._data_start + begin, self._data_start + end)
         if digest is not None:
-            digest.feed(self._data_start + begin, buffer)
-        if not buffer:
+            digest.feed(self._data_start + begin, data)
+        if not data.numel():
             return torch.zeros(shape, dtype=dtype)
-        return torch.frombuffer(buffer, dtype=torch.uint8).view(dtype).reshape(shape)
+        return data.view(dtype).reshape(shape)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
-def read_range(path: Path, begin: int, end: int) -> bytearray:
-    """Bytes ``begin..end`` of ``path`` (one open, ``pread`` until done)."""
-    buffer = bytearray(end - begin)
+def _pread(fd: int, path: Path, begin: int, end: int) -> Tensor:
+    """Bytes ``begin..end`` of the open file ``fd`` as a fresh uint8 tensor."""
+    data = torch.empty(end - begin, dtype=torch.uint8)
+    view, done = memoryview(data.numpy()), 0
+    while done < len(view):
+        count = os.preadv(fd, [view[done:]], begin + done)
+        if count <= 0:
+            raise TensorFileError(path, f"file ends before byte {end}")
+        done += count
+    return data
+
+
+def read_range(path: Path, begin: int, end: int) -> Tensor:
+    """Bytes ``begin..end`` of ``path`` as a uint8 tensor (one open, ``pread`` until done)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        view, done = memoryview(buffer), 0
-        while done < len(buffer):
-            count = os.preadv(fd, [view[done:]], begin + done)
-            if count <= 0:
-                raise TensorFileError(path, f"file ends before byte {end}")
-            done += count
+        return _pread(fd, path, begin, end)
     finally:
         os.close(fd)
-    return buffer
 
 
 class SequentialDigest:
@@ -122,7 +138,8 @@ class SequentialDigest:
         self._worker: ThreadPoolExecutor | None = None
         self._queued: deque = deque()
 
-    def feed(self, offset: int, data: bytes | bytearray) -> None:
+    def feed(self, offset: int, data: Tensor) -> None:
+        """Bytes ``data`` (a uint8 tensor) read at ``offset``."""
         if not self._in_order:
             return
         if offset < self._position:
@@ -131,12 +148,12 @@ class SequentialDigest:
         if offset > self._position:
             self._submit(read_range(self.path, self._position, offset))
         self._submit(data)
-        self._position = offset + len(data)
+        self._position = offset + data.numel()
 
-    def _submit(self, data: bytes | bytearray) -> None:
+    def _submit(self, data: Tensor) -> None:
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="chorus-sha256")
-        self._queued.append(self._worker.submit(self._digest.update, data))
+        self._queued.append(self._worker.submit(self._digest.update, data.numpy()))
         while len(self._queued) > _IN_FLIGHT:
             self._queued.popleft().result()
 
@@ -152,7 +169,7 @@ class SequentialDigest:
             return
         size = self.path.stat().st_size
         for begin in range(self._position, size, _CHUNK):
-            self._digest.update(read_range(self.path, begin, min(size, begin + _CHUNK)))
+            self._digest.update(read_range(self.path, begin, min(size, begin + _CHUNK)).numpy())
         if self._digest.hexdigest() != self.expected:
             verify_sha256(self.path, self.expected)  # reads it once more and raises, naming both digests
 
