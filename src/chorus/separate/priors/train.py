@@ -1,0 +1,281 @@
+"""Training a source prior on single-source clips (EDM denoising, EMA weights, resumable).
+
+Clips are decoded once at the prior's rate and scaled to a common RMS
+(:data:`TRAIN_RMS`); each step draws random crops of ``segment_seconds`` with a random
+gain of ±``gain_db`` (so the prior covers the levels sources take inside mixtures),
+maps them to compressed spectrograms and takes one AdamW step on the EDM loss
+(:mod:`chorus.separate.priors.edm`). A class-conditional prior draws the class first,
+uniformly, then a clip of that class.
+
+Every ``checkpoint_every`` steps the full training state (weights, EMA, optimiser
+moments, random state) goes to ``training-state.safetensors`` + ``.json`` in the output
+folder; running again with the same settings resumes from it, and a larger ``steps``
+continues training. The prior itself (EMA weights) is written at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...data.loading import FailedClip, iter_clips
+from ...data.manifest import Clip
+from ...fileio import atomic_path, write_json
+from ...progress import ProgressFactory, resolve
+from ...seeding import generator as seeded_generator
+from ..errors import SeparationError
+from .edm import SIGMA_DATA, training_loss
+from .model import SourcePrior
+from .network import NetworkConfig, TFAttentionNet
+from .spectral import REPRESENTATIONS, SpectralConfig, analysis
+
+TRAIN_RMS = 0.1
+"""RMS every training clip is scaled to; separation scales mixtures to match."""
+STATE_WEIGHTS = "training-state.safetensors"
+STATE_JSON = "training-state.json"
+CLASS_KEYS = ("label", "group")
+
+
+@dataclass(frozen=True)
+class PriorTrainConfig:
+    """Everything that shapes a prior. ``class_key``: where a class-conditional prior reads classes."""
+
+    sample_rate: int = 16000
+    segment_seconds: float = 1.0
+    n_fft: int = 256
+    hop: int = 64
+    channels: int = 48
+    depth: int = 4
+    heads: int = 4
+    patch_freq: int = 4
+    patch_time: int = 2
+    batch_size: int = 16
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    ema_decay: float = 0.999
+    gain_db: float = 6.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    class_conditional: bool = False
+    class_key: str = "label"
+    representation: str = "magnitude"
+
+    def __post_init__(self) -> None:
+        if self.class_key not in CLASS_KEYS:
+            raise SeparationError(f"class_key must be one of {CLASS_KEYS}, got {self.class_key!r}")
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise SeparationError("steps, batch_size and checkpoint_every must be positive")
+        if self.representation not in REPRESENTATIONS:
+            raise SeparationError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
+        if self.segment_seconds * self.sample_rate < self.n_fft:
+            raise SeparationError("segment_seconds is shorter than one STFT window")
+
+    def resumable_with(self, other: "PriorTrainConfig") -> bool:
+        """Same run except for the number of steps."""
+        return {**asdict(self), "steps": 0} == {**asdict(other), "steps": 0}
+
+
+@dataclass
+class TrainSummary:
+    """What a training run did. Times in seconds."""
+
+    out_dir: Path
+    steps: int
+    resumed_from: int
+    final_loss: float
+    seconds: float
+    clips: int
+    labels: list[str]
+    failures: list[FailedClip] = field(default_factory=list)
+
+
+@dataclass
+class _Corpus:
+    """Decoded training audio: ``waveforms[i]`` ``[samples]`` with class ``classes[i]``."""
+
+    waveforms: list[np.ndarray]
+    classes: np.ndarray
+    labels: list[str]
+
+
+def _clip_class(clip: Clip, key: str) -> str:
+    if key == "group":
+        if clip.group is None:
+            raise SeparationError(f"{clip.path}: a group-conditional prior needs a group for every clip")
+        return clip.group
+    if len(clip.labels) != 1:
+        raise SeparationError(f"{clip.path}: a class-conditional prior needs exactly one label per clip, "
+                              f"found {list(clip.labels)}")
+    return clip.labels[0]
+
+
+def load_corpus(clips: list[Clip], config: PriorTrainConfig, failures: list[FailedClip]) -> _Corpus:
+    """Decode ``clips`` at the prior's rate, RMS-normalised; bad files go to ``failures``."""
+    waveforms, names = [], []
+    for index, wave in iter_clips(clips, config.sample_rate, failures):
+        rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
+        if rms == 0.0:
+            continue
+        waveforms.append((wave * (TRAIN_RMS / rms)).astype(np.float32))
+        clip = clips[index]
+        names.append(_clip_class(clip, config.class_key) if config.class_conditional
+                     else ";".join(clip.labels) or (clip.group or ""))
+    if not waveforms:
+        raise SeparationError("no usable training audio (every clip failed to load or is silent)")
+    labels = sorted(set(names))
+    return _Corpus(waveforms, np.array([labels.index(n) for n in names]), labels)
+
+
+def _draw_batch(corpus: _Corpus, config: PriorTrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crops ``[B, samples]`` with random gains, and their class ids ``[B]``."""
+    length = int(round(config.segment_seconds * config.sample_rate))
+    crops, ids = [], []
+    for _ in range(config.batch_size):
+        if config.class_conditional:
+            cls = int(torch.randint(len(corpus.labels), (1,), generator=gen))
+            pool = np.flatnonzero(corpus.classes == cls)
+            index = int(pool[int(torch.randint(len(pool), (1,), generator=gen))])
+        else:
+            index = int(torch.randint(len(corpus.waveforms), (1,), generator=gen))
+        wave = corpus.waveforms[index]
+        if wave.shape[0] < length:
+            wave = np.pad(wave, (0, length - wave.shape[0]))
+        start = int(torch.randint(wave.shape[0] - length + 1, (1,), generator=gen))
+        gain = 10.0 ** (config.gain_db * (2 * float(torch.rand(1, generator=gen)) - 1) / 20.0)
+        crops.append(torch.from_numpy(wave[start:start + length] * gain))
+        ids.append(int(corpus.classes[index]))
+    return torch.stack(crops), torch.tensor(ids)
+
+
+def _spectral_scale(corpus: _Corpus, config: PriorTrainConfig) -> float:
+    """The compression scale that gives training spectrograms RMS σ_data."""
+    gen = seeded_generator(config.seed, "prior", "scale")
+    plain = SpectralConfig(config.n_fft, config.hop, representation=config.representation)
+    rms = torch.cat([analysis(_draw_batch(corpus, config, gen)[0], plain).flatten() for _ in range(4)]).square().mean().sqrt()
+    return float(SIGMA_DATA / max(float(rms), 1e-8))
+
+
+def _learning_rate(config: PriorTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth over the run."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _save_state(out_dir: Path, config: PriorTrainConfig, step: int, scale: float, labels: list[str],
+                network: TFAttentionNet, ema: TFAttentionNet, optimizer: torch.optim.Optimizer,
+                gen: torch.Generator, losses: list[float], seconds: float) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"net.{k}": v.detach().contiguous() for k, v in network.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).contiguous()
+    tensors["rng"] = gen.get_state()
+    with atomic_path(out_dir / STATE_WEIGHTS) as tmp:
+        save_file(tensors, str(tmp))
+    write_json(out_dir / STATE_JSON, {"config": asdict(config), "step": step, "scale": scale, "labels": labels,
+                                      "losses": losses, "seconds": seconds})
+
+
+def _load_state(out_dir: Path, config: PriorTrainConfig, network: TFAttentionNet, ema: TFAttentionNet,
+                optimizer: torch.optim.Optimizer, gen: torch.Generator) -> dict | None:
+    """Restore a checkpoint into the given objects; its JSON record, or None if there is none."""
+    from safetensors.torch import load_file
+
+    record_path = out_dir / STATE_JSON
+    if not record_path.is_file() or not (out_dir / STATE_WEIGHTS).is_file():
+        return None
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    if not PriorTrainConfig(**record["config"]).resumable_with(config):
+        raise SeparationError(f"{out_dir} holds a training run with other settings; choose another --out "
+                              f"or the same settings to resume")
+    tensors = load_file(str(out_dir / STATE_WEIGHTS))
+    network.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    moments: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            moments.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": moments, "param_groups": optimizer.state_dict()["param_groups"]})
+    gen.set_state(tensors["rng"])
+    return record
+
+
+def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig = PriorTrainConfig(),
+                name: str | None = None, max_seconds: float | None = None,
+                progress: ProgressFactory | None = None) -> TrainSummary:
+    """Train a prior on ``clips`` and write it to ``out_dir`` (resuming a checkpoint there).
+
+    ``max_seconds`` stops early (after a checkpoint) when the wall-clock budget is spent.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[FailedClip] = []
+    corpus = load_corpus(list(clips), config, failures)
+    torch.manual_seed(config.seed)
+    network = TFAttentionNet(NetworkConfig(
+        freq_bins=config.n_fft // 2, channels=config.channels, depth=config.depth, heads=config.heads,
+        patch_freq=config.patch_freq, patch_time=config.patch_time,
+        num_classes=len(corpus.labels) if config.class_conditional else 0,
+        in_channels=1 if config.representation == "magnitude" else 2))
+    ema = copy.deepcopy(network).requires_grad_(False)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    gen = seeded_generator(config.seed, "prior", "batches")
+    record = _load_state(out_dir, config, network, ema, optimizer, gen)
+    if record is not None and record["labels"] != corpus.labels:
+        raise SeparationError(f"{out_dir}: the checkpoint was trained on {record['labels']}, the data holds "
+                              f"{corpus.labels}")
+    start = 0 if record is None else int(record["step"])
+    scale = _spectral_scale(corpus, config) if record is None else float(record["scale"])
+    losses: list[float] = [] if record is None else list(record["losses"])
+    elapsed = 0.0 if record is None else float(record["seconds"])
+    spectral = SpectralConfig(config.n_fft, config.hop, 0.5, scale, config.representation)
+    began = time.monotonic()
+    bar = resolve(progress)(config.steps - start, "training prior")
+    step = start
+    try:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step)
+            waves, ids = _draw_batch(corpus, config, gen)
+            loss = training_loss(network, analysis(waves, spectral), gen, ids if config.class_conditional else None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimizer.step()
+            with torch.no_grad():
+                decay = min(config.ema_decay, (1 + step) / (10 + step))
+                for e, p in zip(ema.parameters(), network.parameters()):
+                    e.lerp_(p, 1.0 - decay)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            out_of_time = max_seconds is not None and time.monotonic() - began >= max_seconds
+            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
+                _save_state(out_dir, config, step, scale, corpus.labels, network, ema, optimizer, gen, losses,
+                            elapsed + time.monotonic() - began)
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+    seconds = elapsed + time.monotonic() - began
+    recent = losses[-50:]
+    training = {**asdict(config), "steps_done": step, "seconds": round(seconds, 1),
+                "final_loss": float(np.mean(recent)) if recent else float("nan"), "clips": len(corpus.waveforms)}
+    labels = corpus.labels
+    prior = SourcePrior(ema, spectral, config.sample_rate,
+                        config.segment_seconds, name or "+".join(labels), labels, training)
+    prior.save_pretrained(out_dir)
+    return TrainSummary(out_dir, step, start, training["final_loss"], seconds, len(corpus.waveforms), labels, failures)
