@@ -8,7 +8,7 @@ Three classifiers on the same clips and encoder layer, all evaluated on whole cl
    by the same loop, AdamW, same training crops);
 3. full fine-tuning with ``chorus finetune`` (encoder + head).
 
-    python benchmarks/finetune_vs_probe.py [--encoder sfx-cnn] [--group birds] [--epochs 12]
+    python benchmarks/finetune_vs_probe.py [--encoder sfx-cnn] [--group birds] [--epochs 8]
 
 Prints test accuracies; the last line is the fine-tuned accuracy minus the better probe's.
 """
@@ -61,12 +61,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="sfx-cnn")
     parser.add_argument("--group", default="birds")
-    parser.add_argument("--species", type=int, default=6)
-    parser.add_argument("--clips-per-species", type=int, default=20)
+    parser.add_argument("--species", type=int, default=8)
+    parser.add_argument("--clips-per-species", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--snr", type=float, default=10.0, help="call-to-background SNR of the synthetic clips, dB")
-    parser.add_argument("--clip-seconds", type=float, default=None, help="training crop (default: whole clips)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--snr", type=float, default=0.0, help="call-to-background SNR of the synthetic clips, dB")
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="training crop length (random crops)")
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
