@@ -5,6 +5,8 @@ Family modules must not import heavy packages (transformers, torchcrepe) at modu
 
 from __future__ import annotations
 
+from . import sfx_cnn  # noqa: F401,E402
+from . import crepe  # noqa: F401,E402
 from . import toy  # noqa: F401,E402
 from . import wavlm  # noqa: F401,E402
 from . import hubert  # noqa: F401,E402

@@ -1,0 +1,37 @@
+"""Options shared by ``chorus embed`` and ``chorus probe``, and comma-separated values
+(``--noise-snr 0,-5,-10``)."""
+
+from __future__ import annotations
+
+import typer
+
+ENCODER = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name (chorus encoders)")
+SOURCE = typer.Option(None, "--source", help="hub id or local path overriding the encoder's weights")
+BATCH_SIZE = typer.Option(8, "--batch-size", min=1, help="clips per encoder forward pass")
+DEVICE = typer.Option("cpu", "--device", help="torch device for the encoder")
+FEATURE_DTYPES = ("float32", "float16")
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in FEATURE_DTYPES:
+        raise typer.BadParameter(f"choose {' or '.join(FEATURE_DTYPES)}", param_hint="--dtype")
+    return dtype
+
+
+def float_list(text: str | None, option: str) -> tuple[float, ...]:
+    """``"0,-5,-10"`` -> ``(0.0, -5.0, -10.0)``; empty or None -> ``()``."""
+    if not text:
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+
+
+def name_list(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """``"mean,attention"`` -> names, each checked against ``known``."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise typer.BadParameter(f"choose among {', '.join(known)}; got {text!r}", param_hint=option)
+    return names

@@ -1,0 +1,98 @@
+"""``chorus probe``: layer-wise probing of a frozen encoder, with ablations and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, check_dtype, float_list, name_list
+
+TASKS = ("auto", "multiclass", "multilabel", "detection")
+
+
+def _print_best(report: dict, console: Console) -> None:
+    from ..probe.report import best_rows
+
+    table = Table(title=f"chorus probe: {report['encoder']} ({report['task']}, best layer chosen on valid)")
+    metric = report["metric"]
+    test_names = sorted(next(iter(next(iter(report["conditions"].values()))["poolings"].values()))["best"]["test"])
+    for column in ["condition", "pooling", "layer", "lr", f"valid {metric}"] + [f"test {n}" for n in test_names]:
+        table.add_column(column)
+    for condition, pooling, layer, rate, *metrics in best_rows(report):
+        table.add_row(condition, pooling, layer, f"{rate:g}", *[f"{value:.3f}" for value in metrics])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("probe")
+    def probe_command(
+        encoder: str = ENCODER,
+        data: Path = typer.Option(..., "--data", "-d", help="manifest with train/valid/test splits"),
+        out: Path = typer.Option(..., "--out", "-o", help="report folder"),
+        source: str = SOURCE,
+        task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
+        pooling: str = typer.Option("mean,attention,layer-sum", "--pooling", help="poolings to probe"),
+        learning_rates: str = typer.Option("1e-3,3e-3,1e-2,3e-2", "--lr", help="Adam learning-rate grid"),
+        epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
+        patience: int = typer.Option(10, "--patience", min=1, help="epochs without validation gain before a probe stops"),
+        probe_batch: int = typer.Option(128, "--probe-batch-size", min=1, help="clips per probe update"),
+        batch_size: int = BATCH_SIZE,
+        dtype: str = typer.Option("float32", "--dtype", help="feature cache type: float32 or float16"),
+        cache: Path = typer.Option(None, "--cache", help="feature cache folder (default OUT/cache)"),
+        random_init: bool = typer.Option(False, "--random-init", help="also probe the architecture with random weights"),
+        noise_snr: str = typer.Option("", "--noise-snr", help="SNRs (dB) of noise mixed into TEST clips, e.g. 0,-5,-10"),
+        noise_kind: str = typer.Option("pink", "--noise-kind", help="white or pink"),
+        pitch_shift: str = typer.Option("", "--pitch-shift", "--resample-factor",
+                                        help="frequency factors, e.g. 0.5 plays calls an octave lower"),
+        window: float = typer.Option(2.0, "--window", help="detection: window length (s)"),
+        hop: float = typer.Option(1.0, "--hop", help="detection: window hop (s)"),
+        min_overlap: float = typer.Option(0.2, "--min-overlap", help="detection: overlap making a window positive"),
+        seed: int = typer.Option(0, "--seed"),
+        device: str = DEVICE,
+    ) -> None:
+        """Probe every layer of ENCODER on DATA: one forward pass per batch extracts all
+        layers (cached); linear probes for all layers x learning rates train together;
+        layer and rate are chosen on valid, then tested. Writes OUT/probe.json, PNGs and
+        OUT/report.html."""
+        from ..data.manifest import read_manifest
+        from ..probe.models import POOLINGS
+        from ..probe.report import write_probe_report
+        from ..probe.runner import ProbeConfig, run_probe
+        from ..probe.task import detection_task, task_from_manifest
+        from ..probe.train import TrainConfig
+        from ..progress import tqdm_progress
+
+        if task not in TASKS:
+            raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
+        check_dtype(dtype)
+        rates = float_list(learning_rates, "--lr")
+        if not rates or any(r <= 0 for r in rates):
+            raise typer.BadParameter("give positive learning rates", param_hint="--lr")
+        if noise_kind not in ("white", "pink"):
+            raise typer.BadParameter("choose white or pink", param_hint="--noise-kind")
+        factors = float_list(pitch_shift, "--pitch-shift")
+        if any(not 0.05 <= f <= 20 for f in factors):
+            raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
+        config = ProbeConfig(
+            poolings=name_list(pooling, "--pooling", POOLINGS),
+            train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, batch_size=probe_batch, seed=seed),
+            batch_size=batch_size, dtype=dtype, random_init=random_init,
+            pitch_factors=factors, noise_snrs=float_list(noise_snr, "--noise-snr"),
+            noise_kind=noise_kind, seed=seed, device=device,
+        )
+        if task == "detection":
+            probe_task = detection_task(read_manifest(data, allow_unlabelled=True), window, hop, min_overlap)
+        else:
+            probe_task = task_from_manifest(read_manifest(data))
+            if task != "auto" and task != probe_task.kind:
+                raise typer.BadParameter(f"the manifest holds a {probe_task.kind} task", param_hint="--task")
+        report = run_probe(encoder, probe_task, cache or out / "cache", config, source=source, progress=tqdm_progress)
+        paths = write_probe_report(report, out)
+        console = Console()
+        for failure in report["failures"]:
+            console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)
+        _print_best(report, console)
+        console.print(f"report: {paths['html']}  (JSON: {paths['json']})", highlight=False)

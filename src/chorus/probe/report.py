@@ -1,0 +1,147 @@
+"""Files of a probe run: ``probe.json`` (everything), ``layers.png`` (metric vs layer per
+pooling and condition), ``ablations.png`` (random-init / pitch / noise curves, when asked)
+and ``report.html`` (tables and both figures, self-contained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..fileio import atomic_open, write_json
+from ..report import figure_png, heading, image, paragraph, table, write_page
+
+LAYERWISE = ("mean", "attention")
+
+
+def _figure(columns: int):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.2 * columns, 3.4), layout="constrained")
+    return figure, figure.subplots(1, columns, squeeze=False)[0]
+
+
+def layers_figure(report: dict):
+    """One panel per condition: test metric of each layer's chosen probe, per pooling
+    (valid dotted); the layer-weighted sum as a horizontal line."""
+    conditions = report["conditions"]
+    figure, axes = _figure(len(conditions))
+    names = report["layers"]
+    for ax, (condition, result) in zip(axes, conditions.items()):
+        for index, (pooling, entry) in enumerate(result["poolings"].items()):
+            colour = f"C{index}"
+            if pooling in LAYERWISE:
+                ax.plot(range(len(names)), [s["test"][report["metric"]] for s in entry["slots"]], "o-",
+                        color=colour, label=f"{pooling} (test)")
+                ax.plot(range(len(names)), [s["valid"][report["metric"]] for s in entry["slots"]], ":",
+                        color=colour, label=f"{pooling} (valid)")
+            else:
+                ax.axhline(entry["best"]["test"][report["metric"]], color=colour, linestyle="--", label=f"{pooling} (test)")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(condition)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(report["metric"])
+    axes[-1].legend(fontsize=7)
+    return figure
+
+
+def _has_ablations(report: dict) -> bool:
+    return len(report["conditions"]) > 1 or bool(report["noise_snrs"])
+
+
+def ablations_figure(report: dict):
+    """Left: mean-pooling test metric per layer for every condition. Right (with noise):
+    the best probe's test metric against the SNR of the noise mixed into test clips."""
+    metric, names = report["metric"], report["layers"]
+    figure, axes = _figure(2 if report["noise_snrs"] else 1)
+    for index, (condition, result) in enumerate(report["conditions"].items()):
+        first = next(iter(result["poolings"]))
+        slots = result["poolings"][first]["slots"]
+        if first in LAYERWISE:
+            axes[0].plot(range(len(names)), [s["test"][metric] for s in slots], "o-", color=f"C{index}",
+                         label=f"{condition} ({first})")
+    axes[0].set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    axes[0].set_title("conditions")
+    axes[0].set_ylabel(metric)
+    axes[0].legend(fontsize=7)
+    if report["noise_snrs"]:
+        snrs = sorted(report["noise_snrs"], reverse=True)
+        ticks = ["clean"] + [f"{s:g} dB" for s in snrs]
+        for index, (condition, result) in enumerate(report["conditions"].items()):
+            for style, (pooling, entry) in zip(("o-", "s--", "^:"), result["poolings"].items()):
+                values = [entry["best"]["test"][metric]] + [result["noise"][f"{s:g}"][pooling]["best"][metric] for s in snrs]
+                axes[1].plot(range(len(ticks)), values, style, color=f"C{index}", label=f"{condition} / {pooling}")
+        axes[1].set_xticks(range(len(ticks)), ticks)
+        axes[1].set_title(f"{report['noise_kind']} noise in test clips")
+        axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def best_rows(report: dict) -> list[list]:
+    """Rows of the best-layer table: condition, pooling, layer, lr, valid and test metrics."""
+    metric = report["metric"]
+    rows = []
+    for condition, result in report["conditions"].items():
+        for pooling, entry in result["poolings"].items():
+            best = entry["best"]
+            rows.append([condition, pooling, best["layer"], best["learning_rate"], best["valid"][metric]]
+                        + [best["test"][name] for name in sorted(best["test"])])
+    return rows
+
+
+def noise_rows(report: dict) -> list[list]:
+    """Rows of the noise table: condition, pooling, best test metric clean then per SNR."""
+    metric = report["metric"]
+    snrs = sorted(report["noise_snrs"], reverse=True)
+    return [[condition, pooling, entry["best"]["test"][metric]]
+            + [result["noise"][f"{s:g}"][pooling]["best"][metric] for s in snrs]
+            for condition, result in report["conditions"].items()
+            for pooling, entry in result["poolings"].items()]
+
+
+def write_probe_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write the JSON, PNG and HTML files of a probe ``report`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "probe.json", report)
+    figures = {"layers": layers_figure(report)}
+    if _has_ablations(report):
+        figures["ablations"] = ablations_figure(report)
+    pngs = {name: figure_png(figure) for name, figure in figures.items()}
+    for name, png in pngs.items():
+        with atomic_open(out / f"{name}.png", "wb") as handle:
+            handle.write(png)
+    metric = report["metric"]
+    test_names = sorted(next(iter(next(iter(report["conditions"].values()))["poolings"].values()))["best"]["test"])
+    parts = [
+        paragraph(f"Encoder {report['encoder']}, {report['task']} task, {len(report['labels'])} classes; "
+                  f"clips: " + ", ".join(f"{k} {v}" for k, v in report["clips"].items())
+                  + f". Layer and learning rate chosen on the validation split by {metric}."),
+        heading("Best layer"),
+        table(["condition", "pooling", "layer", "learning rate", f"valid {metric}"] + [f"test {n}" for n in test_names],
+              best_rows(report)),
+        heading("Metric against layer"),
+        image(pngs["layers"], "test metric against layer"),
+    ]
+    for condition, result in report["conditions"].items():
+        layerwise = [p for p in result["poolings"] if p in LAYERWISE]
+        if layerwise:
+            rows = [[name] + [result["poolings"][p]["slots"][i]["test"][metric] for p in layerwise]
+                    for i, name in enumerate(report["layers"])]
+            parts.append(table(["layer"] + [f"{p} test {metric}" for p in layerwise], rows, caption=condition))
+    if "layer-sum" in report["poolings"]:
+        parts.append(paragraph("layer-sum: a learned softmax-weighted sum of the layers' mean-pooled features "
+                               "(one linear map per layer when widths differ); its weights are in probe.json.",
+                               note=True))
+    if "ablations" in pngs:
+        parts += [heading("Ablations"), image(pngs["ablations"], "ablation curves")]
+    if report["noise_snrs"]:
+        snrs = sorted(report["noise_snrs"], reverse=True)
+        parts.append(table(["condition", "pooling", "clean"] + [f"{s:g} dB" for s in snrs], noise_rows(report),
+                           caption=f"test {metric} with {report['noise_kind']} noise mixed into the test clips"))
+    if report["failures"]:
+        parts += [heading("Files that could not be read"),
+                  table(["path", "error"], [[f["path"], f["error"]] for f in report["failures"]])]
+    write_page(out / "report.html", f"chorus probe: {report['encoder']}", parts)
+    return {"json": out / "probe.json", "html": out / "report.html", **{n: out / f"{n}.png" for n in pngs}}

@@ -1,0 +1,157 @@
+"""``chorus probe``: extract every layer once, sweep probes, select on valid, test, ablate.
+
+Conditions (each a full extract → fit → select → test run):
+
+- ``default``: the encoder as registered (pretrained weights where it has them);
+- ``random-init`` (``random_init=True``): the same architecture with random weights;
+- ``pitch x<f>`` (``pitch_factors``): every clip frequency-scaled by ``f`` (see
+  :class:`chorus.features.ClipTransform`), in all splits.
+
+Noise (``noise_snrs``) is mixed into the TEST clips only, seeded per clip: the probes
+trained and selected on clean audio are evaluated on noisy test features, giving a
+degradation curve per condition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..encoders import Encoder, load_encoder
+from ..features import ClipTransform, FeatureStore, SafetensorsShards, extract_features, store_header
+from ..features.identity import digest_of
+from ..progress import ProgressFactory
+from .models import POOLINGS
+from .sweep import SplitData, describe_selection, evaluate, fit_and_select
+from .task import PROBE_SPLITS, ProbeTask, ProbeTaskError
+from .train import TrainConfig
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Settings of a probe run (see the module docstring for the ablations)."""
+
+    poolings: tuple[str, ...] = POOLINGS
+    train: TrainConfig = field(default_factory=TrainConfig)
+    batch_size: int = 8
+    dtype: str = "float32"
+    random_init: bool = False
+    pitch_factors: tuple[float, ...] = ()
+    noise_snrs: tuple[float, ...] = ()
+    noise_kind: str = "pink"
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.poolings if p not in POOLINGS]
+        if unknown or not self.poolings:
+            raise ValueError(f"poolings must be among {', '.join(POOLINGS)}, got {list(self.poolings)}")
+
+
+class StoreReader:
+    """Features of a task's splits from a feature store; clips that failed to load are left out.
+
+    ``keys``: clip index -> store key for the clips extracted into this store.
+    """
+
+    def __init__(self, task: ProbeTask, store: FeatureStore, keys: dict[int, str], with_frames: bool):
+        self.task, self.store, self.keys, self.with_frames = task, store, keys, with_frames
+
+    def read(self, split: str) -> SplitData:
+        indices = [i for i in self.task.indices(split) if i in self.keys]
+        if not indices:
+            raise ProbeTaskError(f"no usable clip in split {split!r} (all failed to load?)")
+        loaded = self.store.load([self.keys[i] for i in indices], with_frames=self.with_frames)
+        return SplitData(loaded.pooled, self.task.targets(indices), loaded.frames)
+
+
+def open_probe_store(encoder: Encoder, cache_root: str | Path, transform: ClipTransform, keep_frames: bool,
+                     dtype: str) -> FeatureStore:
+    """The cache of ``encoder``'s features after ``transform``: ``cache_root/<digest>``."""
+    header = store_header(encoder, transform, dtype)
+    shards = SafetensorsShards(keep_frames)
+    return FeatureStore(Path(cache_root) / digest_of([header, shards.kind]), header, shards)
+
+
+def _extract(encoder: Encoder, task: ProbeTask, indices: list[int], cache_root: Path, transform: ClipTransform,
+             config: ProbeConfig, failures: dict[str, str], counts: dict[str, int],
+             progress: ProgressFactory | None) -> StoreReader:
+    keep_frames = "attention" in config.poolings
+    store = open_probe_store(encoder, cache_root, transform, keep_frames, config.dtype)
+    report = extract_features(encoder, [task.clips[i] for i in indices], store, batch_size=config.batch_size,
+                              transform=transform, device=config.device, progress=progress)
+    for failure in report.failures:
+        failures.setdefault(str(failure.clip.path), str(failure.error))
+    counts["computed"] += report.computed
+    counts["reused"] += report.reused
+    keys = {index: key for position, (index, key) in enumerate(zip(indices, report.keys))
+            if position not in report.failed_indices}
+    return StoreReader(task, store, keys, keep_frames)
+
+
+def _merge(selected: dict, tested: dict) -> dict:
+    """Per pooling: every slot with its validation choice and test metrics; the best."""
+    merged = {}
+    for pooling, summary in selected.items():
+        slots = [{**slot, "test": test} for slot, test in zip(summary["slots"], tested[pooling]["slots"])]
+        merged[pooling] = {**summary, "slots": slots, "best": {**summary["best"], "test": tested[pooling]["best"]}}
+    return merged
+
+
+def probe_condition(name: str, encoder: Encoder, task: ProbeTask, cache_root: Path, config: ProbeConfig,
+                    pitch_factor: float, failures: dict[str, str],
+                    progress: ProgressFactory | None = None) -> dict:
+    """Extract, fit and select on train/valid, then test (clean and under noise).
+
+    ``extraction`` in the result counts clips computed and reused from the cache.
+    """
+    everything = list(range(len(task.clips)))
+    transform = ClipTransform(pitch_factor=pitch_factor)
+    counts = {"computed": 0, "reused": 0}
+    reader = _extract(encoder, task, everything, cache_root, transform, config, failures, counts, progress)
+    selection = fit_and_select(reader, task.kind, len(task.labels), config.poolings, config.train, progress,
+                               desc=f"{name}: ")
+    selected = describe_selection(selection, list(encoder.layer_names))
+    result = {"poolings": _merge(selected, evaluate(selection, reader.read("test"))), "noise": {},
+              "extraction": counts}
+    test_indices = task.indices("test")
+    for snr in config.noise_snrs:
+        noisy = ClipTransform(pitch_factor=pitch_factor, noise_snr=float(snr), noise_kind=config.noise_kind,
+                              noise_seed=config.seed)
+        noisy_reader = _extract(encoder, task, test_indices, cache_root, noisy, config, failures, counts, progress)
+        result["noise"][f"{float(snr):g}"] = evaluate(selection, noisy_reader.read("test"))
+    return result
+
+
+def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config: ProbeConfig = ProbeConfig(),
+              source: str | None = None, progress: ProgressFactory | None = None) -> dict:
+    """Probe every layer of ``encoder_name`` on ``task`` under every configured condition.
+
+    Returns the JSON-serialisable report (see :mod:`chorus.probe.report` for files).
+    """
+    cache_root = Path(cache_root)
+    conditions = [("default", True, 1.0)]
+    if config.random_init:
+        conditions.append(("random-init", False, 1.0))
+    conditions += [(f"pitch x{factor:g}", True, float(factor)) for factor in config.pitch_factors]
+    failures: dict[str, str] = dict(task.skipped)
+    results, encoder = {}, None
+    for name, pretrained, factor in conditions:
+        encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed).to(config.device)
+        results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress)
+    return {
+        "encoder": encoder_name,
+        "source": source,
+        "task": task.kind,
+        "metric": task.metric,
+        "labels": task.labels,
+        "layers": list(encoder.layer_names),
+        "layer_dims": [int(d) for d in encoder.layer_dims],
+        "learning_rates": list(config.train.learning_rates),
+        "poolings": list(config.poolings),
+        "clips": {split: len(task.indices(split)) for split in PROBE_SPLITS},
+        "failures": [{"path": path, "error": error} for path, error in sorted(failures.items())],
+        "noise_snrs": [float(s) for s in config.noise_snrs],
+        "noise_kind": config.noise_kind,
+        "conditions": results,
+    }

@@ -1,0 +1,161 @@
+"""Batched probes: each probe trains exactly as if alone; width groups, T-WA, layer sum,
+early stopping, and agreement with scikit-learn's logistic regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from chorus.probe.inputs import Standardizer
+from chorus.probe.models import AttentiveProbes, LayerSumProbes, LinearProbes, SplitInputs, build_probes, probe_rates
+from chorus.probe.optim import BatchedAdam
+from chorus.probe.train import TrainConfig, predict_logits, probe_losses, train_probes
+
+
+def _blobs(widths, n, classes=3, seed=0, spread=0.6):
+    """Per-layer Gaussian blobs around class centres (harder in later layers)."""
+    rng = np.random.default_rng(seed)
+    centres = [rng.standard_normal((classes, w)) * spread / (1 + i) for i, w in enumerate(widths)]
+    targets = rng.integers(0, classes, n)
+    return [c[targets] + rng.standard_normal((n, c.shape[1])) for c in centres], targets
+
+
+def _inputs(widths, n, seed=0, **kw):
+    pooled, targets = _blobs(widths, n, seed=seed, **kw)
+    return Standardizer.fit(pooled).inputs(pooled, targets), (pooled, targets)
+
+
+def test_one_batched_step_equals_each_probe_trained_alone():
+    torch.manual_seed(0)
+    inputs = SplitInputs([torch.randn(20, 5), torch.randn(20, 7)], torch.randint(0, 3, (20,)))
+    rates = (0.1, 0.01)
+    batched = LinearProbes([5, 7], 2, 3)
+    optimizer = BatchedAdam(batched.flat, batched.owner, probe_rates(batched, rates))
+    for _ in range(3):
+        optimizer.zero_grad()
+        probe_losses(batched(inputs, torch.arange(20)), inputs.targets).sum().backward()
+        optimizer.step()
+    for layer in range(2):
+        for r, rate in enumerate(rates):
+            single = torch.nn.Linear(inputs.pooled[layer].shape[1], 3)
+            torch.nn.init.zeros_(single.weight), torch.nn.init.zeros_(single.bias)
+            adam = torch.optim.Adam(single.parameters(), lr=rate)
+            for _ in range(3):
+                adam.zero_grad()
+                torch.nn.functional.cross_entropy(single(inputs.pooled[layer]), inputs.targets).backward()
+                adam.step()
+            probe = layer * 2 + r
+            expected = single(inputs.pooled[layer])
+            np.testing.assert_allclose(batched(inputs, torch.arange(20))[probe].detach(), expected.detach(),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_width_groups_match_zero_padding():
+    """Grouping layers by width gives the same logits as padding every layer to the widest."""
+    torch.manual_seed(0)
+    inputs = SplitInputs([torch.randn(6, 4), torch.randn(6, 8), torch.randn(6, 4)], torch.zeros(6, dtype=torch.int64))
+    model = LinearProbes([4, 8, 4], 2, 3)
+    with torch.no_grad():
+        model.flat.normal_()
+    blocks = model.blocks()
+    logits = model(inputs, torch.arange(6))
+    for layer, (group, slot) in enumerate([(0, 0), (1, 0), (0, 1)]):  # groups: widths 4 -> [0, 2], 8 -> [1]
+        x = torch.nn.functional.pad(inputs.pooled[layer], (0, 8 - inputs.pooled[layer].shape[1]))
+        for rate in range(2):
+            weight = blocks[f"weight_{group}"][slot, :, rate]
+            padded = torch.nn.functional.pad(weight, (0, 0, 0, 8 - weight.shape[0]))
+            expected = x @ padded + blocks[f"bias_{group}"][slot, rate]
+            np.testing.assert_allclose(logits[layer * 2 + rate].detach(), expected.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_every_element_belongs_to_its_probe():
+    model = LinearProbes([4, 8, 4], 2, 3)
+    counts = torch.bincount(model.owner, minlength=model.num_probes)
+    expected = torch.tensor([w * 3 + 3 for w in (4, 8, 4) for _ in range(2)])
+    assert torch.equal(counts, expected)
+
+
+def test_attention_with_zero_scorer_is_the_masked_mean():
+    frames = torch.randn(3, 5, 4)
+    masks = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    means = torch.stack([frames[i][masks[i]].mean(0) for i in range(3)])
+    inputs = SplitInputs([means], torch.zeros(3, dtype=torch.int64), [frames], [masks])
+    attentive, linear = AttentiveProbes([4], 1, 2), LinearProbes([4], 1, 2)
+    with torch.no_grad():
+        attentive.blocks()["weight_0"].normal_()
+        linear.blocks()["weight_0"].copy_(attentive.blocks()["weight_0"].permute(1, 0, 2).unsqueeze(0))
+    np.testing.assert_allclose(attentive(inputs, torch.arange(3)).detach(), linear(inputs, torch.arange(3)).detach(),
+                               rtol=1e-5, atol=1e-6)
+    assert sum(b.numel() for n, b in attentive.blocks().items() if n.startswith("scorer")) == 4 + 1
+
+
+def test_attention_learns_to_find_the_informative_frame():
+    """Class shows only in one frame among noise: T-WA beats T-A."""
+    rng = np.random.default_rng(1)
+    n, length, width = 240, 24, 6
+    targets = rng.integers(0, 2, n)
+    frames = rng.standard_normal((n, length, width)).astype(np.float32)
+    where = rng.integers(0, length, n)
+    frames[np.arange(n), where, 0] = 6.0  # a marker frame the scorer can find
+    frames[np.arange(n), where, 1] = np.where(targets == 1, 2.0, -2.0)
+    split = {"train": slice(0, 160), "valid": slice(160, 200), "test": slice(200, 240)}
+    per_clip = lambda s: [list(frames[s])]  # noqa: E731
+    standardizer = Standardizer.fit([frames[split["train"]].mean(1)], per_clip(split["train"]))
+    data = {k: standardizer.inputs([frames[s].mean(1)], targets[s], per_clip(s)) for k, s in split.items()}
+    config = TrainConfig(learning_rates=(0.03,), epochs=60, patience=60, batch_size=32)
+    accuracy = {}
+    for pooling in ("mean", "attention"):
+        model = build_probes(pooling, [width], 1, 2)
+        train_probes(model, probe_rates(model, config.learning_rates), data["train"], data["valid"], config)
+        accuracy[pooling] = (predict_logits(model, data["test"])[0].argmax(-1) == data["test"].targets).float().mean()
+    assert accuracy["attention"] > 0.85 and accuracy["mean"] < accuracy["attention"] - 0.15
+
+
+@pytest.mark.parametrize("widths", [[6, 6, 6], [4, 6, 8]])
+def test_layer_sum_weights_are_a_softmax_and_find_the_useful_layer(widths):
+    pooled, targets = _blobs(widths, 300, spread=0.0)
+    rng = np.random.default_rng(3)
+    pooled[1] = pooled[1] + 2.5 * np.eye(widths[1])[targets % widths[1]] * (rng.random((300, 1)) > 0.1)
+    standardizer = Standardizer.fit([p[:200] for p in pooled])
+    train = standardizer.inputs([p[:200] for p in pooled], targets[:200])
+    valid = standardizer.inputs([p[200:] for p in pooled], targets[200:])
+    model = LayerSumProbes(widths, 2, 3)
+    config = TrainConfig(learning_rates=(0.05, 0.01), epochs=40)
+    train_probes(model, probe_rates(model, config.learning_rates), train, valid, config)
+    weights = model.layer_weights().detach()
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    assert int(weights[0].argmax()) == 1
+
+
+def test_early_stopping_keeps_each_probes_best_validation_weights():
+    pooled, targets = _blobs([30], 230, spread=0.5)
+    standardizer = Standardizer.fit([pooled[0][:30]])  # 30 clips, 30 features: overfits fast
+    train = standardizer.inputs([pooled[0][:30]], targets[:30])
+    valid = standardizer.inputs([pooled[0][30:]], targets[30:])
+    model = LinearProbes([30], 2, 3)
+    config = TrainConfig(learning_rates=(0.3, 1e-3), epochs=40, patience=3, batch_size=8)
+    result = train_probes(model, probe_rates(model, config.learning_rates), train, valid, config)
+    final = probe_losses(predict_logits(model, valid), valid.targets).numpy()
+    np.testing.assert_allclose(final, result.valid_loss, rtol=1e-5)
+    assert result.best_epoch[0] <= 3 < 30 < result.best_epoch[1]
+    assert result.valid_loss[1] < result.valid_loss[0]
+
+
+def test_batched_probes_agree_with_sklearn_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    widths = [16, 32]
+    pooled, targets = _blobs(widths, 600, classes=4, seed=5, spread=0.5)
+    parts = {"train": slice(0, 300), "valid": slice(300, 400), "test": slice(400, 600)}
+    standardizer = Standardizer.fit([p[parts["train"]] for p in pooled])
+    data = {k: standardizer.inputs([p[s] for p in pooled], targets[s]) for k, s in parts.items()}
+    config = TrainConfig(learning_rates=(1e-3, 1e-2), epochs=40)
+    model = LinearProbes(widths, 2, 4)
+    train_probes(model, probe_rates(model, config.learning_rates), data["train"], data["valid"], config)
+    ours = (predict_logits(model, data["test"]).argmax(-1) == data["test"].targets).float().mean(-1)
+    for layer in range(2):
+        x = {k: d.pooled[layer].numpy() for k, d in data.items()}
+        reference = LogisticRegression(C=1.0, max_iter=500).fit(x["train"], targets[parts["train"]])
+        sk = reference.score(x["test"], targets[parts["test"]])
+        assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
