@@ -145,3 +145,10 @@ def test_checkpoints_are_never_unpickled_beyond_the_allowlist(tmp_path):
 def test_missing_weight_package_names_the_install_command():
     with pytest.raises(EncoderLoadError, match="pip install"):
         packaged_file("no_such_package_chorus", "w.pth", install_hint="install them with `pip install x`")
+
+
+def test_cli_lists_the_new_encoders(run_cli):
+    result = run_cli("encoders")
+    assert result.exit_code == 0
+    for name in ("sfx-cnn", "sfx-cnn-tiny", "crepe-tiny", "crepe-full", "crepe-micro"):
+        assert name in result.output

@@ -178,3 +178,16 @@ def test_cli_synth_writes_a_dataset_and_reports_bad_input(run_cli, tmp_path):
     assert labels == {"insects/sp01", "insects/sp02", "mammals/sp01", "mammals/sp02", "mammals/sp03"}
     bad = run_cli("synth", "--out", tmp_path / "bad", "--groups", "birds,whales")
     assert bad.exit_code == 2 and "unknown group" in bad.output
+
+
+def test_interrupted_generation_resumes_with_identical_files(tmp_path):
+    config = make_config(**SMALL, seed=6)
+    generate_dataset(tmp_path, config)
+    before = _files(tmp_path)
+    lost = tmp_path / "birds/sp02/birds-sp02-0003.wav"
+    lost.unlink()
+    kept = tmp_path / "birds/sp01/birds-sp01-0000.wav"
+    stamp = kept.stat().st_mtime_ns
+    generate_dataset(tmp_path, config)
+    assert _files(tmp_path) == before
+    assert kept.stat().st_mtime_ns == stamp  # finished clips are not rendered again

@@ -38,8 +38,8 @@ class DemoSettings(BaseModel):
     """What the demo generates, trains and merges (recorded in ``demo.json``).
 
     ``species``: per taxon group. ``seconds``/``clips_per_species``/``snr_db``/``jitter``:
-    synthetic clips (calls varied 1.75× the generator's nominal jitter, at 5 dB SNR, so that
-    a probe on the frozen encoder leaves room for fine-tuning).
+    synthetic clips (calls varied 0.875× the generator's nominal jitter, at 5 dB SNR: hard
+    enough that a probe on the frozen encoder leaves room for fine-tuning).
     ``freeze``: encoder parameters kept frozen while fine-tuning (globs). ``merges``: name ->
     (method, parameters). ``lambda_factors``: sweep grid as multiples of each method's
     default λ.
@@ -52,7 +52,7 @@ class DemoSettings(BaseModel):
     clips_per_species: int = Field(15, ge=6)
     seconds: float = Field(1.0, gt=0)
     snr_db: float = 5.0
-    jitter: float = Field(1.75, ge=0, description="per-call variation (1 = the generator's nominal)")
+    jitter: float = Field(0.875, ge=0, description="per-call variation (1 = the generator's nominal)")
     region: str = "temperate"
     new_region: str = "wetland"
     epochs: int = Field(6, ge=1)

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         clips_per_species: int = typer.Option(20, help="Clips per species."),
         seconds: float = typer.Option(3.0, help="Clip length in seconds."),
         sample_rate: int = typer.Option(32000, help="Sample rate in Hz."),
-        snr: Optional[float] = typer.Option(10.0, help="Call-to-background SNR in dB."),
+        snr: Optional[float] = typer.Option(0.0, help="Call-to-background SNR in dB (broadband, over the calls)."),
         no_noise: bool = typer.Option(False, "--no-noise", help="No background at all."),
         region: str = typer.Option("temperate", help="Background and channel preset."),
         overlap: float = typer.Option(0.0, help="Probability of an overlapping call of another species."),

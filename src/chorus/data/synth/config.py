@@ -20,8 +20,9 @@ class SynthConfig(BaseModel):
 
     ``groups``: taxon groups (see :data:`chorus.data.synth.GROUPS`). ``species``: species per
     group, overridden per group by ``species_per_group``. ``seconds``/``sample_rate``: clip
-    length (s) and rate (Hz). ``snr_db``: call-to-background power ratio in dB (None: no
-    background). ``region``: background and channel preset (:data:`REGIONS`). ``overlap``:
+    length (s) and rate (Hz). ``snr_db``: ratio in dB of the calls' power over their own
+    duration to the broadband background's (None: no background); narrowband calls stand
+    well above the noise in their own band even at the default 0 dB. ``region``: background and channel preset (:data:`REGIONS`). ``overlap``:
     probability that a clip also holds a quieter call of another species. ``max_calls``:
     each clip holds 1..max_calls calls of its species at random onsets. ``jitter``: scale of
     the per-call variation (1 = nominal). ``splits``: train/valid/test fractions, assigned
@@ -36,7 +37,7 @@ class SynthConfig(BaseModel):
     clips_per_species: int = Field(20, ge=1)
     seconds: float = Field(3.0, gt=0.0, le=3600.0)
     sample_rate: int = Field(32_000, ge=8_000, le=384_000)
-    snr_db: float | None = 10.0
+    snr_db: float | None = 0.0
     region: str = "temperate"
     overlap: float = Field(0.0, ge=0.0, le=1.0)
     max_calls: int = Field(3, ge=1, le=50)
