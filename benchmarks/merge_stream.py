@@ -1,0 +1,219 @@
+"""Benchmark: streaming merge of K task vectors of a base-size encoder (chorus.taskvec.merge).
+
+Set-up (cached in ``--workdir``, not timed): a random encoder shaped like WavLM Base
+(94.4 M parameters: shapes read from ``transformers.WavLMConfig()`` on the meta device) saved
+as ``base.safetensors``, and K task vectors (base + seeded noise, taken with
+``TaskVector.from_models`` and saved in the task-vector format).
+
+Measured, each in a fresh subprocess (peak RSS from ``getrusage`` of that process alone;
+the parent never imports torch, since a child inherits its parent's peak at fork), inputs
+warm in the page cache for all three (a read pass runs first), fastest of ``--repeats``:
+
+- I/O floor: read every input file once (the K deltas files and the base) and write one
+  model-sized output file;
+- chorus: ``open_vectors`` (manifests and headers validated; the sha256 of every file
+  checked on a second thread during the merge, before the output is committed),
+  ``plan_merge`` and ``write_merged_encoder`` with ``task_arithmetic`` (θ0 + λ Σ τ_i),
+  streaming tensor by tensor;
+- chorus without the sha256 check of the inputs (what verification costs: hashing 3.4 GB
+  is CPU-bound, about 0.7 s per GB per core here);
+- naive: every state dict loaded into memory (``safetensors.torch.load_file``), summed,
+  saved with ``save_file`` — what merging toolkits that hold all models do.
+
+Usage: ``python benchmarks/merge_stream.py [--vectors 8] [--workdir DIR]``. Prints the peak
+RSS over one model's size and the wall time over the I/O floor, ratios last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHUNK = 1 << 24
+
+
+def model_shapes() -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of WavLM Base (no weights allocated)."""
+    import torch
+    from transformers import WavLMConfig, WavLMModel
+
+    with torch.device("meta"):
+        model = WavLMModel(WavLMConfig())
+    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def holder(state):
+    """An ``nn.Module`` whose parameters are ``state`` under the same dotted names."""
+    from torch import nn
+
+    root = nn.Module()
+    for name, tensor in state.items():
+        *path, leaf = name.split(".")
+        module = root
+        for part in path:
+            if not hasattr(module, part):
+                module.add_module(part, nn.Module())
+            module = getattr(module, part)
+        module.register_parameter(leaf, nn.Parameter(tensor, requires_grad=False))
+    return root
+
+
+def prepare(workdir: Path, vectors: int) -> tuple[Path, list[Path]]:
+    """Base weights and ``vectors`` task vectors under ``workdir`` (reused when present)."""
+    import torch
+
+    from chorus.taskvec import TaskVector
+    from chorus.tensorfile import save_tensors
+
+    base_file = workdir / "base.safetensors"
+    paths = [workdir / f"tv{i}" for i in range(vectors)]
+    if base_file.exists() and all((p / "taskvector.json").exists() for p in paths):
+        return base_file, paths
+    gen = torch.Generator().manual_seed(0)
+    state = {name: 0.02 * torch.randn(shape, generator=gen) for name, shape in model_shapes().items()}
+    save_tensors(base_file, state)
+    base = holder(state)
+    for index, path in enumerate(paths):
+        if (path / "taskvector.json").exists():
+            continue
+        noise = torch.Generator().manual_seed(1 + index)
+        tuned = holder({name: t + 1e-3 * torch.randn(t.shape, generator=noise) for name, t in state.items()})
+        TaskVector.from_models(base, tuned, encoder_name="wavlm-base-shaped", sample_rate=16_000,
+                               group=f"task{index}").save(path)
+        del tuned
+    return base_file, paths
+
+
+def io_floor(base_file: Path, paths: list[Path], out: Path) -> None:
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    for file in [base_file] + [p / "deltas.safetensors" for p in paths]:
+        with open(file, "rb", buffering=0) as handle:
+            while handle.readinto(view):
+                pass
+    with open(out, "wb") as handle:
+        remaining = base_file.stat().st_size
+        while remaining > 0:
+            count = min(CHUNK, remaining)
+            handle.write(view[:count])
+            remaining -= count
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def ours(base_file: Path, paths: list[Path], out: Path) -> None:
+    from chorus.taskvec.merge import plan_merge, write_merged_encoder
+    from chorus.taskvec.merge.run import open_vectors
+    from chorus.taskvec.merge.sources import SafetensorsFile
+
+    vectors, checks = open_vectors(paths, verify_now=False)
+    write_merged_encoder(plan_merge(vectors, "task_arithmetic"), SafetensorsFile(base_file), out, 0.3, checks=checks)
+
+
+def unverified(base_file: Path, paths: list[Path], out: Path) -> None:
+    """``ours`` without the sha256 check of the inputs (to show what the checks cost)."""
+    from chorus.taskvec import TaskVector
+    from chorus.taskvec.merge import plan_merge, write_merged_encoder
+    from chorus.taskvec.merge.sources import SafetensorsFile, StoredDeltas
+
+    vectors = [StoredDeltas(TaskVector.load(p, verify=False), p) for p in paths]
+    write_merged_encoder(plan_merge(vectors, "task_arithmetic"), SafetensorsFile(base_file), out, 0.3)
+
+
+def runtime(base_file: Path, paths: list[Path], out: Path) -> None:
+    """Nothing: the peak RSS of the interpreter with torch and chorus imported."""
+    import chorus.taskvec.merge  # noqa: F401
+
+
+def naive(base_file: Path, paths: list[Path], out: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    base = load_file(str(base_file))
+    deltas = [load_file(str(p / "deltas.safetensors")) for p in paths]
+    merged = {name: tensor + 0.3 * sum(d[name] for d in deltas) for name, tensor in base.items()}
+    save_file(merged, str(out))
+    with open(out, "rb+") as handle:  # as durable as the other two
+        os.fsync(handle.fileno())
+
+
+KINDS = {"floor": io_floor, "ours": ours, "unverified": unverified, "naive": naive, "runtime": runtime}
+
+
+def child(kind: str, workdir: Path, vectors: int) -> None:
+    """Run one measurement and print ``{"seconds", "peak_rss"}`` as JSON. (The parent never
+    imports torch: a child inherits its parent's peak RSS at fork.)"""
+    import torch
+
+    torch.set_num_threads(1)
+    base_file, paths = prepare(workdir, vectors)
+    if kind == "prepare":
+        print(json.dumps({"model_bytes": base_file.stat().st_size,
+                          "input_bytes": sum(f.stat().st_size for f in [base_file] + [p / "deltas.safetensors"
+                                                                                      for p in paths])}))
+        return
+    out = workdir / f"out-{kind}.safetensors"
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
+    start = time.perf_counter()
+    KINDS[kind](base_file, paths, out)
+    seconds = time.perf_counter() - start
+    out.unlink(missing_ok=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024,
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before}))
+
+
+def measure(kind: str, workdir: Path, vectors: int) -> dict:
+    command = [sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--vectors", str(vectors)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vectors", type=int, default=8)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-merge")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each kind (the fastest counts)")
+    parser.add_argument("--child", choices=["prepare", *KINDS])
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.workdir, args.vectors)
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    sizes = measure("prepare", args.workdir, args.vectors)
+    model_bytes = sizes["model_bytes"]
+    print(f"{args.vectors} task vectors of a {model_bytes / 1e6:.0f} MB encoder; inputs {sizes['input_bytes'] / 1e9:.2f} GB")
+    measure("floor", args.workdir, args.vectors)  # warm the page cache
+    results = {}
+    for _ in range(args.repeats):
+        for kind in ("floor", "ours", "unverified", "naive"):
+            run = measure(kind, args.workdir, args.vectors)
+            best = results.get(kind)
+            results[kind] = run if best is None or run["seconds"] < best["seconds"] else best
+            results[kind]["peak_rss"] = max(run["peak_rss"], (best or run)["peak_rss"])
+    results["runtime"] = measure("runtime", args.workdir, args.vectors)
+    print(f"python + torch + chorus at rest: peak RSS {results['runtime']['peak_rss'] / 1e6:.0f} MB; "
+          f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for kind, label in (("floor", "I/O floor"), ("ours", "chorus streaming"), ("unverified", "  without sha256"),
+                        ("naive", "naive in memory")):
+        r = results[kind]
+        print(f"{label:18s} {r['seconds']:7.2f} s wall {r['cpu_seconds']:6.2f} s CPU   peak RSS "
+              f"{r['peak_rss'] / 1e6:6.0f} MB ({r['peak_rss'] / model_bytes:4.2f}x model)")
+    print(f"naive / chorus wall time: {results['naive']['seconds'] / results['ours']['seconds']:.2f}")
+    print(f"naive / chorus peak RSS: {results['naive']['peak_rss'] / results['ours']['peak_rss']:.2f}")
+    print(f"chorus peak RSS / model size: {results['ours']['peak_rss'] / model_bytes:.2f} (target <= 2.5)")
+    print(f"chorus CPU / I/O floor CPU: {results['ours']['cpu_seconds'] / results['floor']['cpu_seconds']:.2f}")
+    print(f"chorus without input sha256, wall / I/O floor: "
+          f"{results['unverified']['seconds'] / results['floor']['seconds']:.2f}")
+    print(f"chorus wall / I/O floor: {results['ours']['seconds'] / results['floor']['seconds']:.2f} (target <= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""``chorus evaluate``: metrics of a chorus model on a manifest, overall and per group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def metrics_table(title: str, result: dict):
+    """A rich table: the overall row, then one row per group."""
+    from rich.table import Table
+
+    multiclass = result["task"] == "multiclass"
+    columns = (["clips", "accuracy", "macro_f1", "map", "roc_auc", "accuracy_within_group"] if multiclass
+               else ["clips", "map", "roc_auc", "macro_f1", "micro_f1", "subset_accuracy"])
+    table = Table(title=title)
+    table.add_column("group")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        return str(value) if isinstance(value, int) else f"{value:.3f}"
+
+    table.add_row("all", *(cell(result["overall"].get(c)) for c in columns), style="bold")
+    for group, metrics in result["per_group"].items():
+        table.add_row(group, *(cell(metrics.get(c)) for c in columns))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_command(
+        model: Path = typer.Argument(..., help="Chorus model directory."),
+        data: Path = typer.Option(..., "--data", help="Manifest (CSV) of labelled clips."),
+        split: Optional[str] = typer.Option("test", help="Split to evaluate ('' for every clip)."),
+        out: Optional[Path] = typer.Option(None, help="Output folder (default: MODEL/evaluation/<manifest>-<split>)."),
+        batch_size: int = typer.Option(16, help="Clips per forward pass."),
+    ) -> None:
+        """Accuracy, macro-F1, mAP, ROC-AUC and the confusion matrix, overall and per group."""
+        from rich.console import Console
+
+        from ..data.manifest import read_manifest
+        from ..evaluate import evaluate_model, load_eval_audio
+        from ..evaluate.confusion import write_confusion
+        from ..fileio import write_json
+        from ..model import ClassifierModel
+        from ..progress import tqdm_progress
+
+        classifier = ClassifierModel.from_pretrained(model)
+        manifest = read_manifest(data)
+        clips = manifest.select(split=split).clips if split else manifest.clips
+        audio = load_eval_audio(clips, classifier.encoder.sample_rate, tqdm_progress)
+        result = evaluate_model(classifier, audio, batch_size)
+        result.update({"model": str(model), "data": str(data), "split": split or None})
+        out = out or model / "evaluation" / f"{data.stem}-{split or 'all'}"
+        write_json(out / "metrics.json", result)
+        if "confusion" in result:
+            write_confusion(out, result["confusion"]["labels"], result["confusion"]["counts"],
+                            f"{model.name} on {data.stem} ({split or 'all'})")
+        console = Console()
+        console.print(metrics_table(f"{model.name} on {data.name} ({split or 'all clips'})", result))
+        if result["unknown_labels"]:
+            console.print(f"[yellow]{len(result['unknown_labels'])} labels unknown to the model (counted as errors):"
+                          f"[/] {', '.join(result['unknown_labels'][:10])}")
+        for failure in result["failed_files"]:
+            console.print(f"[yellow]skipped[/] {failure['path']}: {failure['error']}")
+        console.print(f"written: {out}")

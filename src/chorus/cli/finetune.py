@@ -1,0 +1,91 @@
+"""``chorus finetune``: fine-tune an encoder + linear head; write a model and its task vector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _split_groups(values: list[str] | None) -> list[str]:
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune")
+    def finetune_command(
+        data: Path = typer.Option(..., "--data", help="manifest CSV/TSV with train and valid splits"),
+        out: Path = typer.Option(..., "--out", help="output directory (model/, taskvector/, metrics.json)"),
+        encoder: str = typer.Option("sfx-cnn", help="registered encoder name"),
+        group: Optional[list[str]] = typer.Option(None, "--group", help="group(s) to train on, repeatable or "
+                                                  "comma-separated; several = joint training (default: all)"),
+        name: Optional[str] = typer.Option(None, help="group name recorded in the task vector"),
+        method: str = typer.Option("full", help="full, head-only or lora"),
+        freeze: Optional[list[str]] = typer.Option(None, "--freeze", help="glob of encoder parameters to keep "
+                                                   "frozen, repeatable (e.g. 'blocks.0.*')"),
+        lora_rank: int = typer.Option(8, help="LoRA rank"),
+        lora_alpha: float = typer.Option(16.0, help="LoRA alpha (update scale alpha/rank)"),
+        lora_target: Optional[list[str]] = typer.Option(None, "--lora-target", help="glob of module names to adapt"),
+        head_init: str = typer.Option("probe", help="probe (fit a logistic-regression head on the frozen "
+                                      "features first, LP-FT) or random"),
+        train_bn_stats: bool = typer.Option(False, help="update BatchNorm running statistics (stored as buffers.*)"),
+        layer: Optional[str] = typer.Option(None, help="encoder layer feeding the head (name or index; default last)"),
+        pooling: str = typer.Option("mean", help="mean or max over valid frames"),
+        clip_seconds: Optional[float] = typer.Option(None, help="crop/pad length (default: longest clip, ≤ 10 s)"),
+        epochs: int = typer.Option(10),
+        batch_size: int = typer.Option(16),
+        accumulate: int = typer.Option(1, help="micro-batches per optimizer step"),
+        lr: Optional[float] = typer.Option(None, help="encoder peak LR (default 1e-4 full, 1e-3 LoRA)"),
+        head_lr: float = typer.Option(1e-3),
+        weight_decay: float = typer.Option(0.01),
+        warmup: float = typer.Option(0.1, help="fraction of steps warming up"),
+        patience: int = typer.Option(3, help="epochs without improvement before stopping (0: never)"),
+        monitor: Optional[str] = typer.Option(None, help="validation metric (default accuracy / map)"),
+        seed: int = typer.Option(0),
+        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        delta_dtype: str = typer.Option("float32", help="task-vector storage: float32, bfloat16, float16"),
+        density: float = typer.Option(1.0, help="keep this fraction of each delta (top magnitudes)"),
+        source: Optional[str] = typer.Option(None, help="where the encoder weights come from"),
+        random_init: bool = typer.Option(False, "--random-init", help="start from random weights (ablation)"),
+        creator: Optional[str] = typer.Option(None),
+        license: Optional[str] = typer.Option(None),
+        resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out"),
+    ) -> None:
+        """Fine-tune an encoder plus a linear head (softmax or sigmoid, chosen from the manifest)."""
+        from pydantic import ValidationError
+
+        from ..data.manifest import read_manifest
+        from ..model.classifier import validation_problems
+        from ..progress import tqdm_progress
+        from ..train.config import FinetuneConfig
+        from ..train.finetune import FinetuneError, finetune
+
+        try:
+            config = FinetuneConfig(
+                encoder=encoder, source=source, pretrained=not random_init, groups=_split_groups(group), name=name,
+                method=method, freeze=freeze or [], lora_rank=lora_rank, lora_alpha=lora_alpha,
+                lora_targets=lora_target or [], head_init=head_init, train_bn_stats=train_bn_stats, layer=layer,
+                pooling=pooling,
+                clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
+                head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
+                seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
+        except ValidationError as exc:
+            raise FinetuneError(f"bad settings: {validation_problems(exc)}") from None
+        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume)
+        console = Console()
+        for failure in result.failures:
+            console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
+        table = Table(title=f"fine-tuning {encoder} ({result.task}, {len(result.labels)} labels)")
+        columns = [key for key in result.history[0] if key not in ("epoch", "step")] if result.history else []
+        for column in ["epoch", *columns]:
+            table.add_column(column)
+        for row in result.history:
+            marker = " *" if row["epoch"] == result.best_epoch else ""
+            table.add_row(f"{row['epoch']}{marker}", *[f"{row[c]:.4g}" for c in columns])
+        console.print(table)
+        if result.test_metrics:
+            console.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+        console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}", soft_wrap=True)

@@ -1,0 +1,59 @@
+"""The demo-specific parts of ``report.html``: headline, data, λ sweeps, timings."""
+
+from __future__ import annotations
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def headline(record: dict) -> str:
+    """The numbers the demo exists to show, in two sentences."""
+    s = record["summary"]
+    best = s["best_merge"]
+    if best is None:
+        return "No merge was run."
+    groups = len(record["settings"]["species"])
+    probes = "; ".join(f"{name} {_number(s['accuracy'][name])} ({_number(s['accuracy_within_group'][name])})"
+                       for name in s.get("best_beats_probes", {}))
+    calibration = "raw logits" if s["calibration"][best] == "none" else f"{s['calibration'][best]} calibration"
+    return (f"Best merge: {best} (λ = {s['lambda'][best]:g}, {calibration}, group gate "
+            f"{s['gate'][best]:g}) keeps a "
+            f"normalized accuracy of {_number(s['normalized_accuracy'][best])} over the species of all {groups} groups "
+            f"({_number(s['normalized_accuracy_within_group'][best])} within each group) and reaches "
+            f"{_number(s['accuracy'][best])} accuracy ({_number(s['accuracy_within_group'][best])} within group). "
+            f"Frozen-encoder probes: {probes}; joint training: {_number(s['accuracy'].get('joint'))} "
+            f"({_number(s['accuracy_within_group'].get('joint'))}).")
+
+
+def report_parts(record: dict) -> list[str]:
+    """HTML fragments placed above the comparison."""
+    from .report import heading, paragraph, table
+
+    settings = record["settings"]
+    parts = [paragraph(headline(record)),
+             paragraph("Each taxon group's institution fine-tunes the encoder on its own clips and shares only the "
+                       "task vector; the composer merges the vectors and concatenates the groups' heads, calibrated "
+                       "with the statistics each vector carries, into one classifier over every species. The joint "
+                       "model is what pooling all data would give; the probes keep the encoder frozen.", note=True),
+             heading("Data and training"),
+             table(["group", "species", "training clips"],
+                   [[g, settings["species"][g], record["data"]["train_clips"][g]] for g in settings["species"]],
+                   caption=f"{settings['seconds']:g} s clips in the {settings['region']} region; "
+                           f"{record['data']['test_clips']} test clips, {record['data']['transfer_clips']} "
+                           f"from the {settings['new_region']} region"),
+             paragraph(f"Encoder {settings['encoder']}: {settings['epochs']} epochs, encoder learning rate "
+                       f"{settings['lr']:g}, head {settings['head_lr']:g} (frozen: "
+                       f"{', '.join(settings['freeze']) or 'nothing'}), the head initialised by the probe (LP-FT); "
+                       f"the probe is that L2 logistic regression on the frozen encoder's pooled features, its "
+                       f"penalty chosen on each group's validation clips; seed {settings['seed']}.",
+                       note=True),
+             heading("Choosing λ and the calibration on validation clips")]
+    for name, sweep in record["sweeps"].items():
+        rows = [[row["lambda"], row["calibration"], row["gate"], row["normalized"], row["normalized_within"]]
+                for row in sweep["rows"]]
+        parts.append(table(["λ", "calibration", "gate", "normalized", "normalized within group"], rows,
+                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
+                                   f"gate {sweep['gate']:g}"))
+    parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
+    return parts

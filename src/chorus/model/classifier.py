@@ -1,0 +1,176 @@
+"""``ClassifierModel``: an encoder, one pooled layer, and one or more linear heads.
+
+A chorus model directory holds ``model.json`` (:class:`~chorus.model.schema.ModelJson`),
+``encoder.safetensors`` (the encoder's full state dict) and ``heads.safetensors``
+(``{i}.weight [classes_i, features]``, ``{i}.bias [classes_i]`` for head ``i``). Loading
+rebuilds the encoder from its recorded architecture (no hub access) and validates every
+file: JSON schema, safetensors format, sha256, tensor names and shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from pydantic import ValidationError
+from torch import Tensor, nn
+
+from .. import __version__
+from ..encoders import Encoder, build_encoder
+from ..errors import FileProblem
+from ..fileio import write_json
+from ..tensorfile import load_tensors, save_tensors
+from .schema import MODEL_FORMAT_VERSION, ClassifierSettings, EncoderEntry, HeadEntry, ModelJson
+
+MODEL_JSON = "model.json"
+ENCODER_FILE = "encoder.safetensors"
+HEADS_FILE = "heads.safetensors"
+
+
+class ModelFileError(FileProblem):
+    """A chorus model directory (or one of its files) is missing or invalid."""
+
+
+def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    """Pool ``hidden [batch, frames, features]`` over valid frames (``mask [batch, frames]``)
+    to ``[batch, features]``: ``"mean"`` or ``"max"``. A clip with no valid frame gives zeros."""
+    if pooling == "mean":
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    if pooling == "max":
+        filled = hidden.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return torch.where(mask.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
+    raise ValueError(f"unknown pooling {pooling!r} (mean or max)")
+
+
+class ClassifierModel(nn.Module):
+    """Encoder + pooling of one layer + linear heads whose logits are concatenated.
+
+    ``heads``: one :class:`HeadEntry` per head (labels, group, calibration); the model's
+    classes are the heads' labels in order.
+    """
+
+    def __init__(self, encoder: Encoder, heads: Sequence[HeadEntry], settings: ClassifierSettings):
+        super().__init__()
+        if settings.layer not in encoder.layer_names:
+            raise ValueError(f"encoder {encoder.name!r} has no layer {settings.layer!r}; "
+                             f"layers: {', '.join(encoder.layer_names)}")
+        self.encoder = encoder
+        self.settings = settings
+        self.head_entries = list(heads)
+        self.layer_index = encoder.layer_names.index(settings.layer)
+        features = encoder.layer_dims[self.layer_index]
+        self.heads = nn.ModuleList(nn.Linear(features, len(entry.labels)) for entry in self.head_entries)
+
+    @property
+    def labels(self) -> list[str]:
+        """Every class, head after head."""
+        return [label for entry in self.head_entries for label in entry.labels]
+
+    @property
+    def task(self) -> str:
+        return self.settings.task
+
+    def features(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
+        """Pooled features of the chosen layer: ``[batch, features]``."""
+        outputs = self.encoder(waveforms, lengths)
+        return pool_frames(outputs.hidden[self.layer_index], outputs.masks[self.layer_index], self.settings.pooling)
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits ``[batch, classes]`` from pooled ``features [batch, features]``."""
+        return torch.cat([head(features) for head in self.heads], dim=1)
+
+    def forward(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
+        """``waveforms [batch, samples]`` at the encoder's rate, ``lengths [batch]`` ->
+        logits ``[batch, classes]``."""
+        return self.classify(self.features(waveforms, lengths))
+
+    def predict_scores(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
+        """Class scores ``[batch, classes]``: softmax (multiclass) or sigmoid (multilabel)."""
+        with torch.inference_mode():
+            logits = self(waveforms, lengths).float()
+        return logits.softmax(dim=1) if self.task == "multiclass" else logits.sigmoid()
+
+    def describe(self) -> ModelJson:
+        """The ``model.json`` record of this model (file digests left empty)."""
+        return ModelJson(
+            format_version=MODEL_FORMAT_VERSION,
+            encoder=EncoderEntry(name=self.encoder.name, architecture=self.encoder.architecture(),
+                                 sample_rate=self.encoder.sample_rate),
+            classifier=self.settings, heads=self.head_entries, files={}, chorus_version=__version__,
+        )
+
+    def head_tensors(self) -> dict[str, Tensor]:
+        """``{"{i}.weight": [classes_i, features], "{i}.bias": [classes_i]}``."""
+        return {f"{i}.{name}": value for i, head in enumerate(self.heads) for name, value in head.state_dict().items()}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.json``, ``encoder.safetensors`` and ``heads.safetensors`` (atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = self.describe()
+        record.files = {
+            ENCODER_FILE: save_tensors(directory / ENCODER_FILE, self.encoder.state_dict()),
+            HEADS_FILE: save_tensors(directory / HEADS_FILE, self.head_tensors()),
+        }
+        write_json(directory / MODEL_JSON, record.model_dump(mode="json"))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "ClassifierModel":
+        """Load a chorus model directory, validating every file (typed errors name the file)."""
+        directory = Path(directory)
+        record = read_model_json(directory / MODEL_JSON)
+        for name in (ENCODER_FILE, HEADS_FILE):
+            if name not in record.files:
+                raise ModelFileError(directory / MODEL_JSON, f"files lacks the sha256 of {name}")
+        encoder = build_encoder(record.encoder.architecture)
+        encoder.name = record.encoder.name
+        load_checked(encoder, load_tensors(directory / ENCODER_FILE, record.files[ENCODER_FILE]),
+                     directory / ENCODER_FILE)
+        model = cls(encoder, record.heads, record.classifier)
+        load_checked(model.heads, load_tensors(directory / HEADS_FILE, record.files[HEADS_FILE]),
+                     directory / HEADS_FILE)
+        return model.eval()
+
+
+def read_model_json(path: Path) -> ModelJson:
+    """Parse and validate ``model.json``; :class:`ModelFileError` lists every problem."""
+    return parse_json_file(path, ModelJson, ModelFileError)
+
+
+def parse_json_file(path: Path, schema: type, error: type[FileProblem]) -> Any:
+    """Read ``path`` as JSON and validate it with the pydantic ``schema``; raise ``error``
+    naming the file and every schema problem."""
+    if not path.is_file():
+        raise error(path, "file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(path, f"not valid JSON ({exc})") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise error(path, f"invalid: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+
+
+def load_checked(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
+    """Load ``tensors`` into ``module`` after checking names and shapes; raise
+    :class:`ModelFileError` naming ``path`` and what differs."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(name for name in set(expected) & set(tensors) if expected[name].shape != tensors[name].shape)
+    problems = [f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+                for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+                if names]
+    if problems:
+        raise ModelFileError(path, "tensors do not fit the network (" + "; ".join(problems) + ")")
+    module.load_state_dict(dict(tensors), strict=True)

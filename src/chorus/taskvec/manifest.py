@@ -1,0 +1,119 @@
+"""``taskvector.json``: the validated manifest of a task vector (see docs/task-vector.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..model.schema import ClassifierSettings, HeadEntry, supported_version
+
+FORMAT = "chorus-task-vector"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "taskvector.json"
+DELTAS_FILE = "deltas.safetensors"
+HEAD_FILE = "head.safetensors"
+BUFFER_PREFIX = "buffers."
+"""Logical names of buffer deltas (BatchNorm running statistics) start with this prefix."""
+
+DeltaDtype = Literal["float32", "bfloat16", "float16"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseEntry(_Strict):
+    """The base encoder a vector was taken against."""
+
+    encoder: str = Field(description="registry name, e.g. sfx-cnn")
+    architecture: dict[str, Any]
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="base_fingerprint of its state dict")
+
+
+class StorageSpec(_Strict):
+    """How deltas are stored: element dtype and kept fraction (1.0 = dense)."""
+
+    dtype: DeltaDtype = "float32"
+    density: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class TensorEntry(_Strict):
+    """One logical delta tensor.
+
+    ``sparse``: stored as ``::indices``/``::values`` (top-|value| entries, flat row-major
+    indices). ``residuals``: entries of the exactness correction (``::residual_*``).
+    """
+
+    shape: list[int]
+    sparse: bool = False
+    nnz: int | None = Field(default=None, ge=0)
+    residuals: int = Field(default=0, ge=0)
+
+    @property
+    def numel(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+    @model_validator(mode="after")
+    def _sparse_has_nnz(self) -> "TensorEntry":
+        if self.sparse != (self.nnz is not None):
+            raise ValueError("nnz is given exactly for sparse tensors")
+        if self.nnz is not None and self.nnz > self.numel:
+            raise ValueError(f"nnz {self.nnz} exceeds the {self.numel} elements of shape {self.shape}")
+        return self
+
+
+class TrainingSummary(_Strict):
+    """What the contributor trained on and how it went (no data, only counts)."""
+
+    method: str = Field(description="full, head-only, lora or frozen:<patterns>")
+    groups: list[str] = Field(default_factory=list)
+    clips_per_label: dict[str, int]
+    hours: float = Field(ge=0)
+    epochs: int = Field(ge=0)
+    best_epoch: int | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    seed: int | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskVectorManifest(_Strict):
+    """Everything about a task vector except its tensors."""
+
+    format: Literal["chorus-task-vector"] = FORMAT
+    format_version: int
+    base: BaseEntry
+    group: str | None = None
+    sample_rate: int = Field(gt=0)
+    classifier: ClassifierSettings | None = None
+    heads: list[HeadEntry] = Field(default_factory=list)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    buffer_weight: float = Field(default=1.0, ge=0.0, description="weight of its buffer deltas in convex merges")
+    tensors: dict[str, TensorEntry]
+    training: TrainingSummary | None = None
+    derivation: str | None = Field(default=None, description="arithmetic that made it, e.g. 0.5*birds + 1*frogs")
+    files: dict[str, str] = Field(default_factory=dict, description="sha256 per file name")
+    creator: str | None = None
+    license: str | None = None
+    chorus_version: str
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for head in self.heads for label in head.labels]
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        return supported_version(version, FORMAT_VERSION)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskVectorManifest":
+        if self.heads and self.classifier is None:
+            raise ValueError("heads need classifier settings")
+        unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE}
+        if unknown:
+            raise ValueError(f"unknown files {sorted(unknown)}")
+        return self

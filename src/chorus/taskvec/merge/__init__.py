@@ -1,0 +1,23 @@
+"""Merging task vectors into one model: methods, the streaming driver, heads, recipes.
+
+- methods (one per module, registered by name): ``mean``, ``task_arithmetic``, ``ties``,
+  ``dare``, ``breadcrumbs``, ``tsv``, ``iso_c``, ``negation``; the functional core in
+  :mod:`.core`;
+- :func:`plan_merge` + :func:`write_merged_encoder`: streaming, tensor by tensor;
+- :func:`compose_heads`: one classifier over the union of label spaces, calibrated;
+- :func:`sweep_lambda`: λ chosen on validation data by normalized accuracy;
+- :class:`Recipe` / :func:`load_recipe` / :func:`run_merge`: ``chorus merge``.
+"""
+
+from .compose import build_classifier, resolve_base, write_composed_model
+from .heads import ComposedHeads, HeadCompatibilityError, compose_heads
+from .recipe import Recipe, RecipeError, load_recipe, parse_recipe
+from .registry import MergeError, MergeMethod, get_method, method_names, register_method
+from .run import run_merge
+from .stream import MergePlan, apply_directions, plan_merge, write_merged_encoder
+from .sweep import SweepResult, sweep_lambda
+
+__all__ = ["build_classifier", "resolve_base", "write_composed_model", "ComposedHeads", "HeadCompatibilityError",
+           "compose_heads", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "MergeError", "MergeMethod",
+           "get_method", "method_names", "register_method", "run_merge", "MergePlan", "apply_directions",
+           "plan_merge", "write_merged_encoder", "SweepResult", "sweep_lambda"]

@@ -1,0 +1,43 @@
+"""``breadcrumbs``: mask out both the largest-magnitude outliers (top ``gamma``) and the
+small perturbations (beyond the kept ``density``) of every delta, then sum — or apply TIES'
+consensus with ``ties: true``.
+
+Source: Davari & Belilovsky, *Model Breadcrumbs: Scaling Multi-Task Model Merging with
+Sparse Masks* (ECCV 2024). Defaults: ``gamma`` 0.01, ``density`` 0.9, per-tensor scope (the
+paper masks layer by layer), λ = 0.4 as task arithmetic (1 with TIES' consensus).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pydantic import Field
+from torch import Tensor
+
+from .core import SignRule, kept_count
+from .generalized import Scope, breadcrumbs_sparsifier, generalized_merge
+from .registry import MethodParams, TensorContext, register_method
+from .task_arithmetic import DEFAULT_LAMBDA
+
+
+class BreadcrumbsParams(MethodParams):
+    density: float = Field(0.9, gt=0.0, le=1.0, description="kept fraction after the top gamma")
+    gamma: float = Field(0.01, ge=0.0, lt=1.0, description="fraction of largest magnitudes removed")
+    scope: Scope = "per_tensor"
+    ties: bool = False
+    sign: SignRule = "mass"
+
+
+def _ranks(params: BreadcrumbsParams, numel: int) -> tuple[int, ...]:
+    if params.scope != "global":
+        return ()
+    return kept_count(numel, params.gamma), kept_count(numel, min(1.0, params.gamma + params.density))
+
+
+@register_method("breadcrumbs", params=BreadcrumbsParams, global_ranks=_ranks,
+                 default_lambda=lambda p, k: 1.0 if p.ties else DEFAULT_LAMBDA,
+                 summary="drop outliers and small deltas, then sum or TIES consensus",
+                 source="Davari & Belilovsky, Model Breadcrumbs, ECCV 2024")
+def breadcrumbs(deltas: Sequence[Tensor], params: BreadcrumbsParams, ctx: TensorContext) -> Tensor:
+    return generalized_merge(deltas, ctx, breadcrumbs_sparsifier(params.density, params.gamma),
+                             "ties" if params.ties else "sum", params.sign)

@@ -1,0 +1,74 @@
+"""Generalized task arithmetic: a sparsifier applied to each delta, then a consensus rule.
+
+TIES, DARE and Model Breadcrumbs are configurations of this one method, not subclasses:
+
+==============  =========================================  =======================
+method          sparsifier                                 consensus
+==============  =========================================  =======================
+``ties``        top-k by magnitude (per tensor or global)  elect sign, disjoint mean
+``dare``        random drop with 1/density rescaling       sum, or TIES' consensus
+``breadcrumbs`` drop the largest γ and the smallest        sum, or TIES' consensus
+==============  =========================================  =======================
+
+Scopes: ``per_tensor`` computes magnitude thresholds inside each tensor; ``global``
+computes them once over each whole task vector (every parameter delta) in a streaming
+first pass, see :mod:`chorus.taskvec.merge.thresholds`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Sequence
+
+from torch import Tensor
+
+from ...seeding import generator
+from .core import SignRule, breadcrumbs_trim, dare_drop, disjoint_mean, elect_sign, trim_topk, weighted_sum
+from .registry import TensorContext
+
+Scope = Literal["per_tensor", "global"]
+Sparsifier = Callable[[Tensor, int, TensorContext], Tensor]
+"""``sparsify(delta, vector_index, ctx) -> sparsified delta``."""
+
+
+def no_sparsifier(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
+    return delta
+
+
+def magnitude_sparsifier(density: float) -> Sparsifier:
+    """Keep the top ``density`` by magnitude; global bounds (one threshold per vector) win."""
+
+    def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
+        threshold = ctx.bounds[index][0] if ctx.bounds else None
+        return trim_topk(delta, density, threshold)
+
+    return sparsify
+
+
+def random_sparsifier(density: float, rescale: bool = True) -> Sparsifier:
+    """DARE's drop: the mask of vector ``i`` on tensor ``name`` is drawn from
+    ``chorus.seeding.generator(seed, "dare", vector_id_i, name)``."""
+
+    def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
+        return dare_drop(delta, density, generator(ctx.seed, "dare", ctx.vector_ids[index], ctx.name), rescale)
+
+    return sparsify
+
+
+def breadcrumbs_sparsifier(density: float, gamma: float) -> Sparsifier:
+    """Breadcrumbs' window; global bounds are ``(low, high)`` per vector."""
+
+    def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
+        bounds = (ctx.bounds[index][1], ctx.bounds[index][0]) if ctx.bounds else None
+        return breadcrumbs_trim(delta, density, gamma, bounds)
+
+    return sparsify
+
+
+def generalized_merge(deltas: Sequence[Tensor], ctx: TensorContext, sparsify: Sparsifier,
+                      consensus: Literal["sum", "ties"], sign_rule: SignRule = "mass") -> Tensor:
+    """Sparsify every delta, then combine: ``"sum"`` gives ``Σ w_i δ'_i``; ``"ties"`` elects
+    a sign per entry and takes the weighted mean of the agreeing non-zero ``δ'_i``."""
+    sparse = [sparsify(delta.float(), index, ctx) for index, delta in enumerate(deltas)]
+    if consensus == "sum":
+        return weighted_sum(sparse, ctx.weights)
+    return disjoint_mean(sparse, elect_sign(sparse, ctx.weights, sign_rule), ctx.weights)

@@ -1,0 +1,142 @@
+"""Merge recipes: a validated YAML file that says what to merge and how, saved (with every
+default resolved) as ``recipe.yaml`` next to the output so each merge can be reproduced.
+
+Example::
+
+    method: ties
+    params: {density: 0.2, scope: global}
+    vectors:
+      - birds/taskvector            # paths relative to the recipe file
+      - {path: frogs/taskvector, weight: 0.5}
+    lambda: 1.0                     # omit: the method's default, or the sweep's choice
+    calibration: auto               # zscore (multi-class) / temperature (multi-label) / none
+    sweep: {data: valid.csv, split: valid}   # optional: λ, calibration and gate chosen on validation data
+    # gate: {file: gate.safetensors, strength: 0.1}   # a group gate a sweep fitted (saved recipes)
+    base: sfx-cnn                   # optional: registered name, model dir or .safetensors
+    seed: 0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ...fileio import write_text
+from .heads import CalibrationMethod
+from .registry import MergeError, get_method
+
+RECIPE_FILE = "recipe.yaml"
+
+
+class RecipeError(MergeError):
+    """A recipe file is unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VectorRef(_Strict):
+    """One task vector: its directory and its weight ``w_i``."""
+
+    path: str
+    weight: float = 1.0
+
+
+class SweepSpec(_Strict):
+    """λ selection on the composer's validation data: a manifest, the split to use, the
+    λ grid (default: multiples 0.25..2 of the method's default λ) and the group-gate
+    strengths tried (default 0, 0.1, 0.3, 1; ``[0]``: no gate)."""
+
+    data: str
+    split: str | None = "valid"
+    lambdas: list[float] | None = None
+    gates: list[float] | None = None
+
+
+class GateSpec(_Strict):
+    """A group gate fitted earlier (a safetensors file written by a sweep) and its strength."""
+
+    file: str
+    strength: float = Field(gt=0)
+
+
+class Recipe(_Strict):
+    """What to merge and how (see the module docstring)."""
+
+    method: str
+    vectors: list[VectorRef] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    lambda_: float | None = Field(default=None, alias="lambda")
+    calibration: CalibrationMethod = "auto"
+    gate: GateSpec | None = None
+    base: str | None = None
+    sweep: SweepSpec | None = None
+    seed: int = 0
+
+    @field_validator("vectors", mode="before")
+    @classmethod
+    def _plain_paths(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"path": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _known_method(self) -> "Recipe":
+        method = get_method(self.method)
+        self.params = method.parse(self.params).model_dump(mode="json")
+        if self.sweep is not None and (self.lambda_ is not None or self.gate is not None):
+            raise ValueError("give either lambda (and gate) or sweep, not both")
+        return self
+
+    def resolve_paths(self, folder: Path) -> "Recipe":
+        """A copy whose relative paths are taken relative to ``folder`` (the recipe's folder)."""
+
+        def absolute(text: str) -> str:
+            return str(Path(text) if Path(text).is_absolute() else (folder / text).resolve())
+
+        base = self.base
+        if base is not None and (folder / base).exists():
+            base = absolute(base)
+        sweep = self.sweep.model_copy(update={"data": absolute(self.sweep.data)}) if self.sweep else None
+        gate = self.gate.model_copy(update={"file": absolute(self.gate.file)}) if self.gate else None
+        vectors = [v.model_copy(update={"path": absolute(v.path)}) for v in self.vectors]
+        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base, "gate": gate})
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        data = self.model_dump(mode="json", by_alias=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path, note: str | None = None) -> None:
+        """Write the recipe as YAML, with a header comment (and ``note`` as a comment)."""
+        comments = "# chorus merge recipe (defaults resolved)\n" + (f"# {note}\n" if note else "")
+        write_text(path, comments + self.to_yaml())
+
+
+def parse_recipe(data: Any, where: str = "recipe") -> Recipe:
+    """Validate a recipe given as a mapping; :class:`RecipeError` lists every problem."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping of recipe fields, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise RecipeError(f"{where}: invalid recipe: {problems}") from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a YAML recipe; relative paths are resolved against its folder."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    return parse_recipe(data, str(path)).resolve_paths(path.parent.resolve())

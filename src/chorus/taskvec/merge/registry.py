@@ -1,0 +1,118 @@
+"""Registry of merge methods: small pure functions over one named tensor, by name.
+
+A method receives the ``K`` deltas of one tensor name and a :class:`TensorContext`, and
+returns the merged *direction* ``f(τ_1..τ_K)`` of that tensor; the driver adds
+``λ · f`` to the base. Parameters are a pydantic model per method, so recipes validate them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor
+
+from ...errors import ChorusError
+
+
+class MergeError(ChorusError):
+    """A merge cannot run as asked (unknown method, bad parameters, incompatible inputs)."""
+
+
+class MethodParams(BaseModel):
+    """Base of every method's parameters: strict, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class TensorContext:
+    """What a method knows besides the deltas of one tensor.
+
+    ``name``: the tensor's name (seeds random masks, so results never depend on the order
+    tensors are processed in). ``weights``: one per vector. ``vector_ids``: stable ids of
+    the vectors (seed their masks). ``seed``: the merge's seed. ``bounds``: per vector,
+    magnitude thresholds computed over the whole vector by a first pass (global scope), in
+    the order the method's ``global_ranks`` asked for them; None for per-tensor scope.
+    """
+
+    name: str
+    weights: tuple[float, ...]
+    vector_ids: tuple[str, ...]
+    seed: int = 0
+    bounds: tuple[tuple[float, ...], ...] | None = None
+
+
+MergeFunction = Callable[[Sequence[Tensor], MethodParams, TensorContext], Tensor]
+GlobalRanks = Callable[[MethodParams, int], tuple[int, ...]]
+"""``ranks(params, numel)``: which k-th largest magnitudes (k from 1) of each whole vector of
+``numel`` parameter entries the method needs, or ``()`` when it works per tensor."""
+
+
+@dataclass(frozen=True)
+class MergeMethod:
+    """A registered merge method.
+
+    ``default_lambda(params, k)``: the scaling λ used when a recipe sets none and no
+    validation sweep runs. ``source``: the paper the method comes from.
+    """
+
+    name: str
+    function: MergeFunction
+    params: type[MethodParams]
+    default_lambda: Callable[[MethodParams, int], float]
+    source: str
+    summary: str
+    global_ranks: GlobalRanks | None = None
+
+    def parse(self, values: dict | MethodParams | None) -> MethodParams:
+        """Validate ``values`` into this method's parameters (:class:`MergeError` if bad)."""
+        from pydantic import ValidationError
+
+        if isinstance(values, self.params):
+            return values
+        try:
+            return self.params.model_validate(dict(values or {}))
+        except ValidationError as exc:
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+            raise MergeError(f"invalid parameters for merge method {self.name!r}: {reasons}") from None
+
+    def ranks(self, params: MethodParams, numel: int) -> tuple[int, ...]:
+        return self.global_ranks(params, numel) if self.global_ranks else ()
+
+
+_METHODS: dict[str, MergeMethod] = {}
+
+
+def register_method(name: str, *, params: type[MethodParams], source: str, summary: str,
+                    default_lambda: float | Callable[[MethodParams, int], float] = 1.0,
+                    global_ranks: GlobalRanks | None = None) -> Callable[[MergeFunction], MergeFunction]:
+    """Decorator registering ``function(deltas, params, ctx) -> Tensor`` under ``name``."""
+    lam = default_lambda if callable(default_lambda) else (lambda _p, _k, value=float(default_lambda): value)
+
+    def decorate(function: MergeFunction) -> MergeFunction:
+        if name in _METHODS:
+            raise ValueError(f"merge method {name!r} registered twice")
+        _METHODS[name] = MergeMethod(name, function, params, lam, source, summary, global_ranks)
+        return function
+
+    return decorate
+
+
+def get_method(name: str) -> MergeMethod:
+    _import_methods()
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise MergeError(f"unknown merge method {name!r}; known: {', '.join(sorted(_METHODS))}") from None
+
+
+def method_names() -> list[str]:
+    """Every registered method, in registration order."""
+    _import_methods()
+    return list(_METHODS)
+
+
+def _import_methods() -> None:
+    from . import methods  # noqa: F401  (import for its registrations)

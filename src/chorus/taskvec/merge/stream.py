@@ -1,0 +1,274 @@
+"""The streaming merge driver: task vectors in, merged encoder weights out, tensor by tensor.
+
+:func:`plan_merge` validates the inputs (one base fingerprint, the same parameter names and
+shapes in every vector) and, for global-scope sparsifiers, runs the threshold pass. Then
+
+- :func:`write_merged_encoder` streams ``θ0 + λ·f(τ_1..τ_K)`` into a safetensors file: for
+  each base tensor name (sorted) it reads the base tensor and one delta per vector, merges,
+  and writes. Peak memory: one tensor per input plus the output tensor. The base's
+  fingerprint is computed in the same pass and checked before the file is committed.
+- :meth:`MergePlan.directions` returns ``f`` for every parameter in memory, for the
+  λ sweep, which then applies many λ without merging again.
+
+Buffers (BatchNorm running statistics, ``buffers.`` deltas) are never merged by the method:
+they take the convex combination of the vectors' buffer deltas with weights
+``|w_i| · buffer_weight_i`` (a vector without a delta for a buffer counts as zero), and
+λ does not scale them — the rule documented in docs/task-vector.md.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from ...progress import ProgressFactory, resolve
+from .registry import MergeError, MergeMethod, MethodParams, TensorContext, get_method
+from .sources import FingerprintHasher, TensorSource
+from .thresholds import kth_largest_magnitudes
+from .writer import StreamingSafetensorsWriter
+
+BUFFER_PREFIX = "buffers."
+
+
+class DeltaSource(Protocol):
+    """What the driver needs of a task vector (:class:`chorus.taskvec.TaskVector` fits)."""
+
+    manifest: object
+
+    def keys(self) -> list[str]: ...
+
+    def shape(self, name: str) -> tuple[int, ...]: ...
+
+    def tensor(self, name: str) -> Tensor: ...
+
+
+def _fingerprint(vector: DeltaSource) -> str:
+    return vector.manifest.base.fingerprint
+
+
+def _vector_label(vector: DeltaSource, index: int) -> str:
+    group = getattr(vector.manifest, "group", None)
+    return f"task vector {index} ({group})" if group else f"task vector {index}"
+
+
+def _vector_id(vector: DeltaSource, index: int) -> str:
+    """A stable id seeding the vector's random masks: the sha256 of its deltas file when
+    stored (reordering a recipe's vectors then changes nothing), else its position."""
+    files = getattr(vector.manifest, "files", None) or {}
+    return files.get("deltas.safetensors", f"#{index}")
+
+
+@dataclass
+class MergePlan:
+    """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds."""
+
+    vectors: list[DeltaSource]
+    method: MergeMethod
+    params: MethodParams
+    weights: tuple[float, ...]
+    seed: int
+    parameters: list[str]
+    buffers: list[str]
+    fingerprint: str
+    bounds: tuple[tuple[float, ...], ...] | None = None
+    vector_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    def default_lambda(self) -> float:
+        return self.method.default_lambda(self.params, len(self.vectors))
+
+    def direction(self, name: str) -> Tensor:
+        """The merged direction ``f`` of parameter ``name`` (float32)."""
+        deltas = [vector.tensor(name).float() for vector in self.vectors]
+        context = TensorContext(name=name, weights=self.weights, vector_ids=self.vector_ids, seed=self.seed,
+                                bounds=self.bounds)
+        merged = self.method.function(deltas, self.params, context)
+        if tuple(merged.shape) != tuple(deltas[0].shape):
+            raise MergeError(f"method {self.method.name!r} returned shape {tuple(merged.shape)} for {name!r} "
+                             f"of shape {tuple(deltas[0].shape)}")
+        return merged
+
+    def buffer_delta(self, name: str) -> Tensor:
+        """The convex combination of the vectors' deltas of buffer ``name`` (``buffers.`` name)."""
+        weights = [abs(w) * float(getattr(v.manifest, "buffer_weight", 1.0)) for w, v in zip(self.weights, self.vectors)]
+        total = sum(weights)
+        result = None
+        for weight, vector in zip(weights, self.vectors):
+            if name in vector.keys() and weight:
+                part = vector.tensor(name).float() * (weight / total)
+                result = part if result is None else result + part
+        return result if result is not None else torch.zeros(self._buffer_shape(name))
+
+    def _buffer_shape(self, name: str) -> tuple[int, ...]:
+        for vector in self.vectors:
+            if name in vector.keys():
+                return tuple(vector.shape(name))
+        raise MergeError(f"no vector holds buffer {name!r}")
+
+    def directions(self, progress: ProgressFactory | None = None) -> dict[str, Tensor]:
+        """``f`` of every parameter and the combined delta of every buffer, in memory
+        (buffers under their ``buffers.`` names)."""
+        bar = resolve(progress)(len(self.parameters) + len(self.buffers), f"merging ({self.method.name})")
+        result = {}
+        try:
+            for name in self.parameters:
+                result[name] = self.direction(name)
+                bar.update(1)
+            for name in self.buffers:
+                result[name] = self.buffer_delta(name)
+                bar.update(1)
+        finally:
+            bar.close()
+        return result
+
+
+def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | MethodParams | None = None,
+               weights: Sequence[float] | None = None, seed: int = 0,
+               progress: ProgressFactory | None = None) -> MergePlan:
+    """Validate the inputs of a merge and run the global-threshold pass if the method needs it.
+
+    Raises :class:`~chorus.taskvec.BaseMismatchError` when vectors come from different bases
+    and :class:`MergeError` when their parameter names or shapes differ.
+    """
+    from ..errors import BaseMismatchError
+
+    spec = get_method(method)
+    parsed = spec.parse(params)
+    vectors = list(vectors)
+    if not vectors:
+        raise MergeError("a merge needs at least one task vector")
+    weights = tuple(float(w) for w in (weights if weights is not None else [1.0] * len(vectors)))
+    if len(weights) != len(vectors):
+        raise MergeError(f"{len(vectors)} task vectors but {len(weights)} weights")
+    if not any(weights):
+        raise MergeError("every weight is zero")
+    first = _fingerprint(vectors[0])
+    for index, vector in enumerate(vectors[1:], start=1):
+        if _fingerprint(vector) != first:
+            raise BaseMismatchError(first, _fingerprint(vector), what=f"{_vector_label(vector, index)}'s base")
+    parameters = _parameter_names(vectors)
+    buffers = sorted({name for vector in vectors for name in vector.keys() if name.startswith(BUFFER_PREFIX)})
+    plan = MergePlan(vectors, spec, parsed, weights, seed, parameters, buffers, first,
+                     vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)))
+    numel = sum(_numel(vectors[0].shape(name)) for name in parameters)
+    ranks = spec.ranks(parsed, numel)
+    if ranks:
+        bar = resolve(progress)(2 * len(parameters), "global magnitude thresholds")
+
+        def stream():
+            for name in parameters:
+                yield [vector.tensor(name) for vector in vectors]
+                bar.update(1)
+
+        try:
+            plan.bounds = tuple(kth_largest_magnitudes(stream, len(vectors), ranks))
+        finally:
+            bar.close()
+    return plan
+
+
+def _numel(shape: Sequence[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count
+
+
+def _parameter_names(vectors: Sequence[DeltaSource]) -> list[str]:
+    reference = {name: tuple(vectors[0].shape(name)) for name in vectors[0].keys() if not name.startswith(BUFFER_PREFIX)}
+    for index, vector in enumerate(vectors[1:], start=1):
+        found = {name: tuple(vector.shape(name)) for name in vector.keys() if not name.startswith(BUFFER_PREFIX)}
+        if found != reference:
+            missing = sorted(set(reference) - set(found))
+            extra = sorted(set(found) - set(reference))
+            wrong = sorted(n for n in set(found) & set(reference) if found[n] != reference[n])
+            details = "; ".join(f"{label}: {', '.join(names[:4])}" for label, names in
+                                (("missing", missing), ("extra", extra), ("other shape", wrong)) if names)
+            raise MergeError(f"{_vector_label(vector, index)} does not match task vector 0's parameters ({details})")
+    return sorted(reference)
+
+
+def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
+    """Every delta must name a floating base tensor of the same shape (:class:`MergeError`)."""
+    available = set(base.keys())
+    for name in plan.parameters + plan.buffers:
+        target = name[len(BUFFER_PREFIX):] if name.startswith(BUFFER_PREFIX) else name
+        if target not in available:
+            raise MergeError(f"the base encoder has no tensor {target!r} that the task vectors change")
+        dtype, shape = base.info(target)
+        expected = tuple(plan.vectors[0].shape(name)) if name in plan.vectors[0].keys() else plan._buffer_shape(name)
+        if tuple(shape) != expected or not dtype.is_floating_point:
+            raise MergeError(f"base tensor {target!r} is {dtype}{list(shape)}, the task vectors change {list(expected)}")
+
+
+def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, lam: float | None = None,
+                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = ()) -> str:
+    """Stream ``θ0 + λ·f`` (buffers: ``θ0 + convex mean``) for every base tensor into the
+    safetensors file ``out``; return its sha256. ``lam`` None uses the method's default.
+
+    The base's fingerprint is computed on the way; if it differs from the vectors' the file
+    is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
+    (e.g. the inputs' sha256 verification) run once every tensor is merged; if one raises,
+    nothing is written either.
+
+    A second thread hashes each base tensor (fingerprint) and writes and hashes each merged
+    tensor while the next one merges (at most two merged tensors in flight); hashing, file
+    writes and torch kernels release the GIL.
+    """
+    from ..errors import BaseMismatchError
+
+    check_base_layout(plan, base)
+    lam = plan.default_lambda() if lam is None else float(lam)
+    parameters, buffers = set(plan.parameters), set(plan.buffers)
+    names = sorted(base.keys())
+    hasher = FingerprintHasher()
+    bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
+    try:
+        with ThreadPoolExecutor(1) as emitter, \
+                StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
+            in_flight: deque = deque()
+            for name in names:
+                original = base.tensor(name)
+                if name in parameters:
+                    merged = torch.add(original.float(), plan.direction(name), alpha=lam).to(original.dtype)
+                elif BUFFER_PREFIX + name in buffers:
+                    merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
+                else:
+                    merged = original
+                in_flight.append(emitter.submit(_emit, hasher, writer, name, original, merged))
+                while len(in_flight) > 1:
+                    in_flight.popleft().result()
+                bar.update(1)
+            for future in in_flight:
+                future.result()
+            for check in checks:
+                check()
+            if hasher.hexdigest() != plan.fingerprint:
+                raise BaseMismatchError(plan.fingerprint, hasher.hexdigest())
+            return writer.commit()
+    finally:
+        bar.close()
+
+
+def _emit(hasher: FingerprintHasher, writer: StreamingSafetensorsWriter, name: str, original: Tensor,
+          merged: Tensor) -> None:
+    hasher.update(name, original)
+    writer.write(name, merged)
+
+
+def apply_directions(base_state: dict[str, Tensor], directions: dict[str, Tensor], lam: float) -> dict[str, Tensor]:
+    """A new state dict ``θ0 + λ·f`` (buffers: ``θ0 + their combined delta``), in memory."""
+    result = {}
+    for name, original in base_state.items():
+        if name in directions:
+            result[name] = torch.add(original.float(), directions[name], alpha=lam).to(original.dtype)
+        elif BUFFER_PREFIX + name in directions:
+            result[name] = (original.float() + directions[BUFFER_PREFIX + name]).to(original.dtype)
+        else:
+            result[name] = original.clone()
+    return result

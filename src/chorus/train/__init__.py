@@ -1,0 +1,1 @@
+"""Fine-tuning an encoder plus linear heads; the training loop and its parts."""

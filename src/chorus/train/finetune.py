@@ -1,0 +1,359 @@
+"""``finetune``: train an encoder plus a linear head on a manifest, then write a chorus model
+directory and the task vector τ = θ_finetuned − θ_base.
+
+Outputs under ``out_dir``: ``model/`` (:class:`~chorus.model.ClassifierModel`),
+``taskvector/`` (:class:`~chorus.taskvec.TaskVector`), ``metrics.json`` (per epoch, written
+atomically after each), ``finetune.json`` (settings, labels, skipped files) and, while
+running, ``checkpoint/`` (removed on success; ``resume=True`` continues from it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..data.loading import FailedClip
+from ..data.manifest import Clip, Manifest
+from ..encoders import Encoder, load_encoder
+from ..errors import ChorusError
+from ..fileio import write_json
+from ..model import ClassifierModel, ClassifierSettings, HeadEntry
+from ..progress import ProgressBar, ProgressFactory, resolve
+from ..seeding import derived_seed, generator, seed_everything
+from ..taskvec import TaskVector, TrainingSummary
+from .calibration import calibration_stats, class_counts
+from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from .config import MAX_DEFAULT_CLIP_SECONDS, FinetuneConfig
+from .data import ClipSet, crop_batch, load_clipset, shuffled_batches
+from .early_stopping import EarlyStopping
+from .lora import inject_lora, merge_lora
+from .metrics import METRICS, MONITOR, classification_metrics, loss_function
+from .probe_init import probe_head
+from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, set_train_mode
+
+
+class FinetuneError(ChorusError):
+    """The data or settings cannot produce a fine-tuning run."""
+
+
+@dataclass
+class FinetuneResult:
+    """Where the outputs went and how the run went."""
+
+    out_dir: Path
+    labels: list[str]
+    task: str
+    history: list[dict]
+    best_epoch: int | None
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, float] | None
+    failures: list[FailedClip] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.out_dir / "model"
+
+    @property
+    def taskvector_dir(self) -> Path:
+        return self.out_dir / "taskvector"
+
+
+@dataclass
+class _Data:
+    """The selected clips, decoded, and what was decided about them."""
+
+    train: ClipSet
+    valid: ClipSet
+    test: ClipSet
+    labels: list[str]
+    task: str
+    groups: list[str]
+    valid_origin: str
+    clip_seconds: float
+    failures: list[FailedClip]
+
+    @property
+    def clip_samples(self) -> int:
+        """Training crop length."""
+        return int(round(self.clip_seconds * self.train.sample_rate))
+
+    @property
+    def eval_samples(self) -> int:
+        """Evaluation sees whole clips up to this length (longer ones: a centred crop)."""
+        return int(round(max(self.clip_seconds, MAX_DEFAULT_CLIP_SECONDS) * self.train.sample_rate))
+
+
+@dataclass
+class _Fit:
+    """What the epoch loop produced."""
+
+    history: list[dict]
+    stopper: EarlyStopping
+    best_state: dict[str, Tensor]
+    resumed_from_epoch: int | None
+    probe_penalty: float | None = None
+
+
+def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
+             progress: ProgressFactory | None = None, resume: bool = False) -> FinetuneResult:
+    """Fine-tune ``config.encoder`` on the selected groups of ``manifest`` (``train`` and
+    ``valid`` splits, carved when missing; ``test`` is evaluated when present). Files that
+    fail to decode are reported in the result and left out. On CPU the same seed gives the
+    same bytes."""
+    out_dir = Path(out_dir)
+    seed_everything(config.seed)
+    base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
+    data = _load_data(manifest, config, base.sample_rate, progress)
+    monitor = config.monitor or MONITOR[data.task]
+    if monitor not in METRICS[data.task]:
+        raise FinetuneError(f"unknown monitor metric {monitor!r}; available: {', '.join(METRICS[data.task])}")
+    settings = ClassifierSettings(layer=_layer_name(base, config.layer), pooling=config.pooling,
+                                  clip_seconds=data.clip_seconds, task=data.task)
+    group_name = config.name or "+".join(data.groups) or None
+    device = _device(config.device)
+    model = _build_model(base, data.labels, group_name, settings, config).to(device)
+    fit = _fit(model, data, config, monitor, out_dir, device, progress, resume)
+    model.load_state_dict(fit.best_state)
+    if config.method == "lora":
+        merge_lora(model.encoder)
+    amp = autocast_dtype(device)
+    eval_size = config.eval_batch_size or 2 * config.batch_size
+    valid_logits = predict_logits(model, data.valid, data.eval_samples, eval_size, device, amp)
+    valid_metrics = classification_metrics(valid_logits, data.valid.targets, data.task)
+    train_counts = class_counts(data.train.targets, len(data.labels), data.task)
+    model.head_entries[0] = model.head_entries[0].model_copy(update={"calibration": calibration_stats(
+        valid_logits, data.valid.targets, data.task, train_counts, len(data.train))})
+    test_metrics = (classification_metrics(predict_logits(model, data.test, data.eval_samples, eval_size, device, amp),
+                                           data.test.targets, data.task) if len(data.test) else None)
+    _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch, valid_metrics, test_metrics)
+    model = model.cpu()
+    model.save_pretrained(out_dir / "model")
+    summary = TrainingSummary(
+        method=_method_label(config), groups=data.groups, clips_per_label=dict(zip(data.labels, train_counts)),
+        hours=data.train.hours, epochs=len(fit.history), best_epoch=fit.stopper.best_epoch,
+        metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
+                 **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
+        seed=config.seed,
+        settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": fit.probe_penalty})
+    vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,
+                                        creator=config.creator, license=config.license)
+    vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
+    write_json(out_dir / "finetune.json", {
+        "config": config.model_dump(mode="json"), "task": data.task, "labels": data.labels, "groups": data.groups,
+        "device": str(device), "mixed_precision": None if amp is None else str(amp).removeprefix("torch."),
+        "clips": {split: len(getattr(data, split)) for split in ("train", "valid", "test")},
+        "valid_split": data.valid_origin,
+        "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in data.failures]})
+    remove_checkpoints(out_dir)
+    return FinetuneResult(out_dir, data.labels, data.task, fit.history, fit.stopper.best_epoch, valid_metrics,
+                          test_metrics, data.failures, fit.resumed_from_epoch)
+
+
+def _load_data(manifest: Manifest, config: FinetuneConfig, sample_rate: int,
+               progress: ProgressFactory | None) -> _Data:
+    """Select groups, make sure there is a validation split, decode every split once."""
+    selected, groups = _select(manifest, config.groups)
+    selected, origin = with_valid_split(selected, config.seed)
+    task = "multilabel" if selected.multi_label else "multiclass"
+    failures: list[FailedClip] = []
+    splits = {split: load_clipset(selected.select(split=split).clips, selected.labels, task, sample_rate, failures,
+                                  progress, f"loading {split}") for split in ("train", "valid", "test")}
+    for split in ("train", "valid"):
+        if not len(splits[split]):
+            raise FinetuneError(f"no usable {split} clips in the selected data")
+    longest = max(w.shape[0] for w in splits["train"].waveforms) / sample_rate
+    return _Data(**splits, labels=selected.labels, task=task, groups=groups, valid_origin=origin,
+                 clip_seconds=config.clip_seconds or min(longest, MAX_DEFAULT_CLIP_SECONDS), failures=failures)
+
+
+def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: str, out_dir: Path,
+         device: torch.device, progress: ProgressFactory | None, resume: bool) -> _Fit:
+    """The epoch loop: train, validate, keep the best state, checkpoint; resumable."""
+    amp = autocast_dtype(device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.encoder_lr, config.head_lr, config.weight_decay))
+    batches = math.ceil(len(data.train) / config.batch_size)
+    total_steps = math.ceil(batches / config.accumulate) * config.epochs
+    step = TrainStep(model, optimizer, loss_function(data.task),
+                     cosine_schedule(total_steps, config.warmup, config.min_lr_ratio),
+                     config.accumulate, config.max_grad_norm, amp)
+    fit = _Fit([], EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max"), {}, None)
+    resumed = load_checkpoint(out_dir, model, optimizer) if resume else None
+    if resumed is not None:
+        state, fit.best_state = resumed
+        if state["config_digest"] != config.digest():
+            raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
+        fit.history, fit.resumed_from_epoch, step.step = state["history"], state["epoch"] + 1, state["step"]
+        fit.stopper = EarlyStopping(**state["early_stopping"])
+    elif config.head_init == "probe":
+        fit.probe_penalty = init_head_from_probe(model, data, config.eval_batch_size or 2 * config.batch_size,
+                                                 device, amp)
+    start = fit.resumed_from_epoch or 0
+    bar = resolve(progress)((config.epochs - start) * batches, "fine-tuning")
+    try:
+        for epoch in range(start, config.epochs):
+            if fit.stopper.should_stop:
+                break
+            torch.manual_seed(derived_seed(config.seed, "epoch", str(epoch)))
+            set_train_mode(model, config.method == "head-only", config.train_bn_stats)
+            train_loss = train_epoch(step, data.train, data.clip_samples, config.batch_size,
+                                     generator(config.seed, "batches", str(epoch)), device, bar)
+            logits = predict_logits(model, data.valid, data.eval_samples,
+                                    config.eval_batch_size or 2 * config.batch_size, device, amp)
+            metrics = classification_metrics(logits, data.valid.targets, data.task)
+            if fit.stopper.update(metrics[monitor], epoch):
+                fit.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            fit.history.append({"epoch": epoch, "train_loss": train_loss, "step": step.step,
+                                "lr": optimizer.param_groups[0]["lr"], **{f"valid_{k}": v for k, v in metrics.items()}})
+            _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch)
+            save_checkpoint(out_dir, model, optimizer, fit.best_state, {
+                "epoch": epoch, "step": step.step, "history": fit.history, "early_stopping": fit.stopper.state(),
+                "config_digest": config.digest()})
+    finally:
+        bar.close()
+    return fit
+
+
+def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch_size: int, gen: torch.Generator,
+                device: torch.device, bar: ProgressBar) -> float:
+    """One pass over ``clips`` in shuffled fixed-duration batches; returns the mean loss."""
+    losses = []
+    for indices in shuffled_batches(len(clips), batch_size, gen):
+        waveforms, lengths = crop_batch(clips.waveforms, indices, clip_samples, gen)
+        losses.append(step(waveforms.to(device), lengths.to(device), clips.targets[indices].to(device)))
+        bar.update(1)
+    step.update()
+    return float(torch.stack(losses).mean())
+
+
+def predict_logits(model: ClassifierModel, clips: ClipSet, max_samples: int, batch_size: int,
+                   device: torch.device, amp: torch.dtype | None = None, features: bool = False) -> Tensor:
+    """Logits ``[clips, classes]`` (or pooled ``features [clips, features]``), float32 on the
+    CPU, in clip order, of whole clips (clips longer than ``max_samples``: a centred crop);
+    the model is put in eval mode."""
+    model.eval()
+    function = model.features if features else model
+    rows = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        for begin in range(0, len(clips), batch_size):
+            indices = list(range(begin, min(begin + batch_size, len(clips))))
+            width = min(max_samples, max(clips.waveforms[i].shape[0] for i in indices))
+            waveforms, lengths = crop_batch(clips.waveforms, indices, width, None)
+            rows.append(function(waveforms.to(device), lengths.to(device)).float().cpu())
+    return torch.cat(rows)
+
+
+def init_head_from_probe(model: ClassifierModel, data: "_Data", batch_size: int, device: torch.device,
+                         amp: torch.dtype | None) -> float:
+    """Set the head to the best L2 logistic-regression probe on the frozen encoder's pooled
+    features (LP-FT); returns the chosen penalty."""
+    train = predict_logits(model, data.train, data.eval_samples, batch_size, device, amp, features=True)
+    valid = predict_logits(model, data.valid, data.eval_samples, batch_size, device, amp, features=True)
+    weight, bias, penalty = probe_head(train, data.train.targets, valid, data.valid.targets, data.task,
+                                       len(data.labels))
+    with torch.no_grad():
+        model.heads[0].weight.copy_(weight)
+        model.heads[0].bias.copy_(bias)
+    return penalty
+
+
+def _select(manifest: Manifest, groups: list[str]) -> tuple[Manifest, list[str]]:
+    if groups:
+        unknown = sorted(set(groups) - set(manifest.groups))
+        if unknown:
+            raise FinetuneError(f"groups not in the manifest: {', '.join(unknown)} "
+                                f"(known: {', '.join(manifest.groups) or 'none'})")
+        selected = manifest.select(group=groups)
+    else:
+        selected, groups = manifest, manifest.groups
+    unlabelled: list[Clip] = [clip for clip in selected.clips if not clip.labels]
+    if unlabelled:
+        raise FinetuneError(f"{len(unlabelled)} clips have no label (first: {unlabelled[0].path})")
+    if not selected.clips:
+        raise FinetuneError("the selection holds no clips")
+    return selected, sorted(groups)
+
+
+def with_valid_split(manifest: Manifest, seed: int) -> tuple[Manifest, str]:
+    """The manifest with a validation split, and where it came from.
+
+    Unsplit clips get a stratified 70/15/15 split; without any ``valid`` clip, a
+    stratified 15 % of the training clips becomes the validation split (seeded).
+    """
+    from dataclasses import replace
+
+    from ..data.splits import DEFAULT_FRACTIONS, stratified_split
+
+    if any(clip.split is None for clip in manifest.clips):
+        manifest = stratified_split(manifest, DEFAULT_FRACTIONS, seed)
+        origin = f"stratified split of unsplit clips (70/15/15, seed {seed})"
+    else:
+        origin = "manifest"
+    if any(clip.split == "valid" for clip in manifest.clips):
+        return manifest, origin
+    train = replace(manifest, clips=[clip for clip in manifest.clips if clip.split == "train"])
+    carved = stratified_split(train, {"train": 0.85, "valid": 0.15}, seed, overwrite=True)
+    others = [clip for clip in manifest.clips if clip.split != "train"]
+    return replace(manifest, clips=carved.clips + others), f"15 % of train (stratified, seed {seed})"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _layer_name(encoder: Encoder, layer: str | None) -> str:
+    if layer is None:
+        return encoder.layer_names[-1]
+    if layer in encoder.layer_names:
+        return layer
+    try:
+        return encoder.layer_names[int(layer)]
+    except (ValueError, IndexError):
+        raise FinetuneError(f"encoder {encoder.name!r} has no layer {layer!r}; "
+                            f"layers: {', '.join(encoder.layer_names)}") from None
+
+
+def _build_model(base: Encoder, labels: list[str], group: str | None, settings: ClassifierSettings,
+                 config: FinetuneConfig) -> ClassifierModel:
+    """A trainable copy of ``base`` with a seeded head; parameters frozen per ``config``."""
+    import fnmatch
+
+    encoder = copy.deepcopy(base)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(config.seed, "head"))
+        model = ClassifierModel(encoder, [HeadEntry(group=group, labels=labels)], settings)
+    if config.method == "head-only":
+        encoder.requires_grad_(False)
+    elif config.method == "lora":
+        inject_lora(encoder, config.lora_rank, config.lora_alpha, config.lora_targets, config.seed)
+    for name, parameter in encoder.named_parameters():
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in config.freeze):
+            parameter.requires_grad_(False)
+    return model
+
+
+def _method_label(config: FinetuneConfig) -> str:
+    if config.method == "lora":
+        return f"lora (rank {config.lora_rank}, alpha {config.lora_alpha:g})"
+    if config.freeze and config.method == "full":
+        return f"full (frozen: {', '.join(config.freeze)})"
+    return config.method
+
+
+def _recorded_settings(config: FinetuneConfig, clip_seconds: float) -> dict:
+    keys = ("encoder", "method", "head_init", "epochs", "batch_size", "accumulate", "head_lr", "weight_decay", "warmup",
+            "min_lr_ratio", "max_grad_norm", "patience", "pooling", "train_bn_stats", "freeze")
+    return {**{k: getattr(config, k) for k in keys}, "lr": config.encoder_lr, "clip_seconds": clip_seconds}
+
+
+def _write_metrics(out_dir: Path, monitor: str, history: list[dict], best_epoch: int | None,
+                   valid: dict | None = None, test: dict | None = None) -> None:
+    write_json(out_dir / "metrics.json", {"monitor": monitor, "best_epoch": best_epoch, "epochs": history,
+                                          "best_valid": valid, "test": test})

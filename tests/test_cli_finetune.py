@@ -1,0 +1,32 @@
+"""``chorus finetune`` end to end on toy-cnn and a tone manifest."""
+
+from __future__ import annotations
+
+import json
+
+from _toydata import tone_manifest
+
+
+def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path):
+    tone_manifest(tmp_path / "data")
+    out = tmp_path / "out"
+    result = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "data" / "manifest.csv", "--out", out,
+                     "--group", "g1,g2", "--epochs", "2", "--batch-size", "4", "--lr", "3e-3", "--patience", "0",
+                     "--creator", "test lab", "--license", "cc-by-4.0")
+    assert result.exit_code == 0, result.output
+    assert "valid_accuracy" in result.output and "task vector:" in result.output
+    manifest = json.loads((out / "taskvector" / "taskvector.json").read_text())
+    assert manifest["group"] == "g1+g2" and manifest["creator"] == "test lab"
+    assert len(manifest["heads"][0]["labels"]) == 4
+    assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 2
+    info = run_cli("tv", "info", out / "taskvector")
+    assert info.exit_code == 0 and "g1+g2" in info.output
+
+
+def test_finetune_command_reports_bad_settings_and_bad_manifests(run_cli, tmp_path):
+    tone_manifest(tmp_path / "data")
+    bad = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "data" / "manifest.csv", "--out",
+                  tmp_path / "out", "--method", "everything")
+    assert bad.exit_code == 2 and "bad settings: method" in bad.output
+    missing = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "nope.csv", "--out", tmp_path / "out")
+    assert missing.exit_code == 2 and "nope.csv" in missing.output
