@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chorus.probe.metrics import task_metrics
+import torch
+
+from chorus.probe.metrics import average_precision, probe_scores, task_metrics
 
 
 def test_multiclass_accuracy_and_macro_f1():
@@ -14,6 +16,31 @@ def test_multiclass_accuracy_and_macro_f1():
     assert metrics["accuracy"] == pytest.approx(0.75)
     # class 0: P=1/2 R=1 F1=2/3; class 1: P=1 R=1/2 F1=2/3; class 2: F1=1
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_macro_f1_equals_scikit_learn_with_absent_classes():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 5, 40)  # classes 5 and 6 never true; 6 maybe predicted
+    scores = rng.standard_normal((40, 7))
+    expected = f1_score(targets, scores.argmax(1), labels=np.arange(7), average="macro", zero_division=0)
+    assert task_metrics("multiclass", scores, targets)["macro_f1"] == pytest.approx(expected)
+
+
+def test_batched_average_precision_equals_scikit_learn_with_ties():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, (3, 30, 5)).astype(np.float32)  # many tied scores
+    targets = (rng.random((30, 5)) < 0.3).astype(np.float32)
+    targets[:, 4] = 0  # a class without positives is nan, left out of the mean
+    ap = average_precision(torch.from_numpy(scores), torch.from_numpy(targets)).numpy()
+    for probe in range(3):
+        expected = [average_precision_score(targets[:, c], scores[probe, :, c]) for c in range(4)]
+        np.testing.assert_allclose(ap[probe, :4], expected, rtol=1e-6)
+        assert np.isnan(ap[probe, 4])
+        assert probe_scores(torch.from_numpy(scores), torch.from_numpy(targets))[probe] == pytest.approx(np.mean(expected))
 
 
 def test_multilabel_map_and_auc_skip_classes_that_cannot_be_scored():

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from chorus.probe.inputs import Standardizer
-from chorus.probe.models import AttentiveProbes, LayerSumProbes, LinearProbes, SplitInputs, build_probes, probe_rates
+from chorus.probe.losses import probe_losses
+from chorus.probe.models import (AttentiveProbes, BatchedProbes, LayerSumProbes, LinearProbes, SplitInputs, build_probes,
+                                  probe_rates)
 from chorus.probe.optim import BatchedAdam
-from chorus.probe.train import TrainConfig, predict_logits, probe_losses, train_probes
+from chorus.probe.train import TrainConfig, predict_logits, train_probes, validate
 
 
 def _blobs(widths, n, classes=3, seed=0, spread=0.6):
@@ -26,47 +28,74 @@ def _inputs(widths, n, seed=0, **kw):
     return Standardizer.fit(pooled).inputs(pooled, targets), (pooled, targets)
 
 
-def test_one_batched_step_equals_each_probe_trained_alone():
+def _alone(x, targets, rate, steps):
+    """One zero-initialised linear probe trained alone with torch's own Adam."""
+    single = torch.nn.Linear(x.shape[1], 3)
+    torch.nn.init.zeros_(single.weight), torch.nn.init.zeros_(single.bias)
+    adam = torch.optim.Adam(single.parameters(), lr=rate)
+    for _ in range(steps):
+        adam.zero_grad()
+        torch.nn.functional.cross_entropy(single(x), targets).backward()
+        adam.step()
+    return single(x).detach()
+
+
+def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop():
     torch.manual_seed(0)
     inputs = SplitInputs([torch.randn(20, 5), torch.randn(20, 7)], torch.randint(0, 3, (20,)))
     rates = (0.1, 0.01)
     batched = LinearProbes([5, 7], 2, 3)
-    optimizer = BatchedAdam(batched.flat, batched.owner, probe_rates(batched, rates))
-    for _ in range(3):
-        optimizer.zero_grad()
-        probe_losses(batched(inputs, torch.arange(20)), inputs.targets).sum().backward()
+    optimizer = BatchedAdam(batched, probe_rates(batched, rates))
+    for step in range(5):
+        if step == 2:  # probes 1 and 2 stop: the others go on as if nothing happened
+            optimizer.drop(batched.drop(torch.tensor([False, True, True, False])))
+        batched.gradient(inputs)
         optimizer.step()
-    for layer in range(2):
-        for r, rate in enumerate(rates):
-            single = torch.nn.Linear(inputs.pooled[layer].shape[1], 3)
-            torch.nn.init.zeros_(single.weight), torch.nn.init.zeros_(single.bias)
-            adam = torch.optim.Adam(single.parameters(), lr=rate)
-            for _ in range(3):
-                adam.zero_grad()
-                torch.nn.functional.cross_entropy(single(inputs.pooled[layer]), inputs.targets).backward()
-                adam.step()
-            probe = layer * 2 + r
-            expected = single(inputs.pooled[layer])
-            np.testing.assert_allclose(batched(inputs, torch.arange(20))[probe].detach(), expected.detach(),
-                                       rtol=1e-5, atol=1e-6)
+    assert batched.live_probes().tolist() == [0, 3]
+    logits = batched(inputs).detach()
+    for row, (layer, r) in enumerate([(0, 0), (1, 1)]):
+        expected = _alone(inputs.pooled[layer], inputs.targets, rates[r], 5)
+        np.testing.assert_allclose(logits[row], expected, rtol=1e-5, atol=1e-6)
+    batched.restore(torch.zeros(batched.full_size))
+    assert batched(inputs).shape == (4, 20, 3)
 
 
-def test_width_groups_match_zero_padding():
-    """Grouping layers by width gives the same logits as padding every layer to the widest."""
+@pytest.mark.parametrize("multi_hot", [False, True])
+def test_closed_form_gradient_equals_autograd(multi_hot):
+    torch.manual_seed(1)
+    targets = (torch.rand(16, 3) > 0.5).float() if multi_hot else torch.randint(0, 3, (16,))
+    inputs = SplitInputs([torch.randn(16, 4), torch.randn(16, 6), torch.randn(16, 4)], targets)
+    model = LinearProbes([4, 6, 4], 2, 3)
+    with torch.no_grad():
+        model.flat.normal_()
+    model.drop(torch.tensor([False, False, True, False, False, True]))
+    model.gradient(inputs)
+    closed = model.flat.grad.clone()
+    BatchedProbes.gradient(model, inputs)
+    np.testing.assert_allclose(closed, model.flat.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_dropping_probes_keeps_the_others_logits_and_restore_brings_all_back():
+    """Each layer is one product with its live probes' columns; dropping some changes
+    nothing for the rest, and no layer is padded to another's width."""
     torch.manual_seed(0)
     inputs = SplitInputs([torch.randn(6, 4), torch.randn(6, 8), torch.randn(6, 4)], torch.zeros(6, dtype=torch.int64))
     model = LinearProbes([4, 8, 4], 2, 3)
     with torch.no_grad():
         model.flat.normal_()
-    blocks = model.blocks()
-    logits = model(inputs, torch.arange(6))
-    for layer, (group, slot) in enumerate([(0, 0), (1, 0), (0, 1)]):  # groups: widths 4 -> [0, 2], 8 -> [1]
-        x = torch.nn.functional.pad(inputs.pooled[layer], (0, 8 - inputs.pooled[layer].shape[1]))
+    full = model.flat.detach().clone()
+    before = model(inputs).detach()
+    for layer in range(3):
         for rate in range(2):
-            weight = blocks[f"weight_{group}"][slot, :, rate]
-            padded = torch.nn.functional.pad(weight, (0, 0, 0, 8 - weight.shape[0]))
-            expected = x @ padded + blocks[f"bias_{group}"][slot, rate]
-            np.testing.assert_allclose(logits[layer * 2 + rate].detach(), expected.detach(), rtol=1e-5, atol=1e-5)
+            weight, bias = model.blocks()[f"weight_{layer}"][:, rate], model.blocks()[f"bias_{layer}"][rate]
+            np.testing.assert_allclose(before[layer * 2 + rate], (inputs.pooled[layer] @ weight + bias).detach(),
+                                       rtol=1e-5, atol=1e-5)
+    stopped = torch.tensor([True, False, False, True, True, False])
+    model.drop(stopped)
+    assert model.flat.numel() == sum(w * 3 + 3 for w in (4, 8, 4))  # probes 1, 2, 5 remain
+    np.testing.assert_allclose(model(inputs).detach(), before[~stopped], rtol=1e-6)
+    model.restore(full)
+    np.testing.assert_allclose(model(inputs).detach(), before, rtol=1e-6)
 
 
 def test_every_element_belongs_to_its_probe():
@@ -84,9 +113,8 @@ def test_attention_with_zero_scorer_is_the_masked_mean():
     attentive, linear = AttentiveProbes([4], 1, 2), LinearProbes([4], 1, 2)
     with torch.no_grad():
         attentive.blocks()["weight_0"].normal_()
-        linear.blocks()["weight_0"].copy_(attentive.blocks()["weight_0"].permute(1, 0, 2).unsqueeze(0))
-    np.testing.assert_allclose(attentive(inputs, torch.arange(3)).detach(), linear(inputs, torch.arange(3)).detach(),
-                               rtol=1e-5, atol=1e-6)
+        linear.blocks()["weight_0"].copy_(attentive.blocks()["weight_0"].permute(1, 0, 2))
+    np.testing.assert_allclose(attentive(inputs).detach(), linear(inputs).detach(), rtol=1e-5, atol=1e-6)
     assert sum(b.numel() for n, b in attentive.blocks().items() if n.startswith("scorer")) == 4 + 1
 
 
@@ -128,18 +156,28 @@ def test_layer_sum_weights_are_a_softmax_and_find_the_useful_layer(widths):
     assert int(weights[0].argmax()) == 1
 
 
-def test_early_stopping_keeps_each_probes_best_validation_weights():
+@pytest.mark.parametrize("monitor", ["metric", "loss"])
+def test_early_stopping_keeps_each_probes_best_validation_weights(monitor):
     pooled, targets = _blobs([30], 230, spread=0.5)
     standardizer = Standardizer.fit([pooled[0][:30]])  # 30 clips, 30 features: overfits fast
     train = standardizer.inputs([pooled[0][:30]], targets[:30])
     valid = standardizer.inputs([pooled[0][30:]], targets[30:])
     model = LinearProbes([30], 2, 3)
-    config = TrainConfig(learning_rates=(0.3, 1e-3), epochs=40, patience=3, batch_size=8)
+    config = TrainConfig(learning_rates=(0.3, 1e-3), epochs=40, patience=3, batch_size=8, monitor=monitor)
     result = train_probes(model, probe_rates(model, config.learning_rates), train, valid, config)
-    final = probe_losses(predict_logits(model, valid), valid.targets).numpy()
-    np.testing.assert_allclose(final, result.valid_loss, rtol=1e-5)
-    assert result.best_epoch[0] <= 3 < 30 < result.best_epoch[1]
-    assert result.valid_loss[1] < result.valid_loss[0]
+    scores, losses = validate(model, valid)
+    np.testing.assert_allclose(scores, result.valid_score, rtol=1e-6)
+    np.testing.assert_allclose(losses, result.valid_loss, rtol=1e-5)
+    if monitor == "metric":  # the accuracy plateaus: every probe stops early (4 steps per epoch)
+        assert result.steps < config.epochs * 4
+    else:  # the fast rate reaches its lowest loss (then overfits) long before the slow one
+        assert result.best_step[0] < 40 <= result.best_step[1]
+    for probe, rate in enumerate(config.learning_rates):  # each holds its weights of its best check, as if alone
+        alone = LinearProbes([30], 1, 3)
+        train_probes(alone, probe_rates(alone, (rate,)), train, valid,
+                     TrainConfig(learning_rates=(rate,), epochs=int(result.best_step[probe]) // 4, patience=40, batch_size=8,
+                                 monitor=monitor))
+        np.testing.assert_allclose(predict_logits(alone, valid)[0], predict_logits(model, valid)[probe], rtol=1e-5, atol=1e-5)
 
 
 def test_batched_probes_agree_with_sklearn_logistic_regression():
@@ -159,3 +197,9 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
         reference = LogisticRegression(C=1.0, max_iter=500).fit(x["train"], targets[parts["train"]])
         sk = reference.score(x["test"], targets[parts["test"]])
         assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
+
+
+@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0)])
+def test_train_config_refuses_bad_settings(field, value):
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        TrainConfig(**{field: value})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -35,10 +36,13 @@ def register(app: typer.Typer) -> None:
         source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
         pooling: str = typer.Option("mean,attention,layer-sum", "--pooling", help="poolings to probe"),
-        learning_rates: str = typer.Option("1e-3,3e-3,1e-2,3e-2", "--lr", help="Adam learning-rate grid"),
+        learning_rates: str = typer.Option("1e-2,3e-2,1e-1,3e-1", "--lr", help="Adam learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
-        patience: int = typer.Option(10, "--patience", min=1, help="epochs without validation gain before a probe stops"),
-        probe_batch: int = typer.Option(128, "--probe-batch-size", min=1, help="clips per probe update"),
+        patience: int = typer.Option(5, "--patience", min=1, help="validation checks without a gain before a probe stops"),
+        monitor: str = typer.Option("metric", "--monitor", help="early stopping on the validation 'metric' or 'loss'"),
+        eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1,
+                                                 help="probe updates between validation checks (default: one epoch)"),
+        probe_batch: int = typer.Option(512, "--probe-batch-size", min=1, help="clips per probe update"),
         batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="feature cache type: float32 or float16"),
         cache: Path = typer.Option(None, "--cache", help="feature cache folder (default OUT/cache)"),
@@ -71,6 +75,8 @@ def register(app: typer.Typer) -> None:
         rates = float_list(learning_rates, "--lr")
         if not rates or any(r <= 0 for r in rates):
             raise typer.BadParameter("give positive learning rates", param_hint="--lr")
+        if monitor not in ("metric", "loss"):
+            raise typer.BadParameter("choose metric or loss", param_hint="--monitor")
         if noise_kind not in ("white", "pink"):
             raise typer.BadParameter("choose white or pink", param_hint="--noise-kind")
         factors = float_list(pitch_shift, "--pitch-shift")
@@ -78,7 +84,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
         config = ProbeConfig(
             poolings=name_list(pooling, "--pooling", POOLINGS),
-            train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, batch_size=probe_batch, seed=seed),
+            train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, monitor=monitor,
+                              eval_every=eval_every, batch_size=probe_batch, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,
             pitch_factors=factors, noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, seed=seed, device=device,

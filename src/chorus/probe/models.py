@@ -1,10 +1,13 @@
 """Batched probes: every (layer, learning rate) pair is one probe, all trained together.
 
-Probe ``p = layer * R + rate`` (``R`` learning rates). Layers of equal width form one
-group whose probes are one batched matmul; layers of different widths are never
-zero-padded (padding would spend compute on zeros — ``L × max width`` against the sum
-of widths, 2.1× for sfx-cnn's 64/128/256/512). All parameters sit in one flat tensor
-with the probe of each element alongside (:class:`BatchedProbes`).
+Probe ``p = layer * R + rate`` (``R`` learning rates). All parameters of all probes sit in
+one flat tensor with the probe of each element alongside (:class:`BatchedProbes`), so one
+optimizer step updates every probe. A probe that has stopped training is dropped from
+the flat tensor and from the computation (the remaining blocks shrink along their probe
+axis), so stopped probes cost nothing. Each layer is one matrix product with the
+columns of its live probes side by side: layers of different widths are never
+zero-padded (``L × max width`` against the sum of widths, 2.1× for sfx-cnn's
+64/128/256/512).
 
 Three poolings of a layer's frames ``h_t``:
 
@@ -24,10 +27,13 @@ Three poolings of a layer's frames ``h_t``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from math import prod
 
 import torch
 from torch import Tensor, nn
+
+from .losses import dense_targets, logit_gradient, probe_losses
 
 POOLINGS = ("mean", "attention", "layer-sum")
 
@@ -46,93 +52,166 @@ class SplitInputs:
     targets: Tensor
     frames: list[Tensor] | None = None
     masks: list[Tensor] | None = None
-    _stacks: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return self.pooled[0].shape[0]
 
-    def stack(self, layers: tuple[int, ...]) -> Tensor:
-        """``[len(layers), clips, D]`` pooled features of equal-width ``layers`` (cached)."""
-        if layers not in self._stacks:
-            self._stacks[layers] = torch.stack([self.pooled[layer] for layer in layers])
-        return self._stacks[layers]
+    def _map(self, pick) -> "SplitInputs":
+        return SplitInputs([pick(p) for p in self.pooled], pick(self.targets),
+                           None if self.frames is None else [pick(f) for f in self.frames],
+                           None if self.masks is None else [pick(m) for m in self.masks])
+
+    def take(self, rows: Tensor) -> "SplitInputs":
+        """Clips ``rows`` (int64 ``[k]``), copied into contiguous tensors."""
+        return self._map(lambda values: values.index_select(0, rows))
+
+    def span(self, begin: int, end: int) -> "SplitInputs":
+        """Clips ``begin:end``, as views."""
+        return self._map(lambda values: values[begin:end])
 
 
-def width_groups(widths: list[int]) -> list[tuple[int, ...]]:
-    """Layer indices grouped by width, in order of first appearance."""
-    groups: dict[int, list[int]] = {}
-    for layer, width in enumerate(widths):
-        groups.setdefault(width, []).append(layer)
-    return [tuple(layers) for layers in groups.values()]
+@dataclass(frozen=True)
+class _Block:
+    """A named parameter block of full ``shape`` whose index ``i`` along ``axis`` belongs
+    to probe ``probes[i]``."""
+
+    shape: tuple[int, ...]
+    axis: int
+    probes: Tensor
 
 
 class BatchedProbes(nn.Module):
-    """Base class: every parameter of every probe lives in one flat tensor ``flat``, and
-    ``owner`` (same length) names the probe each element belongs to, so the optimizer,
-    early stopping and weight restoring are single tensor operations whatever the
-    number of layers, widths and rates. Subclasses :meth:`declare` named blocks (zero
-    initialised), call :meth:`finish`, and read all blocks at once with :meth:`blocks`
-    (one split of ``flat``, so the backward pass writes one gradient).
+    """Base class: every parameter of every live probe lives in one flat tensor ``flat``;
+    ``owner`` (same length) names the probe of each element and ``element`` its position
+    in the full layout (all probes), so the optimizer, early stopping and weight
+    restoring are single tensor operations whatever the number of layers, widths and
+    rates.
+
+    Subclasses :meth:`declare` named blocks (zero initialised), each with a probe axis,
+    call :meth:`finish`, and read the blocks with :meth:`blocks` (views of ``flat``).
+    :meth:`drop` removes stopped probes: their elements leave ``flat`` and every block
+    shrinks along its probe axis (``flat`` is row-major per block, so what remains keeps
+    the layout). ``forward`` gives the logits of the live probes in probe order.
     """
 
     def __init__(self, num_probes: int):
         super().__init__()
         self.num_probes = num_probes
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        self._owners: list[Tensor] = []
+        self._blocks: dict[str, _Block] = {}
+        self.register_buffer("live", torch.ones(num_probes, dtype=torch.bool), persistent=False)
 
-    def declare(self, name: str, shape: tuple[int, ...], owner: Tensor) -> None:
-        """A block of ``shape``; ``owner`` (int64, broadcastable to ``shape``) gives the
-        probe of each element."""
-        self._shapes[name] = tuple(shape)
-        self._owners.append(owner.expand(shape).reshape(-1))
+    def declare(self, name: str, shape: tuple[int, ...], axis: int, probes: list[int]) -> None:
+        """A block of ``shape`` whose index ``i`` along ``axis`` belongs to ``probes[i]``."""
+        if shape[axis] != len(probes):
+            raise ValueError(f"block {name!r}: axis {axis} of {shape} does not match {len(probes)} probes")
+        self._blocks[name] = _Block(tuple(shape), axis, torch.tensor(probes, dtype=torch.int64))
 
     def finish(self) -> None:
-        self._sizes = [len(owner) for owner in self._owners]
-        self.flat = nn.Parameter(torch.zeros(sum(self._sizes)))
-        self.register_buffer("owner", torch.cat(self._owners), persistent=False)
-        del self._owners
+        owners = []
+        for block in self._blocks.values():
+            along = [1] * len(block.shape)
+            along[block.axis] = -1
+            owners.append(block.probes.view(along).expand(block.shape).reshape(-1))
+        owner = torch.cat(owners)
+        self.flat = nn.Parameter(torch.zeros(len(owner)))
+        self.register_buffer("owner", owner, persistent=False)
+        self.register_buffer("element", torch.arange(len(owner)), persistent=False)
+        self.register_buffer("full_owner", owner.clone(), persistent=False)
+        self._count_live()
 
-    def blocks(self) -> dict[str, Tensor]:
-        """Every declared block as a view of ``flat``."""
-        return {name: part.view(shape)
-                for (name, shape), part in zip(self._shapes.items(), self.flat.split(self._sizes))}
+    @property
+    def full_size(self) -> int:
+        """Number of parameters of all probes, live or not."""
+        return len(self.full_owner)
 
+    def _count_live(self) -> None:
+        """The current shape of every block (after a drop or restore)."""
+        self._shapes = []
+        for block in self._blocks.values():
+            shape = list(block.shape)
+            shape[block.axis] = int(self.live[block.probes].sum())
+            self._shapes.append(tuple(shape))
+        self._sizes = [prod(shape) for shape in self._shapes]
 
-def _ids(values: list[int], shape: tuple[int, ...]) -> Tensor:
-    return torch.tensor(values, dtype=torch.int64).view(shape)
+    def blocks(self, values: Tensor | None = None) -> dict[str, Tensor]:
+        """Every block of the live probes as a view of ``values`` (default ``flat``; any
+        tensor laid out like it, e.g. a gradient)."""
+        values = self.flat if values is None else values
+        return {name: part.view(shape) for name, shape, part in zip(self._blocks, self._shapes, values.split(self._sizes))}
+
+    @torch.no_grad()
+    def drop(self, stopped: Tensor) -> Tensor:
+        """Remove the probes where ``stopped [num_probes]`` is True from training and
+        computation; returns the kept-element mask ``[elements before]``."""
+        keep = ~stopped[self.owner]
+        self.flat = nn.Parameter(self.flat.detach()[keep])
+        self.owner, self.element = self.owner[keep], self.element[keep]
+        self.live &= ~stopped
+        self._count_live()
+        return keep
+
+    @torch.no_grad()
+    def restore(self, values: Tensor) -> None:
+        """Every probe live again, with parameters ``values [full_size]`` (full layout)."""
+        self.flat = nn.Parameter(values.detach().clone())
+        self.owner, self.element = self.full_owner.clone(), torch.arange(self.full_size)
+        self.live.fill_(True)
+        self._count_live()
+
+    def live_probes(self) -> Tensor:
+        """Ids of the live probes, in the order ``forward`` returns them."""
+        return self.live.nonzero().flatten()
+
+    def gradient(self, inputs: SplitInputs) -> None:
+        """Set ``flat.grad`` to the gradient of the live probes' summed mean losses on
+        ``inputs`` (by autograd; subclasses may give it in closed form)."""
+        self.flat.grad = None
+        probe_losses(self(inputs), inputs.targets).sum().backward()
 
 
 class LinearProbes(BatchedProbes):
     """T-A linear probes for every layer × learning rate (weights start at zero).
 
-    Per width group of ``G`` layers: weights ``[G, D, R, C]`` (one batched matmul of the
-    group's features ``[G, rows, D]`` with ``[G, D, R·C]``) and biases ``[G, R, C]``.
+    Per layer ``l``: weights ``[D_l, R, C]`` and biases ``[R, C]`` (probe axis 1 and 0), so
+    the layer's live probes are one matrix product ``[rows, D_l] @ [D_l, live·C]``. Their
+    gradient is computed in closed form (:func:`chorus.probe.losses.logit_gradient`), two
+    matrix products per layer and no autograd graph.
     """
 
     def __init__(self, widths: list[int], rates: int, classes: int):
         super().__init__(len(widths) * rates)
-        self.rates, self.classes = rates, classes
-        self.groups = width_groups(widths)
-        for index, layers in enumerate(self.groups):
-            owners = [layer * rates + rate for layer in layers for rate in range(rates)]
-            self.declare(f"weight_{index}", (len(layers), widths[layers[0]], rates, classes),
-                         _ids(owners, (len(layers), 1, rates, 1)))
-            self.declare(f"bias_{index}", (len(layers), rates, classes), _ids(owners, (len(layers), rates, 1)))
+        self.widths, self.rates, self.classes = list(widths), rates, classes
+        for layer, width in enumerate(widths):
+            probes = [layer * rates + rate for rate in range(rates)]
+            self.declare(f"weight_{layer}", (width, rates, classes), 1, probes)
+            self.declare(f"bias_{layer}", (rates, classes), 0, probes)
         self.finish()
-        order = [layer * rates + rate for layers in self.groups for layer in layers for rate in range(rates)]
-        self.register_buffer("_restore", torch.argsort(torch.tensor(order)), persistent=False)
 
-    def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
-        """Logits ``[probes, rows, classes]``."""
-        parts, blocks = [], self.blocks()
-        for index, layers in enumerate(self.groups):
-            x = inputs.stack(layers).index_select(1, rows)
-            weight = blocks[f"weight_{index}"]
-            logits = torch.bmm(x, weight.view(len(layers), weight.shape[1], -1))
-            logits = logits.view(len(layers), len(rows), self.rates, self.classes).transpose(1, 2)
-            parts.append((logits + blocks[f"bias_{index}"].unsqueeze(2)).reshape(-1, len(rows), self.classes))
-        return torch.cat(parts)[self._restore]
+    def _logits(self, blocks: dict[str, Tensor], inputs: SplitInputs) -> list[Tensor]:
+        """Per layer with live probes: logits ``[rows, live, classes]`` (rows first)."""
+        parts = []
+        for layer, x in enumerate(inputs.pooled):
+            weight = blocks[f"weight_{layer}"]
+            if weight.shape[1]:
+                logits = torch.addmm(blocks[f"bias_{layer}"].reshape(-1), x, weight.reshape(x.shape[1], -1))
+                parts.append(logits.view(len(x), weight.shape[1], self.classes))
+        return parts
+
+    def forward(self, inputs: SplitInputs) -> Tensor:
+        """Logits ``[live probes, rows, classes]``."""
+        return torch.cat([part.transpose(0, 1) for part in self._logits(self.blocks(), inputs)])
+
+    @torch.no_grad()
+    def gradient(self, inputs: SplitInputs) -> None:
+        grad = torch.empty_like(self.flat)
+        grads, rows = self.blocks(grad), len(inputs)
+        layers = [layer for layer in range(len(self.widths)) if grads[f"weight_{layer}"].shape[1]]
+        dense = dense_targets(inputs.targets, self.classes)
+        for layer, logits in zip(layers, self._logits(self.blocks(), inputs)):
+            residual = logit_gradient(logits, dense, inputs.targets.dim() == 1).view(rows, -1)
+            torch.mm(inputs.pooled[layer].T, residual, out=grads[f"weight_{layer}"].view(self.widths[layer], -1))
+            torch.sum(residual, dim=0, out=grads[f"bias_{layer}"].view(-1))
+        self.flat.grad = grad
 
 
 class AttentiveProbes(BatchedProbes):
@@ -143,19 +222,20 @@ class AttentiveProbes(BatchedProbes):
         super().__init__(len(widths) * rates)
         self.widths = list(widths)
         for layer, width in enumerate(widths):
-            owners = _ids([layer * rates + rate for rate in range(rates)], (rates, 1))
-            self.declare(f"scorer_{layer}", (rates, width), owners)
-            self.declare(f"scorer_bias_{layer}", (rates,), owners.view(-1))
-            self.declare(f"weight_{layer}", (rates, width, classes), owners.view(rates, 1, 1))
-            self.declare(f"bias_{layer}", (rates, classes), owners)
+            probes = [layer * rates + rate for rate in range(rates)]
+            self.declare(f"scorer_{layer}", (rates, width), 0, probes)
+            self.declare(f"scorer_bias_{layer}", (rates,), 0, probes)
+            self.declare(f"weight_{layer}", (rates, width, classes), 0, probes)
+            self.declare(f"bias_{layer}", (rates, classes), 0, probes)
         self.finish()
 
-    def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
+    def forward(self, inputs: SplitInputs) -> Tensor:
         if inputs.frames is None or inputs.masks is None:
             raise ValueError("attention pooling needs frame-level features")
         parts, blocks = [], self.blocks()
-        for layer, (frames, masks) in enumerate(zip(inputs.frames, inputs.masks)):
-            h, mask = frames.index_select(0, rows), masks.index_select(0, rows)
+        for layer, (h, mask) in enumerate(zip(inputs.frames, inputs.masks)):
+            if not len(blocks[f"scorer_{layer}"]):
+                continue
             scores = torch.einsum("bfd,rd->rbf", h, blocks[f"scorer_{layer}"])
             scores = scores + blocks[f"scorer_bias_{layer}"].view(-1, 1, 1)
             attention = torch.softmax(scores.masked_fill(~mask, -1e4), dim=-1) * mask
@@ -171,28 +251,28 @@ class LayerSumProbes(BatchedProbes):
 
     def __init__(self, widths: list[int], rates: int, classes: int):
         super().__init__(rates)
-        owners = _ids(list(range(rates)), (rates, 1))
+        probes = list(range(rates))
         self.widths = list(widths)
         self.shared = len(set(widths)) == 1
-        self.declare("layer_logits", (rates, len(widths)), owners)
+        self.declare("layer_logits", (rates, len(widths)), 0, probes)
         for name, width in ([("weight", widths[0])] if self.shared else
                             [(f"weight_{layer}", width) for layer, width in enumerate(widths)]):
-            self.declare(name, (rates, width, classes), owners.view(rates, 1, 1))
-        self.declare("bias", (rates, classes), owners)
+            self.declare(name, (rates, width, classes), 0, probes)
+        self.declare("bias", (rates, classes), 0, probes)
         self.finish()
 
     def layer_weights(self) -> Tensor:
-        """``[rates, layers]`` softmax weights."""
+        """``[live probes, layers]`` softmax weights."""
         return torch.softmax(self.blocks()["layer_logits"], dim=-1)
 
-    def forward(self, inputs: SplitInputs, rows: Tensor) -> Tensor:
+    def forward(self, inputs: SplitInputs) -> Tensor:
         blocks = self.blocks()
         weights = torch.softmax(blocks["layer_logits"], dim=-1)
         if self.shared:
-            x = inputs.stack(tuple(range(len(self.widths)))).index_select(1, rows)
-            logits = torch.bmm(torch.einsum("rl,lbd->rbd", weights, x), blocks["weight"])
+            mixed = torch.einsum("rl,lbd->rbd", weights, torch.stack(inputs.pooled))
+            logits = torch.bmm(mixed, blocks["weight"])
         else:
-            logits = sum(weights[:, layer, None, None] * torch.matmul(x.index_select(0, rows), blocks[f"weight_{layer}"])
+            logits = sum(weights[:, layer, None, None] * torch.matmul(x, blocks[f"weight_{layer}"])
                          for layer, x in enumerate(inputs.pooled))
         return logits + blocks["bias"].unsqueeze(1)
 

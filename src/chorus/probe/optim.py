@@ -4,54 +4,49 @@ The probes' parameters are one flat tensor and ``owner`` names the probe of each
 element; an element's update uses its probe's learning rate and only its own gradient,
 so one step trains all probes at once and each exactly as if it were alone (Kingma &
 Ba, "Adam", ICLR 2015; decoupled weight decay as in Loshchilov & Hutter, "AdamW",
-ICLR 2019).
+ICLR 2019). When the model drops stopped probes, :meth:`BatchedAdam.drop` drops their
+optimizer state alike.
 """
 
 from __future__ import annotations
 
+import math
 
 import torch
 from torch import Tensor
 
+from .models import BatchedProbes
+
 
 class BatchedAdam:
-    """``param``: flat ``[elements]``; ``owner``: ``[elements]`` probe ids; ``lr``: ``[probes]``."""
+    """Adam on ``model.flat``; ``rates [num_probes]`` is the learning rate of each probe."""
 
-    def __init__(self, param: Tensor, owner: Tensor, lr: Tensor, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, model: BatchedProbes, rates: Tensor, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
-        self.param, self.owner = param, owner
-        self.element_lr = lr.detach().float()[owner]
+        self.model = model
+        self.element_lr = rates.detach().float()[model.owner]
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
-        self._active: Tensor | None = None
-        self._rate = self.element_lr
-        self.first = torch.zeros_like(param)
-        self.second = torch.zeros_like(param)
+        self.first = torch.zeros_like(model.flat)
+        self.second = torch.zeros_like(model.flat)
         self.steps = 0
 
-    def zero_grad(self) -> None:
-        self.param.grad = None
-
     @torch.no_grad()
-    def step(self, active: Tensor | None = None) -> None:
-        """One update of every probe; probes where ``active [probes]`` is False stay put."""
-        grad = self.param.grad
+    def step(self) -> None:
+        """One update of every live probe from ``model.flat.grad``."""
+        param = self.model.flat
+        grad = param.grad
         if grad is None:
             return
         self.steps += 1
         beta1, beta2 = self.betas
-        self.first.mul_(beta1).add_(grad, alpha=1 - beta1)
+        self.first.lerp_(grad, 1 - beta1)
         self.second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denominator = (self.second / (1 - beta2**self.steps)).sqrt_().add_(self.eps)
-        update = self.first.div(denominator).div_(1 - beta1**self.steps)
+        denominator = self.second.sqrt().div_(math.sqrt(1 - beta2**self.steps)).add_(self.eps)
         if self.weight_decay:
-            update.add_(self.param, alpha=self.weight_decay)
-        self.param.sub_(update.mul_(self._rate_for(active)))
+            param.addcmul_(param, self.element_lr, value=-self.weight_decay)
+        param.addcdiv_(self.first * self.element_lr, denominator, value=-1 / (1 - beta1**self.steps))
 
-    def _rate_for(self, active: Tensor | None) -> Tensor:
-        """Per-element learning rate, zero for inactive probes (recomputed on change only)."""
-        if active is None:
-            return self.element_lr
-        if self._active is None or not torch.equal(active, self._active):
-            self._active = active.clone()
-            self._rate = self.element_lr * active[self.owner]
-        return self._rate
+    def drop(self, keep: Tensor) -> None:
+        """Keep the state of the elements where ``keep`` (as returned by
+        :meth:`BatchedProbes.drop`) is True."""
+        self.element_lr, self.first, self.second = self.element_lr[keep], self.first[keep], self.second[keep]

@@ -14,7 +14,7 @@ degradation curve per condition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..encoders import Encoder, load_encoder
@@ -148,6 +148,7 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
         "layers": list(encoder.layer_names),
         "layer_dims": [int(d) for d in encoder.layer_dims],
         "learning_rates": list(config.train.learning_rates),
+        "training": {**asdict(config.train), "learning_rates": list(config.train.learning_rates)},
         "poolings": list(config.poolings),
         "clips": {split: len(task.indices(split)) for split in PROBE_SPLITS},
         "failures": [{"path": path, "error": error} for path, error in sorted(failures.items())],

@@ -49,7 +49,7 @@ class FittedPooling:
     model: BatchedProbes
     valid: list[dict[str, float]]
     valid_loss: np.ndarray
-    best_epoch: np.ndarray
+    best_step: np.ndarray
     chosen: list[int]
     best: int
 
@@ -107,7 +107,7 @@ def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tup
         metrics = [task_metrics(kind, logits[p], valid.targets) for p in range(model.num_probes)]
         scores = np.array([m[PRIMARY_METRIC[kind]] for m in metrics])
         chosen, best = _choose(scores, trained.valid_loss, len(config.learning_rates))
-        fitted[pooling] = FittedPooling(model, metrics, trained.valid_loss, trained.best_epoch, chosen, best)
+        fitted[pooling] = FittedPooling(model, metrics, trained.valid_loss, trained.best_step, chosen, best)
     return Selection(kind, tuple(config.learning_rates), standardizer, fitted)
 
 
@@ -124,13 +124,14 @@ def evaluate(selection: Selection, test: SplitData) -> dict[str, dict]:
 
 def describe_selection(selection: Selection, layer_names: list[str]) -> dict[str, dict]:
     """JSON summary of the choices: per slot the learning rate, validation metrics and
-    epoch; the full validation grid; the layer weights of ``layer-sum``."""
+    the optimizer step its kept weights come from; the full validation grid; the layer
+    weights of ``layer-sum``."""
     rates = selection.learning_rates
     summary = {}
     for pooling, fit in selection.fitted.items():
         names = ["weighted sum"] if isinstance(fit.model, LayerSumProbes) else layer_names
         slots = [{"layer": names[p // len(rates)], "learning_rate": rates[p % len(rates)],
-                  "valid": fit.valid[p], "valid_loss": float(fit.valid_loss[p]), "best_epoch": int(fit.best_epoch[p])}
+                  "valid": fit.valid[p], "valid_loss": float(fit.valid_loss[p]), "best_step": int(fit.best_step[p])}
                  for p in fit.chosen]
         grid = [[fit.valid[s * len(rates) + r][selection.metric] for r in range(len(rates))] for s in range(len(names))]
         entry = {"slots": slots, "best": slots[fit.chosen.index(fit.best)], "valid_grid": grid}

@@ -1,39 +1,56 @@
-"""Training all probes of a batched model at once, with per-probe early stopping.
+"""Training all probes of a batched model at once, with per-probe early stopping on the
+validation metric that selection uses (or on the validation loss).
 
-Every optimizer step updates every probe (all their parameters are one flat tensor, see
-:class:`chorus.probe.models.BatchedProbes`). After each epoch the validation loss of each probe is measured; a probe's best
-weights are kept, and a probe stops (its updates and its best-weights bookkeeping freeze)
-after ``patience`` epochs without improvement (a drop of the validation loss by more
-than ``min_delta`` relative to its best so far). Training ends when every probe has
-stopped or after ``epochs``. Only the train and validation splits are touched here.
+Every optimizer step updates every live probe (all their parameters are one flat
+tensor, see :class:`chorus.probe.models.BatchedProbes`). Every ``eval_every`` steps the
+validation metric (accuracy, or mAP for multi-hot targets) and loss of each live probe
+are measured; a probe keeps its best weights (highest metric, ties broken by lower
+loss; or lowest loss with ``monitor="loss"``) and stops after ``patience`` checks without
+a gain larger than ``min_delta``. A stopped probe leaves the computation. Training ends
+when every probe has stopped or after ``epochs``. Only the train and validation splits are touched here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from ..progress import ProgressFactory, resolve
 from ..seeding import generator
+from .losses import probe_losses
+from .metrics import probe_scores
 from .models import BatchedProbes, SplitInputs
 from .optim import BatchedAdam
+
+
+MONITORS = ("metric", "loss")
+_TOLERANCE = 1e-6
+"""Slack on ``min_delta`` for float32 metrics (a rise of one clip in 100 is 0.0099999)."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings shared by every probe."""
 
-    learning_rates: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
+    learning_rates: tuple[float, ...] = (1e-2, 3e-2, 1e-1, 3e-1)
     epochs: int = 100
-    patience: int = 10
-    min_delta: float = 1e-3
-    batch_size: int = 128
+    patience: int = 5
+    """Validation checks without a gain before a probe stops."""
+    monitor: str = "metric"
+    """What early stopping and the kept weights follow: ``"metric"`` (accuracy / mAP, ties
+    broken by the loss) or ``"loss"`` (the validation loss)."""
+    min_delta: float = 0.01
+    """Smallest gain that resets the patience: an absolute rise of the metric (0.01: one
+    accuracy point), or a relative drop of the loss. Any rise still updates the kept weights."""
+    batch_size: int = 512
+    eval_every: int | None = None
+    """Optimizer steps between validation checks (None: once per epoch)."""
     weight_decay: float = 0.0
     seed: int = 0
     threads: int | None = 1
@@ -46,32 +63,25 @@ class TrainConfig:
             raise ValueError(f"learning rates must be positive, got {self.learning_rates}")
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
             raise ValueError("epochs, patience and batch_size must be at least 1")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
         if not 0 <= self.min_delta < 1:
             raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta}")
 
 
 @dataclass
 class TrainedProbes:
-    """A batched model holding each probe's best weights (lowest validation loss)."""
+    """A batched model holding each probe's best weights, and per probe ``[probes]`` the
+    validation metric and loss of those weights and the optimizer step they were reached at."""
 
     model: BatchedProbes
-    best_epoch: np.ndarray
+    valid_score: np.ndarray
     valid_loss: np.ndarray
+    best_step: np.ndarray
+    steps: int
     epochs_run: int
-
-
-def probe_losses(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean loss of each probe: ``logits [probes, rows, classes]`` -> ``[probes]``.
-
-    Cross-entropy for class-index targets ``[rows]``; binary cross-entropy for multi-hot
-    targets ``[rows, classes]``.
-    """
-    probes, rows, classes = logits.shape
-    if targets.dim() == 1:
-        flat = F.cross_entropy(logits.reshape(-1, classes), targets.repeat(probes), reduction="none")
-        return flat.view(probes, rows).mean(dim=1)
-    expanded = targets.unsqueeze(0).expand(probes, -1, -1)
-    return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=(1, 2))
 
 
 @contextlib.contextmanager
@@ -87,15 +97,18 @@ def torch_threads(count: int | None) -> Iterator[None]:
 
 
 @torch.no_grad()
-def predict_logits(model: BatchedProbes, inputs: SplitInputs, chunk: int = 1024) -> Tensor:
-    """Logits of every probe on every row: ``[probes, rows, classes]``."""
-    parts = [model(inputs, torch.arange(i, min(i + chunk, len(inputs)))) for i in range(0, len(inputs), chunk)]
+def predict_logits(model: BatchedProbes, inputs: SplitInputs, chunk: int = 4096) -> Tensor:
+    """Logits of every live probe on every row: ``[live probes, rows, classes]``."""
+    parts = [model(inputs.span(i, i + chunk)) for i in range(0, len(inputs), chunk)]
     return torch.cat(parts, dim=1)
 
 
 @torch.no_grad()
-def _validation_losses(model: BatchedProbes, valid: SplitInputs) -> Tensor:
-    return probe_losses(predict_logits(model, valid), valid.targets)
+def validate(model: BatchedProbes, valid: SplitInputs) -> tuple[Tensor, Tensor]:
+    """Validation metric (nan as -inf) and loss of every live probe, each ``[live probes]``."""
+    logits = predict_logits(model, valid)
+    scores = probe_scores(logits, valid.targets).nan_to_num(nan=-math.inf)
+    return scores, probe_losses(logits, valid.targets)
 
 
 def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid: SplitInputs, config: TrainConfig,
@@ -103,40 +116,76 @@ def train_probes(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid:
     """Train every probe of ``model`` (``rates [probes]`` learning rates) on ``train``,
     early-stopping each on ``valid``; returns the model with each probe's best weights."""
     with torch_threads(config.threads):
-        return _train(model, rates, train, valid, config, progress, desc)
+        return _Run(model, rates, valid, config).train(train, progress, desc)
 
 
-def _train(model: BatchedProbes, rates: Tensor, train: SplitInputs, valid: SplitInputs, config: TrainConfig,
-           progress: ProgressFactory | None, desc: str) -> TrainedProbes:
-    optimizer = BatchedAdam(model.flat, model.owner, rates, weight_decay=config.weight_decay)
-    best = model.flat.detach().clone()
-    best_loss = _validation_losses(model, valid)
-    best_epoch = torch.zeros_like(best_loss, dtype=torch.int64)
-    stale = torch.zeros_like(best_epoch)
-    active = torch.ones_like(best_loss, dtype=torch.bool)
-    shuffle = generator(config.seed, "probe-minibatches")
-    bar = resolve(progress)(config.epochs, desc)
-    epoch = 0
-    try:
-        for epoch in range(1, config.epochs + 1):
-            order = torch.randperm(len(train), generator=shuffle)
-            for begin in range(0, len(train), config.batch_size):
-                rows = order[begin:begin + config.batch_size]
-                optimizer.zero_grad()
-                probe_losses(model(train, rows), train.targets.index_select(0, rows)).sum().backward()
-                optimizer.step(active)
-            losses = _validation_losses(model, valid)
-            improved = active & (losses < best_loss * (1 - config.min_delta))
-            best = torch.where(improved[model.owner], model.flat.detach(), best)
-            best_loss = torch.where(improved, losses, best_loss)
-            best_epoch = torch.where(improved, torch.full_like(best_epoch, epoch), best_epoch)
-            stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
-            active &= stale < config.patience
-            bar.update(1)
-            if not active.any():
-                break
-    finally:
-        bar.close()
-    with torch.no_grad():
-        model.flat.copy_(best)
-    return TrainedProbes(model, best_epoch.numpy(), best_loss.numpy(), epoch)
+class _Run:
+    """The state of one training run: optimizer, and per probe the best weights (full
+    layout), metric, loss and step, and the count of checks without a gain."""
+
+    def __init__(self, model: BatchedProbes, rates: Tensor, valid: SplitInputs, config: TrainConfig):
+        self.model, self.valid, self.config = model, valid, config
+        self.optimizer = BatchedAdam(model, rates, weight_decay=config.weight_decay)
+        self.best = model.flat.detach().clone()
+        self.best_score, self.best_loss = validate(model, valid)
+        self.best_step = torch.zeros(model.num_probes, dtype=torch.int64)
+        self.stale = torch.zeros(model.num_probes, dtype=torch.int64)
+
+    def train(self, train: SplitInputs, progress: ProgressFactory | None, desc: str) -> TrainedProbes:
+        config = self.config
+        rows = len(train)
+        steps_per_epoch = math.ceil(rows / config.batch_size)
+        every = config.eval_every or steps_per_epoch
+        last = config.epochs * steps_per_epoch
+        shuffle = generator(config.seed, "probe-minibatches")
+        bar = resolve(progress)(config.epochs, desc)
+        step = epoch = 0
+        try:
+            while epoch < config.epochs and bool(self.model.live.any()):
+                epoch += 1
+                order = torch.randperm(rows, generator=shuffle)
+                epoch_rows = train if config.batch_size >= rows else train.take(order)
+                for begin in range(0, rows, config.batch_size):
+                    self.model.gradient(epoch_rows.span(begin, begin + config.batch_size))
+                    self.optimizer.step()
+                    step += 1
+                    if (step % every == 0 or step == last) and not self.check(step):
+                        break
+                bar.update(1)
+        finally:
+            bar.close()
+        self.model.restore(self.best)
+        return TrainedProbes(self.model, self.best_score.numpy(), self.best_loss.numpy(), self.best_step.numpy(),
+                             step, epoch)
+
+    @torch.no_grad()
+    def check(self, step: int) -> bool:
+        """Validate the live probes, keep improved weights, drop probes out of patience;
+        False once none is live."""
+        model, config = self.model, self.config
+        live = model.live_probes()
+        scores, losses = validate(model, self.valid)
+        best_score, best_loss = self.best_score[live], self.best_loss[live]
+        if config.monitor == "metric":
+            better = (scores > best_score) | ((scores == best_score) & (losses < best_loss))
+            rise = scores - best_score
+            gain = (rise > 0) & (rise >= config.min_delta - _TOLERANCE)
+        else:
+            better = losses < best_loss
+            gain = losses < best_loss * (1 - config.min_delta)
+        if better.all():
+            self.best.index_copy_(0, model.element, model.flat.detach())
+        elif better.any():
+            improved = torch.zeros(model.num_probes, dtype=torch.bool)
+            improved[live] = better
+            elements = improved[model.owner]
+            self.best.index_copy_(0, model.element[elements], model.flat.detach()[elements])
+        self.best_score[live] = torch.where(better, scores, best_score)
+        self.best_loss[live] = torch.where(better, losses, best_loss)
+        self.best_step[live] = torch.where(better, step, self.best_step[live])
+        self.stale[live] = torch.where(gain, 0, self.stale[live] + 1)
+        stopped = torch.zeros(model.num_probes, dtype=torch.bool)
+        stopped[live] = self.stale[live] >= config.patience
+        if stopped.any():
+            self.optimizer.drop(model.drop(stopped))
+        return bool(model.live.any())
