@@ -58,7 +58,8 @@ class AudioWindow:
 def stream_windows(path: str | Path, spec: WindowSpec) -> Iterator[AudioWindow]:
     """Windows over ``path`` at ``spec.rate``: full windows at ``0, hop, 2·hop, ...`` while
     they fit, then one zero-padded window over any uncovered tail (as
-    :func:`chorus.data.windows.sliding_windows` with ``partial="pad"``).
+    :func:`chorus.data.windows.sliding_windows` with ``partial="pad"``, except that
+    no window starts past the end when the hop exceeds the window).
 
     Memory holds one decoded block plus the tail buffer. Audio errors surface as the
     :class:`chorus.audio.AudioError` family (the header is checked at the call).
