@@ -270,3 +270,10 @@ def test_cli_lists_at_least_ten_pretrained_backbones(run_cli, monkeypatch):
         assert name in result.output
     pretrained = [s.name for s in encoder_specs() if not s.weights.startswith("random")]
     assert len(pretrained) >= 10, pretrained
+
+
+def test_tiny_configs_state_their_true_parameter_counts():
+    for spec in encoder_specs():
+        if spec.weights.startswith("random"):
+            built = load_encoder(spec.name, pretrained=False, seed=0)
+            assert spec.num_parameters == built.num_parameters, spec.name

@@ -129,5 +129,5 @@ register_names("ast", 16_000, _load, [
     Entry("ast", "MIT/ast-finetuned-audioset-10-10-0.4593",
           "Audio Spectrogram Transformer fine-tuned on AudioSet (mAP 0.459)", 13, 86_187_264,
           "MIT/ast-finetuned-audioset-10-10-0.4593 (BSD-3-Clause)"),
-    Entry("ast-tiny", None, "tiny random AST for tests", 3, None, "random (tiny test config)"),
+    Entry("ast-tiny", None, "tiny random AST for tests", 3, 22_442, "random (tiny test config)"),
 ])

@@ -143,6 +143,6 @@ register_names("clap", 48_000, _load, [
     Entry("clap-htsat", "laion/clap-htsat-unfused",
           "LAION CLAP audio encoder (HTS-AT, unfused): Swin stages + projection", 6, 28_190_872,
           "laion/clap-htsat-unfused (Apache-2.0)"),
-    Entry("clap-tiny", None, "tiny random CLAP audio encoder (1 s window) for tests", 4, None,
+    Entry("clap-tiny", None, "tiny random CLAP audio encoder (1 s window) for tests", 4, 5_684,
           "random (tiny test config)"),
 ])

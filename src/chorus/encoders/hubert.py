@@ -20,6 +20,6 @@ register_names("hubert", 16_000, speech_family_loader(HUBERT, TINY), [
           94_371_712, "facebook/hubert-base-ls960 (Apache-2.0)"),
     Entry("hubert-large", "facebook/hubert-large-ll60k", "HuBERT Large speech SSL (Libri-Light 60k h)", 25,
           315_438_720, "facebook/hubert-large-ll60k (Apache-2.0)"),
-    Entry("hubert-tiny", None, "tiny random HuBERT (group-norm front end) for tests", 3, None,
+    Entry("hubert-tiny", None, "tiny random HuBERT (group-norm front end) for tests", 3, 35_706,
           "random (tiny test config)"),
 ])

@@ -68,5 +68,5 @@ register_speech_family(MERT)
 register_names("mert", SAMPLE_RATE, _load, [
     Entry("mert-v1-95m", "m-a-p/MERT-v1-95M", "MERT-v1 95M music SSL (20k h), loaded into HubertModel", 13,
           94_371_712, "m-a-p/MERT-v1-95M (CC BY-NC 4.0)"),
-    Entry("mert-tiny", None, "tiny random MERT (HuBERT at 24 kHz) for tests", 3, None, "random (tiny test config)"),
+    Entry("mert-tiny", None, "tiny random MERT (HuBERT at 24 kHz) for tests", 3, 35_706, "random (tiny test config)"),
 ])

@@ -66,6 +66,6 @@ def _load(source: str | None, pretrained: bool) -> ToyCNN:
 register_family("toy-cnn", _build)
 register_encoder(EncoderSpec(
     name="toy-cnn", family="toy-cnn", description="tiny random 1-D CNN for tests and smoke runs",
-    sample_rate=SAMPLE_RATE, num_layers=3, num_parameters=None, weights="random (tiny test config)",
+    sample_rate=SAMPLE_RATE, num_layers=3, num_parameters=11_248, weights="random (tiny test config)",
     loader=_load,
 ))

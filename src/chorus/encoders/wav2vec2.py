@@ -18,6 +18,6 @@ register_speech_family(WAV2VEC2)
 register_names("wav2vec2", 16_000, speech_family_loader(WAV2VEC2, TINY), [
     Entry("wav2vec2-base", "facebook/wav2vec2-base", "wav2vec 2.0 Base speech SSL (LibriSpeech 960 h)", 13,
           94_371_712, "facebook/wav2vec2-base (Apache-2.0)"),
-    Entry("wav2vec2-tiny", None, "tiny random wav2vec 2.0 (group-norm front end) for tests", 3, None,
+    Entry("wav2vec2-tiny", None, "tiny random wav2vec 2.0 (group-norm front end) for tests", 3, 35_706,
           "random (tiny test config)"),
 ])

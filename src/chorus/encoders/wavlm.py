@@ -21,6 +21,6 @@ register_names("wavlm", 16_000, speech_family_loader(WAVLM, TINY), [
           "microsoft/wavlm-base-plus (MIT)"),
     Entry("wavlm-large", "microsoft/wavlm-large", "WavLM Large speech SSL (94k h)", 25, 315_453_120,
           "microsoft/wavlm-large (MIT)"),
-    Entry("wavlm-tiny", None, "tiny random WavLM (layer-norm front end) for tests", 3, None,
+    Entry("wavlm-tiny", None, "tiny random WavLM (layer-norm front end) for tests", 3, 36_142,
           "random (tiny test config)"),
 ])

@@ -119,6 +119,6 @@ register_family("whisper", _build)
 register_names("whisper", 16_000, _load, [
     Entry("whisper-base", "openai/whisper-base", "Whisper base encoder (680k h weakly supervised speech)", 7,
           20_590_592, "openai/whisper-base (Apache-2.0)"),
-    Entry("whisper-tiny-random", None, "tiny random Whisper encoder (1 s window) for tests", 3, None,
+    Entry("whisper-tiny-random", None, "tiny random Whisper encoder (1 s window) for tests", 3, 19_850,
           "random (tiny test config)"),
 ])
