@@ -79,6 +79,6 @@ def test_embed_windows_on_ray_match_in_process(embedded, local_ray):
     from chorus.features import embed_manifest
 
     clips, recipe, root = embedded
-    report = embed_manifest(recipe.load(), clips, root / "emb-ray", batch_size=3, engine="ray", workers=2,
+    report = embed_manifest(recipe.load(), clips, root / "emb-ray", batch_size=3, engine="ray", workers=1,
                             recipe=recipe)
     assert report.computed == len(clips) and _embed_rows(root / "emb-ray") == _embed_rows(root / "emb-ref")
