@@ -30,5 +30,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
+# Long synthetic soundscapes (5 min and 2 h of calls over background) for the predict benchmarks.
+bench-data: $(STAMP)
+	$(PY) benchmarks/bench_data.py --out bench-data
+
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -35,3 +35,14 @@ def name_list(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]
     if unknown or not names:
         raise typer.BadParameter(f"choose among {', '.join(known)}; got {text!r}", param_hint=option)
     return names
+
+ENGINE = typer.Option("local", "--engine", help="local (process pool sized to the machine) or ray (Ray Data)")
+WORKERS = typer.Option(None, "--workers", min=1,
+                       help="processes (local) or model replicas (ray); default one per core, 1 = in-process")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster address (--engine ray); default a local Ray")
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("choose local or ray", param_hint="--engine")
+    return engine

@@ -1,43 +1,65 @@
-"""``chorus embed``: pooled features of every layer for every clip, as sharded Parquet."""
+"""``chorus embed``: pooled features of every layer for every clip or window, as sharded Parquet."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 from rich.console import Console
 
-from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, check_dtype
+from ._options import ADDRESS, BATCH_SIZE, DEVICE, ENCODER, ENGINE, SOURCE, WORKERS, check_dtype, check_engine
 
 
 def register(app: typer.Typer) -> None:
     @app.command("embed")
     def embed_command(
+        paths: Optional[List[Path]] = typer.Argument(None, help="recordings or folders to embed in sliding windows"),
         encoder: str = ENCODER,
-        data: Path = typer.Option(..., "--data", "-d", help="manifest CSV/TSV of the clips"),
+        data: Optional[Path] = typer.Option(None, "--data", "-d", help="manifest CSV/TSV of the clips"),
         out: Path = typer.Option(..., "--out", "-o", help="output folder (resumed when it exists)"),
+        window: float = typer.Option(5.0, "--window", help="window seconds (recordings given as PATHS)"),
+        hop: Optional[float] = typer.Option(None, "--hop", help="hop seconds (default: the window)"),
         source: str = SOURCE,
         batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="stored feature type: float32 or float16"),
         random_init: bool = typer.Option(False, "--random-init", help="same architecture, random weights"),
         seed: int = typer.Option(0, "--seed", help="seed of --random-init weights"),
         device: str = DEVICE,
+        engine: str = ENGINE,
+        workers: Optional[int] = WORKERS,
+        address: Optional[str] = ADDRESS,
     ) -> None:
         """Mean-over-valid-frames features of ALL layers (one forward pass per batch),
-        written as Parquet shards under OUT/shards; a rerun skips finished clips."""
+        written as Parquet shards under OUT/shards, one row per clip of --data or per
+        window of the recordings in PATHS (path, start = offset, end); a rerun skips
+        finished rows."""
         from ..data.manifest import read_manifest
         from ..encoders import load_encoder
         from ..features import embed_manifest
+        from ..features.embed import window_clips
+        from ..features.engines import EncoderRecipe
+        from ..predict import find_recordings, machine_workers
         from ..progress import tqdm_progress
 
         check_dtype(dtype)
-        manifest = read_manifest(data, allow_unlabelled=True)
-        model = load_encoder(encoder, source=source, pretrained=not random_init, seed=seed).to(device)
-        report = embed_manifest(model, manifest, out, batch_size=batch_size, dtype=dtype, device=device,
-                                progress=tqdm_progress)
+        check_engine(engine)
+        if (data is None) == (not paths):
+            raise typer.BadParameter("give either --data MANIFEST or recordings as PATHS", param_hint="PATHS")
         console = Console()
+        if data is not None:
+            clips, bad = read_manifest(data, allow_unlabelled=True).clips, []
+        else:
+            clips, bad = window_clips(find_recordings(paths), window, hop or window)
+        for error in bad:
+            console.print(f"[yellow]skipped[/] {error}", highlight=False, soft_wrap=True)
+        recipe = EncoderRecipe(encoder, source, not random_init, seed)
+        model = recipe.load().to(device)
+        report = embed_manifest(model, clips, out, batch_size=batch_size, dtype=dtype, device=device, engine=engine,
+                                workers=workers or machine_workers(), address=address, recipe=recipe,
+                                progress=tqdm_progress)
         for failure in report.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
         console.print(f"{encoder}: {report.computed} clips embedded, {report.reused} already done, "
-                      f"{len(report.failures)} failed; {len(model.layer_names)} layers -> {out / 'shards'}",
+                      f"{len(report.failures) + len(bad)} failed; {len(model.layer_names)} layers -> {out / 'shards'}",
                       highlight=False)

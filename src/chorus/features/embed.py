@@ -1,15 +1,21 @@
-"""``chorus embed``: pooled features of every layer for every clip, as sharded Parquet."""
+"""``chorus embed``: pooled features of every layer for every clip (or every window of
+long recordings), as sharded Parquet."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
-from ..data.manifest import Manifest
+from ..audio import AudioError, audio_info
+from ..data.manifest import Clip, Manifest
+from ..data.windows import sliding_windows
 from ..encoders import Encoder
 from ..progress import ProgressFactory
-from .extract import ExtractionReport, extract_features, store_header
+from .engines import EncoderRecipe, pool_engine, ray_engine
+from .extract import ChunkEngine, ExtractionReport, extract_features, store_header
 from .formats import ParquetShards
 from .store import FeatureStore
+from .transforms import ClipTransform
 
 
 def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "float32") -> FeatureStore:
@@ -17,16 +23,51 @@ def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "fl
     return FeatureStore(out_dir, store_header(encoder, dtype=dtype), ParquetShards())
 
 
-def embed_manifest(encoder: Encoder, manifest: Manifest, out_dir: str | Path, *, batch_size: int = 8,
-                   dtype: str = "float32", device: str = "cpu",
+def window_clips(recordings: Sequence[Path], window: float, hop: float) -> tuple[list[Clip], list[AudioError]]:
+    """One clip per sliding window of each recording (``start`` = offset in seconds; the
+    last window is cut at the file's end), and the recordings whose header fails."""
+    clips: list[Clip] = []
+    failures: list[AudioError] = []
+    for path in recordings:
+        try:
+            duration = audio_info(path).duration
+        except AudioError as exc:
+            failures.append(exc)
+            continue
+        clips += [Clip(Path(path).resolve(), start=w.start, end=min(w.end, duration))
+                  for w in sliding_windows(duration, window, hop) if w.start < duration]
+    return clips, failures
+
+
+def chunk_engine(recipe: EncoderRecipe | None, engine: str, workers: int | None, address: str | None,
+                 batch_size: int) -> ChunkEngine | None:
+    """The chunk engine for ``engine`` ("local" or "ray"); None means in this process."""
+    if engine == "ray":
+        if recipe is None:
+            raise ValueError("--engine ray needs an encoder recipe (workers load the encoder themselves)")
+        return ray_engine(recipe, ClipTransform(), batch_size, False, workers, address)
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r}; choose local or ray")
+    if recipe is None or workers is None or workers <= 1:
+        return None
+    return pool_engine(recipe, ClipTransform(), batch_size, False, workers)
+
+
+def embed_manifest(encoder: Encoder, manifest: Manifest | Sequence[Clip], out_dir: str | Path, *, batch_size: int = 8,
+                   dtype: str = "float32", device: str = "cpu", engine: str = "local", workers: int | None = 1,
+                   address: str | None = None, recipe: EncoderRecipe | None = None,
                    progress: ProgressFactory | None = None) -> ExtractionReport:
     """Write pooled (mean over valid frames) features of all layers of every clip.
 
     Rows land in ``out_dir/shards/*.parquet`` (columns ``key, path, start, end, labels,
-    split, group, layer_<name>``); a rerun skips clips already written.
+    split, group, layer_<name>``); a rerun skips clips already written. ``engine``:
+    ``local`` (``workers`` spawned processes; 1 = this process) or ``ray``; remote
+    workers build the encoder from ``recipe``. Every engine stores the same features.
     """
+    clips = manifest.clips if isinstance(manifest, Manifest) else list(manifest)
     store = open_embedding_store(encoder, out_dir, dtype)
-    return extract_features(encoder, manifest.clips, store, batch_size=batch_size, device=device, progress=progress)
+    return extract_features(encoder, clips, store, batch_size=batch_size, device=device, progress=progress,
+                            engine=chunk_engine(recipe, engine, workers, address, batch_size))
 
 
 def read_embeddings(out_dir: str | Path):

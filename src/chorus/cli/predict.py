@@ -1,0 +1,59 @@
+"""``chorus predict``: a chorus model over long recordings -> Raven / Audacity / CSV / Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._options import ADDRESS, ENGINE, WORKERS, check_engine
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict_command(
+        model: Path = typer.Argument(..., help="chorus model directory (model.json + safetensors)"),
+        paths: List[Path] = typer.Argument(..., help="recordings or folders of recordings"),
+        out: Path = typer.Option(..., "--out", "-o", help="output folder (a rerun resumes it)"),
+        window: Optional[float] = typer.Option(None, "--window", help="window seconds (default: the model's clip length, else 3)"),
+        hop: Optional[float] = typer.Option(None, "--hop", help="hop seconds (default: the window)"),
+        fmt: str = typer.Option("raven", "--format", help="raven, audacity, csv or parquet (every window's scores)"),
+        threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="score needed for a detection"),
+        class_thresholds: Optional[Path] = typer.Option(
+            None, "--class-thresholds", help='JSON {"label": threshold} overriding --threshold per class'),
+        batch_size: int = typer.Option(16, "--batch-size", min=1, help="windows per forward pass"),
+        open_files: int = typer.Option(4, "--open-files", min=1, help="recordings streamed side by side per worker"),
+        engine: str = ENGINE,
+        workers: Optional[int] = WORKERS,
+        address: Optional[str] = ADDRESS,
+    ) -> None:
+        """Stream each recording in windows (bounded memory at any length), batch windows
+        across files, threshold per class, merge consecutive detections and write one file
+        per recording plus a combined table; a rerun skips finished recordings."""
+        from rich.console import Console
+
+        from ..model.classifier import MODEL_JSON, read_model_json
+        from ..predict import PredictSettings, predict, read_thresholds
+        from ..predict.settings import model_labels
+        from ..progress import tqdm_progress
+
+        check_engine(engine)
+        overrides = {}
+        if class_thresholds is not None:
+            labels = model_labels(read_model_json(model / MODEL_JSON))
+            values = read_thresholds(class_thresholds, labels, threshold)
+            overrides = {label: float(v) for label, v in zip(labels, values)}
+        settings = PredictSettings(window=window, hop=hop, format=fmt, threshold=threshold,
+                                   class_thresholds=overrides, batch_size=batch_size, open_files=open_files)
+        try:
+            report = predict(model, paths, out, settings, engine=engine, workers=workers, address=address,
+                             progress=tqdm_progress)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        console = Console()
+        for failure in report.failures:
+            console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
+        combined = f" -> {report.combined}" if report.combined else f" -> {out}"
+        console.print(f"{len(report.recordings)} recordings: {report.computed} predicted, {report.reused} already "
+                      f"done, {len(report.failures)} failed{combined}", highlight=False, soft_wrap=True)

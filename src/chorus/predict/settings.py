@@ -1,0 +1,56 @@
+"""What a prediction run does: windows, thresholds, output format, batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model.schema import ModelJson
+from .detect import class_thresholds
+from .outputs import check_format
+from .stream import WindowSpec
+
+DEFAULT_WINDOW = 3.0
+"""Window (s) when neither the caller nor the model (``classifier.clip_seconds``) sets one."""
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """``window``/``hop`` in seconds (None: the model's training clip length, else
+    :data:`DEFAULT_WINDOW`; hop defaults to the window). ``threshold``: score a window
+    needs to count as a detection; ``class_thresholds`` override it per class.
+    ``batch_size`` windows per forward pass, ``open_files`` recordings streamed side by
+    side, decoded in blocks of ``block_seconds``."""
+
+    window: float | None = None
+    hop: float | None = None
+    format: str = "raven"
+    threshold: float = 0.5
+    class_thresholds: dict[str, float] = field(default_factory=dict)
+    batch_size: int = 16
+    open_files: int = 4
+    block_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.open_files < 1:
+            raise ValueError(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
+
+    def spec(self, record: ModelJson) -> WindowSpec:
+        """Window geometry at the model's sample rate."""
+        window = self.window or record.classifier.clip_seconds or DEFAULT_WINDOW
+        return WindowSpec(window, self.hop or window, record.encoder.sample_rate, self.block_seconds)
+
+    def identity(self, record: ModelJson) -> dict[str, Any]:
+        """Everything that changes the output bytes (the batch size included: it fixes the
+        shape every window is computed in). Validates format and thresholds."""
+        labels = model_labels(record)
+        check_format(self.format, labels)
+        thresholds = class_thresholds(labels, self.threshold, self.class_thresholds)
+        spec = self.spec(record)
+        return {"window_samples": spec.window_samples, "hop_samples": spec.hop_samples, "rate": spec.rate,
+                "format": self.format, "thresholds": thresholds.tolist(), "batch_size": self.batch_size}
+
+
+def model_labels(record: ModelJson) -> list[str]:
+    """The model's classes, head after head."""
+    return [label for head in record.heads for label in head.labels]
