@@ -1,0 +1,38 @@
+"""Forgetting check: linear probes of the original domain on the encoder before and after
+adaptation, through the probe machinery (:func:`chorus.probe.runner.probe_condition`: one
+cached extraction per encoder, probes on every layer, layer and learning rate chosen on the
+validation split, then tested)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.manifest import Manifest
+from ..encoders import Encoder
+from ..probe.runner import ProbeConfig, probe_condition
+from ..probe.task import task_from_manifest
+from ..probe.train import TrainConfig
+from ..progress import ProgressFactory
+
+
+def forgetting_check(before: Encoder, after: Encoder, manifest: Manifest, cache_dir: str | Path, *, seed: int = 0,
+                     batch_size: int = 8, device: str = "cpu", progress: ProgressFactory | None = None) -> dict:
+    """Best test metric (accuracy or mAP) of mean-pooled linear probes of ``manifest``
+    (train/valid/test splits) on ``before`` and on ``after``, and the chosen layers.
+
+    Returns ``{"metric", "before": {"layer", "valid", "test"}, "after": {...}, "change",
+    "failures"}`` (``change`` = after − before on test).
+    """
+    task = task_from_manifest(manifest)
+    config = ProbeConfig(poolings=("mean",), batch_size=batch_size, seed=seed, device=device,
+                         train=TrainConfig(seed=seed))
+    failures: dict[str, str] = {}
+    result: dict = {"metric": task.metric}
+    for name, encoder in (("before", before), ("after", after)):
+        outcome = probe_condition(name, encoder.to(device), task, Path(cache_dir), config, 1.0, failures, progress)
+        best = outcome["poolings"]["mean"]["best"]
+        result[name] = {"layer": best["layer"], "valid": best["valid"][task.metric],
+                        "test": best["test"][task.metric]}
+    result["change"] = result["after"]["test"] - result["before"]["test"]
+    result["failures"] = [{"path": path, "error": error} for path, error in sorted(failures.items())]
+    return result
