@@ -164,3 +164,16 @@ def test_cli_bad_manifest_names_the_file(run_cli, tmp_path):
     result = run_cli("pretrain", "--data", manifest, "--out", tmp_path / "out", "--stage-steps", "2,2",
                      "--peak-lr", "1e-3,1e-3,1e-3")
     assert result.exit_code != 0 and "--peak-lr" in result.output
+
+
+@pytest.mark.parametrize("encoder", ["hubert-tiny", "wav2vec2-tiny"])
+def test_transformer_objectives_run_both_stages_deterministically(data, tmp_path, encoder):
+    config = PretrainConfig(encoder=encoder, stages=[Stage(1, 1e-3), Stage(1, 5e-4)], batch_size=2,
+                            clip_seconds=0.3, clusters=4, mask_span=3, seed=1)
+    first = pretrain(data, tmp_path / "a", config)
+    pretrain(data, tmp_path / "b", config)
+    assert first.objective == ("contrastive" if encoder == "wav2vec2-tiny" else "masked-prediction")
+    assert [row["stage"] for row in first.history] == [1, 2] and all(np.isfinite(r["loss"]) for r in first.history)
+    for name in ("encoder/encoder.safetensors", "taskvector/deltas.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert not any(name.startswith("heads.") for name in TaskVector.load(tmp_path / "a" / "taskvector").keys())
