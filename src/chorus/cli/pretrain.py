@@ -107,6 +107,8 @@ def register(app: typer.Typer) -> None:
         original = read_manifest(forgetting_data) if forgetting_data else None
         result = pretrain(manifest, out, config, forgetting=original, progress=tqdm_progress, resume=resume)
         console = Console()
+        if result.resumed_from_step is not None:
+            console.print(f"resumed after step {result.resumed_from_step}")
         for failure in result.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
         table = Table(title=f"continual pre-training of {encoder} ({result.objective})")

@@ -75,8 +75,7 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
     """
     out_dir = Path(out_dir)
     seed_everything(config.seed)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if config.device == "auto" else config.device)
+    device = _device(config.device)
     base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
     base.requires_grad_(False)
     if forgetting is not None:
@@ -91,32 +90,49 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
     adapted = objective.encoder.cpu().eval()
     adapted.requires_grad_(False)
     base = base.cpu()
-    save_encoder(adapted, out_dir / "encoder")
-    summary = TrainingSummary(
-        method=f"continual pre-training ({name})", clips_per_label={}, hours=_hours(waveforms, base.sample_rate),
-        epochs=0, metrics={"final_loss": history[-1]["loss"]}, seed=config.seed,
-        settings={"objective": name, "stages": config.model_dump(mode="json")["stages"],
-                  "batch_size": config.batch_size, "clip_seconds": config.clip_seconds})
-    TaskVector.from_models(base, adapted, training=summary).save(out_dir / "taskvector")
+    hours = _hours(waveforms, base.sample_rate)
+    _save_adapted(base, adapted, out_dir, config, name, history, hours)
     forgotten = None
     if forgetting is not None:
         forgotten = forgetting_check(base, adapted, forgetting, out_dir / "forgetting-cache", seed=config.seed,
                                      batch_size=config.batch_size, device=str(device), progress=progress)
         shutil.rmtree(out_dir / "forgetting-cache", ignore_errors=True)
-    starts = stage_starts(config.stages)
-    steps = [row["step"] for row in history]
-    plot_curve(out_dir / "lr.png", steps, [row["lr"] for row in history], starts, "learning rate",
-               f"{config.encoder}: two-stage schedule (re-warm, re-decay)" if len(starts) == 2
-               else f"{config.encoder}: learning rate")
-    plot_curve(out_dir / "loss.png", steps, [row["loss"] for row in history], starts, f"{name} loss",
-               f"{config.encoder}: {name} loss", log=True)
+    _plot(out_dir, config, name, history)
     write_json(out_dir / "pretrain.json", {
         "config": config.model_dump(mode="json"), "objective": name, "device": str(device),
-        "clips": len(waveforms), "hours": _hours(waveforms, base.sample_rate), "stage_starts": starts,
+        "clips": len(waveforms), "hours": hours, "stage_starts": stage_starts(config.stages),
         "steps": history, "forgetting": forgotten,
         "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in failures]})
     remove_checkpoints(out_dir)
     return PretrainResult(out_dir, name, history, forgotten, failures, resumed)
+
+
+def _save_adapted(base: Encoder, adapted: Encoder, out_dir: Path, config: PretrainConfig, objective: str,
+                  history: list[dict], hours: float) -> None:
+    """``encoder/`` and ``taskvector/`` (τ = adapted − base, encoder tensors only)."""
+    save_encoder(adapted, out_dir / "encoder")
+    summary = TrainingSummary(
+        method=f"continual pre-training ({objective})", clips_per_label={}, hours=hours, epochs=0,
+        metrics={"first_loss": history[0]["loss"], "final_loss": history[-1]["loss"]}, seed=config.seed,
+        settings={"objective": objective, "stages": config.model_dump(mode="json")["stages"],
+                  "batch_size": config.batch_size, "clip_seconds": config.clip_seconds})
+    TaskVector.from_models(base, adapted, training=summary).save(out_dir / "taskvector")
+
+
+def _plot(out_dir: Path, config: PretrainConfig, objective: str, history: list[dict]) -> None:
+    starts = stage_starts(config.stages)
+    steps = [row["step"] for row in history]
+    schedule = "two-stage schedule (re-warm, re-decay)" if len(starts) == 2 else "learning rate"
+    plot_curve(out_dir / "lr.png", steps, [row["lr"] for row in history], starts, "learning rate",
+               f"{config.encoder}: {schedule}")
+    plot_curve(out_dir / "loss.png", steps, [row["loss"] for row in history], starts, f"{objective} loss",
+               f"{config.encoder}: {objective} loss", log=True)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def _load_audio(manifest: Manifest, sample_rate: int,
