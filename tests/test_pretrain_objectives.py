@@ -90,6 +90,8 @@ def test_span_masks_are_seeded_and_patch_masks_count():
     with numpy_seeded(5):
         second = span_mask(valid, 0.5, 4)
     assert torch.equal(first, second) and first.any(dim=1).all() and not first[2, 30:].any()
+    with pytest.raises(PretrainError, match="at least 4"):
+        span_mask(torch.ones(2, 3, dtype=torch.bool), 0.5, 4)
     cells = patch_mask(2, 4, 12, 0.25, torch.Generator().manual_seed(0))
     assert cells.shape == (2, 4, 12) and cells.sum(dim=(1, 2)).tolist() == [12, 12]
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..encoders.base import lengths_to_mask
 from ..encoders.hf_common import conv_output_lengths
+from .objective import PretrainError
 
 
 @contextlib.contextmanager
@@ -45,11 +46,16 @@ def frame_mask(encoder, lengths: Tensor, samples: int) -> Tensor:
 def span_mask(valid: Tensor, probability: float, span: int) -> Tensor:
     """``[batch, frames]`` bool mask of spans of ``span`` frames starting at about
     ``probability`` of the valid frames (``valid [batch, frames]``), at least two spans
-    per clip, inside its valid frames (wav2vec 2.0 / HuBERT masking). Uses NumPy's global
-    generator: call inside :func:`numpy_seeded`."""
+    per clip, inside its valid frames (wav2vec 2.0 / HuBERT masking). Spans longer than
+    half the shortest clip are shortened to that. Uses NumPy's global generator: call
+    inside :func:`numpy_seeded`."""
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 
-    span = max(1, min(span, int(valid.sum(dim=1).min()) // 2))
+    shortest = int(valid.sum(dim=1).min())
+    if shortest < 4:
+        raise PretrainError(f"a clip has {shortest} transformer frames; masking needs at least 4 (longer clips "
+                            f"or a longer --clip-seconds)")
+    span = min(span, shortest // 2)
     mask = _compute_mask_indices(tuple(valid.shape), probability, span, attention_mask=valid.long(), min_masks=2)
     return torch.from_numpy(mask) & valid
 
