@@ -106,3 +106,23 @@ def test_auto_picks_the_objective_per_family_and_refuses_the_rest():
         Contrastive(load_encoder("hubert-tiny"))
     with pytest.raises(PretrainError, match="sfx-cnn"):
         MaskedSpectrogram(load_encoder("hubert-tiny"))
+
+
+def test_contrastive_heads_come_from_the_checkpoint_when_it_has_them(tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    values = tiny_config_values(feat_extract_norm="group", num_codevectors_per_group=16, codevector_dim=32,
+                                proj_codevector_dim=32, num_negatives=8)
+    torch.manual_seed(0)
+    saved = Wav2Vec2ForPreTraining(Wav2Vec2Config(**values))
+    saved.save_pretrained(tmp_path / "full")
+    saved.wav2vec2.save_pretrained(tmp_path / "encoder-only")
+    with_heads = Contrastive(load_encoder("wav2vec2-base", source=tmp_path / "full"), source=str(tmp_path / "full"))
+    assert with_heads.heads_source == str(tmp_path / "full")
+    for name in ("quantizer", "project_hid", "project_q"):
+        for key, value in getattr(saved, name).state_dict().items():
+            assert torch.equal(with_heads.heads[name].state_dict()[key], value), f"{name}.{key}"
+    without = Contrastive(load_encoder("wav2vec2-base", source=tmp_path / "encoder-only"),
+                          source=str(tmp_path / "encoder-only"))
+    assert without.heads_source == "random"
+    assert not torch.equal(without.heads["project_q"].weight, saved.project_q.weight)

@@ -21,9 +21,13 @@ class PretrainError(ChorusError):
 
 
 class Objective(nn.Module, abc.ABC):
-    """An encoder plus the heads of one self-supervised loss (``heads``: a ModuleDict)."""
+    """An encoder plus the heads of one self-supervised loss (``heads``: a ModuleDict).
+
+    ``heads_source``: where the heads' starting weights came from (``"random"``: seeded).
+    """
 
     kind: str
+    heads_source: str = "random"
 
     def __init__(self, encoder: Encoder):
         super().__init__()

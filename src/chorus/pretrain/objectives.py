@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..encoders import Encoder
+from ..encoders import Encoder, get_spec
 from ..encoders.sfx_cnn import SfxCNN
 from ..encoders.speech_ssl import ConvTransformerEncoder
 from ..seeding import derived_seed
@@ -55,9 +55,16 @@ def build_objective(name: str, encoder: Encoder, teacher: Encoder, waveforms: Se
     if name == "masked-spectrogram":
         return MaskedSpectrogram(encoder, config.patch_ratio, config.reconstruction).to(device)
     if name == "contrastive":
-        return Contrastive(encoder, config.mask_prob, config.mask_span).to(device)
+        return Contrastive(encoder, config.mask_prob, config.mask_span, source=_weights_source(config)).to(device)
     clip_samples = int(round(config.clip_seconds * encoder.sample_rate))
     targets = fit_teacher(teacher.to(device), layer_index(teacher, config.teacher_layer), waveforms, clip_samples,
                           config.clusters, config.kmeans_frames, config.batch_size,
                           derived_seed(config.seed, "kmeans"), device)
     return MaskedPrediction(encoder, targets, config.mask_prob, config.mask_span).to(device)
+
+
+def _weights_source(config: PretrainConfig) -> str | None:
+    """The checkpoint the starting encoder came from (None: random weights)."""
+    if not config.pretrained:
+        return None
+    return config.source if config.source is not None else get_spec(config.encoder).default_source

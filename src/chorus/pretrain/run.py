@@ -99,7 +99,8 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
         shutil.rmtree(out_dir / "forgetting-cache", ignore_errors=True)
     _plot(out_dir, config, name, history)
     write_json(out_dir / "pretrain.json", {
-        "config": config.model_dump(mode="json"), "objective": name, "device": str(device),
+        "config": config.model_dump(mode="json"), "objective": name, "heads_from": objective.heads_source,
+        "device": str(device),
         "clips": len(waveforms), "hours": hours, "stage_starts": stage_starts(config.stages),
         "steps": history, "forgetting": forgotten,
         "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in failures]})
