@@ -144,7 +144,7 @@ def test_cli_writes_the_artifacts_and_the_forgetting_check(run_cli, tmp_path):
     out = tmp_path / "out"
     result = run_cli("pretrain", "--encoder", "sfx-cnn-tiny", "--data", unlabelled, "--out", out,
                      "--stage-steps", "2,2", "--peak-lr", "1e-3,5e-4", "--warmup-steps", "1", "--batch-size", "4",
-                     "--clip-seconds", "0.5", "--freeze", "1=blocks.0.*",
+                     "--clip-seconds", "0.5", "--freeze", "1=blocks.0.*", "--name", "tones",
                      "--forgetting-data", tmp_path / "original" / "manifest.csv")
     assert result.exit_code == 0, result.output
     assert "forgetting check" in result.output
@@ -154,6 +154,7 @@ def test_cli_writes_the_artifacts_and_the_forgetting_check(run_cli, tmp_path):
     assert check["metric"] == "accuracy" and 0 <= check["before"]["test"] <= 1 and 0 <= check["after"]["test"] <= 1
     assert check["change"] == pytest.approx(check["after"]["test"] - check["before"]["test"])
     assert not (out / "forgetting-cache").exists()
+    assert TaskVector.load(out / "taskvector").manifest.group == "tones"
 
 
 def test_cli_bad_manifest_names_the_file(run_cli, tmp_path):

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., "--data", help="manifest of unlabelled audio (a label column is optional)"),
         out: Path = typer.Option(..., "--out", help="output directory (encoder/, taskvector/, pretrain.json, PNGs)"),
         objective: str = typer.Option("auto", help="auto, contrastive, masked-prediction or masked-spectrogram"),
+        name: Optional[str] = typer.Option(None, help="name of the new domain, recorded in the task vector"),
         stage_steps: str = typer.Option("20,20", help="optimizer steps per stage (comma-separated)"),
         peak_lr: str = typer.Option("1e-4,5e-5", help="peak learning rate per stage (or one for all)"),
         warmup_steps: str = typer.Option("4,4", help="linear warm-up (re-warm) steps per stage"),
@@ -95,7 +96,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             config = PretrainConfig(
-                encoder=encoder, source=source, pretrained=not random_init, objective=objective,
+                encoder=encoder, source=source, pretrained=not random_init, objective=objective, name=name,
                 stages=_stages(stage_steps, peak_lr, warmup_steps, floor, freeze or []), batch_size=batch_size,
                 clip_seconds=clip_seconds, head_lr_scale=head_lr_scale, weight_decay=weight_decay,
                 mask_prob=mask_prob, mask_span=mask_span, patch_ratio=patch_ratio, reconstruction=reconstruction,

@@ -39,6 +39,7 @@ class PretrainConfig(BaseModel):
     source: str | None = None
     pretrained: bool = True
     objective: ObjectiveName = "auto"
+    name: str | None = Field(default=None, description="the new domain, recorded as the task vector's group")
     stages: list[Stage] = Field(default_factory=default_stages, min_length=1)
     batch_size: int = Field(default=8, ge=1)
     clip_seconds: float = Field(default=2.0, gt=0)
@@ -63,5 +64,5 @@ class PretrainConfig(BaseModel):
 
     def digest(self) -> str:
         """sha256 of the settings that shape training (what a resumed run must share)."""
-        training = self.model_dump(mode="json", exclude={"device", "checkpoint_every"})
+        training = self.model_dump(mode="json", exclude={"device", "checkpoint_every", "name"})
         return hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()

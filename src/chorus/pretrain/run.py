@@ -117,7 +117,7 @@ def _save_adapted(base: Encoder, adapted: Encoder, out_dir: Path, config: Pretra
         metrics={"first_loss": history[0]["loss"], "final_loss": history[-1]["loss"]}, seed=config.seed,
         settings={"objective": objective, "stages": config.model_dump(mode="json")["stages"],
                   "batch_size": config.batch_size, "clip_seconds": config.clip_seconds})
-    TaskVector.from_models(base, adapted, training=summary).save(out_dir / "taskvector")
+    TaskVector.from_models(base, adapted, group=config.name, training=summary).save(out_dir / "taskvector")
 
 
 def _plot(out_dir: Path, config: PretrainConfig, objective: str, history: list[dict]) -> None:
