@@ -153,6 +153,8 @@ def test_cli_writes_the_artifacts_and_the_forgetting_check(run_cli, tmp_path):
     check = record["forgetting"]
     assert check["metric"] == "accuracy" and 0 <= check["before"]["test"] <= 1 and 0 <= check["after"]["test"] <= 1
     assert check["change"] == pytest.approx(check["after"]["test"] - check["before"]["test"])
+    assert sorted(check["layers"]) == ["block1", "block2", "block3", "block4"]
+    assert check["layers"][check["before"]["layer"]]["before"] == check["before"]["test"]
     assert not (out / "forgetting-cache").exists()
     assert TaskVector.load(out / "taskvector").manifest.group == "tones"
 

@@ -21,18 +21,24 @@ def forgetting_check(before: Encoder, after: Encoder, manifest: Manifest, cache_
     (train/valid/test splits) on ``before`` and on ``after``, and the chosen layers.
 
     Returns ``{"metric", "before": {"layer", "valid", "test"}, "after": {...}, "change",
-    "failures"}`` (``change`` = after − before on test).
+    "layers", "failures"}``: ``change`` = after − before of the best probes' test metric;
+    ``layers``: every layer's test metric ``{"before", "after"}`` (learning rate chosen on
+    valid per layer).
     """
     task = task_from_manifest(manifest)
     config = ProbeConfig(poolings=("mean",), batch_size=batch_size, seed=seed, device=device,
                          train=TrainConfig(seed=seed))
     failures: dict[str, str] = {}
     result: dict = {"metric": task.metric}
+    layers: dict[str, dict[str, float]] = {}
     for name, encoder in (("before", before), ("after", after)):
         outcome = probe_condition(name, encoder.to(device), task, Path(cache_dir), config, 1.0, failures, progress)
         best = outcome["poolings"]["mean"]["best"]
         result[name] = {"layer": best["layer"], "valid": best["valid"][task.metric],
                         "test": best["test"][task.metric]}
+        for slot in outcome["poolings"]["mean"]["slots"]:
+            layers.setdefault(slot["layer"], {})[name] = slot["test"][task.metric]
     result["change"] = result["after"]["test"] - result["before"]["test"]
+    result["layers"] = layers
     result["failures"] = [{"path": path, "error": error} for path, error in sorted(failures.items())]
     return result
