@@ -28,11 +28,12 @@ def _inputs(widths, n, seed=0, **kw):
     return Standardizer.fit(pooled).inputs(pooled, targets), (pooled, targets)
 
 
-def _alone(x, targets, rate, steps):
-    """One zero-initialised linear probe trained alone with torch's own Adam."""
+def _alone(x, targets, rate, steps, l2=0.0):
+    """One zero-initialised linear probe trained alone with torch's own Adam (its coupled
+    ``weight_decay`` is the L2 penalty, on the weight only)."""
     single = torch.nn.Linear(x.shape[1], 3)
     torch.nn.init.zeros_(single.weight), torch.nn.init.zeros_(single.bias)
-    adam = torch.optim.Adam(single.parameters(), lr=rate)
+    adam = torch.optim.Adam([{"params": [single.weight], "weight_decay": l2}, {"params": [single.bias]}], lr=rate)
     for _ in range(steps):
         adam.zero_grad()
         torch.nn.functional.cross_entropy(single(x), targets).backward()
@@ -40,7 +41,8 @@ def _alone(x, targets, rate, steps):
     return single(x).detach()
 
 
-def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop():
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop(l2):
     torch.manual_seed(0)
     inputs = SplitInputs([torch.randn(20, 5), torch.randn(20, 7)], torch.randint(0, 3, (20,)))
     rates = (0.1, 0.01)
@@ -49,19 +51,19 @@ def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop():
     for step in range(5):
         if step == 2:  # probes 1 and 2 stop: the others go on as if nothing happened
             optimizer.drop(batched.drop(torch.tensor([False, True, True, False])))
-        batched.gradient(inputs)
+        batched.gradient(inputs, l2)
         optimizer.step()
     assert batched.live_probes().tolist() == [0, 3]
     logits = batched(inputs).detach()
     for row, (layer, r) in enumerate([(0, 0), (1, 1)]):
-        expected = _alone(inputs.pooled[layer], inputs.targets, rates[r], 5)
+        expected = _alone(inputs.pooled[layer], inputs.targets, rates[r], 5, l2)
         np.testing.assert_allclose(logits[row], expected, rtol=1e-5, atol=1e-6)
     batched.restore(torch.zeros(batched.full_size))
     assert batched(inputs).shape == (4, 20, 3)
 
 
-@pytest.mark.parametrize("multi_hot", [False, True])
-def test_closed_form_gradient_equals_autograd(multi_hot):
+@pytest.mark.parametrize("multi_hot, l2", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
+def test_closed_form_gradient_equals_autograd(multi_hot, l2):
     torch.manual_seed(1)
     targets = (torch.rand(16, 3) > 0.5).float() if multi_hot else torch.randint(0, 3, (16,))
     inputs = SplitInputs([torch.randn(16, 4), torch.randn(16, 6), torch.randn(16, 4)], targets)
@@ -69,10 +71,15 @@ def test_closed_form_gradient_equals_autograd(multi_hot):
     with torch.no_grad():
         model.flat.normal_()
     model.drop(torch.tensor([False, False, True, False, False, True]))
-    model.gradient(inputs)
+    model.gradient(inputs, l2)
     closed = model.flat.grad.clone()
-    BatchedProbes.gradient(model, inputs)
+    BatchedProbes.gradient(model, inputs, l2)
     np.testing.assert_allclose(closed, model.flat.grad, rtol=1e-5, atol=1e-7)
+    model.gradient(inputs)  # the penalty adds l2 * W on the weights, nothing on the biases
+    penalty = {name: block for name, block in model.blocks(closed - model.flat.grad).items()}
+    for name, block in model.blocks().items():
+        expected = l2 * block.detach() if name.startswith("weight") else torch.zeros_like(block)
+        np.testing.assert_allclose(penalty[name], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_dropping_probes_keeps_the_others_logits_and_restore_brings_all_back():
@@ -188,7 +195,7 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
     parts = {"train": slice(0, 300), "valid": slice(300, 400), "test": slice(400, 600)}
     standardizer = Standardizer.fit([p[parts["train"]] for p in pooled])
     data = {k: standardizer.inputs([p[s] for p in pooled], targets[s]) for k, s in parts.items()}
-    config = TrainConfig(learning_rates=(1e-3, 1e-2), epochs=40)
+    config = TrainConfig(learning_rates=(1e-3, 1e-2), epochs=40, patience=5, weight_decay=1 / 300)  # C = 1 / (l2 · 300)
     model = LinearProbes(widths, 2, 4)
     train_probes(model, probe_rates(model, config.learning_rates), data["train"], data["valid"], config)
     ours = (predict_logits(model, data["test"]).argmax(-1) == data["test"].targets).float().mean(-1)
@@ -199,7 +206,8 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
         assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
 
 
-@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0)])
+@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0),
+                                          ("weight_decay", -0.1), ("weight_decay", float("nan"))])
 def test_train_config_refuses_bad_settings(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         TrainConfig(**{field: value})
