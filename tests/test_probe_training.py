@@ -62,6 +62,23 @@ def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop(l2)
     assert batched(inputs).shape == (4, 20, 3)
 
 
+def test_validated_and_kept_weights_are_the_running_average_of_the_steps():
+    torch.manual_seed(2)
+    inputs = SplitInputs([torch.randn(40, 5)], torch.randint(0, 3, (40,)))
+    config = TrainConfig(learning_rates=(0.1,), epochs=6, eval_every=1000, batch_size=64, average=0.7, weight_decay=0.01)
+    model = LinearProbes([5], 1, 3)
+    result = train_probes(model, probe_rates(model, (0.1,)), inputs, inputs, config)  # one check, after step 6
+    assert result.best_step.tolist() == [6]
+    manual = LinearProbes([5], 1, 3)
+    adam, average = BatchedAdam(manual, probe_rates(manual, (0.1,))), torch.zeros(manual.full_size)
+    for _ in range(6):
+        manual.gradient(inputs, 0.01)
+        adam.step()
+        average.lerp_(manual.flat.detach(), 0.3)
+    np.testing.assert_allclose(model.flat.detach(), average, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(average, manual.flat.detach(), atol=1e-3)
+
+
 @pytest.mark.parametrize("multi_hot, l2", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
 def test_closed_form_gradient_equals_autograd(multi_hot, l2):
     torch.manual_seed(1)
@@ -195,19 +212,20 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
     parts = {"train": slice(0, 300), "valid": slice(300, 400), "test": slice(400, 600)}
     standardizer = Standardizer.fit([p[parts["train"]] for p in pooled])
     data = {k: standardizer.inputs([p[s] for p in pooled], targets[s]) for k, s in parts.items()}
-    config = TrainConfig(learning_rates=(1e-3, 1e-2), epochs=40, patience=5, weight_decay=1 / 300)  # C = 1 / (l2 · 300)
-    model = LinearProbes(widths, 2, 4)
+    config = TrainConfig(epochs=40, patience=5, weight_decay=1 / 300)  # scikit-learn's C = 1 / (l2 · 300 rows)
+    rates = len(config.learning_rates)
+    model = LinearProbes(widths, rates, 4)
     train_probes(model, probe_rates(model, config.learning_rates), data["train"], data["valid"], config)
     ours = (predict_logits(model, data["test"]).argmax(-1) == data["test"].targets).float().mean(-1)
     for layer in range(2):
         x = {k: d.pooled[layer].numpy() for k, d in data.items()}
         reference = LogisticRegression(C=1.0, max_iter=500).fit(x["train"], targets[parts["train"]])
         sk = reference.score(x["test"], targets[parts["test"]])
-        assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
+        assert abs(float(ours[layer * rates:(layer + 1) * rates].max()) - sk) < 0.05
 
 
 @pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0),
-                                          ("weight_decay", -0.1), ("weight_decay", float("nan"))])
+                                          ("weight_decay", -0.1), ("weight_decay", float("nan")), ("average", 1.0)])
 def test_train_config_refuses_bad_settings(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         TrainConfig(**{field: value})

@@ -27,8 +27,10 @@ Three poolings of a layer's frames ``h_t``:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from math import prod
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -56,14 +58,21 @@ class SplitInputs:
     def __len__(self) -> int:
         return self.pooled[0].shape[0]
 
-    def _map(self, pick) -> "SplitInputs":
-        return SplitInputs([pick(p) for p in self.pooled], pick(self.targets),
-                           None if self.frames is None else [pick(f) for f in self.frames],
-                           None if self.masks is None else [pick(m) for m in self.masks])
+    def _map(self, pick, layers: list[bool] | None = None) -> "SplitInputs":
+        """``pick`` applied to the targets and to every layer's tensors (only to the layers
+        where ``layers`` is True; the others are kept as they are)."""
+        def per_layer(values: list[Tensor]) -> list[Tensor]:
+            return [pick(v) if layers is None or layers[i] else v for i, v in enumerate(values)]
 
-    def take(self, rows: Tensor) -> "SplitInputs":
-        """Clips ``rows`` (int64 ``[k]``), copied into contiguous tensors."""
-        return self._map(lambda values: values.index_select(0, rows))
+        return SplitInputs(per_layer(self.pooled), pick(self.targets),
+                           None if self.frames is None else per_layer(self.frames),
+                           None if self.masks is None else per_layer(self.masks))
+
+    def take(self, rows: Tensor, layers: list[bool] | None = None) -> "SplitInputs":
+        """Clips ``rows`` (int64 ``[k]``), copied into contiguous tensors; with ``layers``
+        only the layers marked True are taken, the others are left unchanged (for a model
+        that does not read them: see :meth:`BatchedProbes.layers_read`)."""
+        return self._map(lambda values: values.index_select(0, rows), layers)
 
     def span(self, begin: int, end: int) -> "SplitInputs":
         """Clips ``begin:end``, as views."""
@@ -164,9 +173,24 @@ class BatchedProbes(nn.Module):
         self.live.fill_(True)
         self._count_live()
 
+    @contextlib.contextmanager
+    def weights(self, values: Tensor) -> Iterator[None]:
+        """Run the block with ``values`` (laid out like ``flat``) as the live probes'
+        parameters, then put ``flat`` back."""
+        saved = self.flat.data
+        self.flat.data = values
+        try:
+            yield
+        finally:
+            self.flat.data = saved
+
     def live_probes(self) -> Tensor:
         """Ids of the live probes, in the order ``forward`` returns them."""
         return self.live.nonzero().flatten()
+
+    def layers_read(self) -> list[bool] | None:
+        """Which layers of the inputs the live probes read (None: all)."""
+        return None
 
     def gradient(self, inputs: SplitInputs, l2: float = 0.0) -> None:
         """Set ``flat.grad`` to the gradient of the live probes' summed mean losses on
@@ -198,6 +222,9 @@ class LinearProbes(BatchedProbes):
             self.declare(f"weight_{layer}", (width, rates, classes), 1, probes, penalised=True)
             self.declare(f"bias_{layer}", (rates, classes), 0, probes)
         self.finish()
+
+    def layers_read(self) -> list[bool]:
+        return self.live.view(len(self.widths), self.rates).any(dim=1).tolist()
 
     def _logits(self, blocks: dict[str, Tensor], inputs: SplitInputs) -> list[Tensor]:
         """Per layer with live probes: logits ``[rows, live, classes]`` (rows first)."""
