@@ -243,17 +243,18 @@ class LinearProbes(BatchedProbes):
     @torch.no_grad()
     def gradient(self, inputs: SplitInputs, l2: float = 0.0) -> None:
         """Closed form: per layer ``X^T (softmax - onehot) / rows + l2 W`` and the residual's
-        column sums for the biases."""
+        column sums over ``rows`` for the biases (multi-hot: sigmoid, over ``rows · classes``)."""
         grad = torch.empty_like(self.flat)
         grads, blocks, rows = self.blocks(grad), self.blocks(), len(inputs)
         layers = [layer for layer in range(len(self.widths)) if grads[f"weight_{layer}"].shape[1]]
         dense = dense_targets(inputs.targets, self.classes)
         for layer, logits in zip(layers, self._logits(blocks, inputs)):
-            residual = logit_gradient(logits, dense, inputs.targets.dim() == 1).view(rows, -1)
+            residual, scale = logit_gradient(logits, dense, inputs.targets.dim() == 1)
+            residual = residual.view(rows, -1)
             weight = blocks[f"weight_{layer}"].view(self.widths[layer], -1)
-            torch.addmm(weight, inputs.pooled[layer].T, residual, beta=l2,
+            torch.addmm(weight, inputs.pooled[layer].T, residual, beta=l2, alpha=scale,
                         out=grads[f"weight_{layer}"].view(self.widths[layer], -1))
-            torch.sum(residual, dim=0, out=grads[f"bias_{layer}"].view(-1))
+            torch.sum(residual, dim=0, out=grads[f"bias_{layer}"].view(-1)).mul_(scale)
         self.flat.grad = grad
 
 
