@@ -21,7 +21,8 @@ below 100 %. ``--seeds`` data sets are generated afresh (seeds 0, 1, ...), each 
 and scored on its own; the summary gives the mean test accuracies and the mean of the
 per-seed speed-ups. Targets: ours ≥ 10× faster than scikit-learn, mean accuracy within
 1 point. Usage:
-``python benchmarks/probe_batched.py [--encoder sfx-cnn] [--seeds 3] [--random-init] [--looped]``
+``python benchmarks/probe_batched.py [--encoder sfx-cnn] [--seeds 3] [--random-init] [--looped]
+[--set FIELD=VALUE ...]``
 """
 
 from __future__ import annotations
@@ -131,6 +132,18 @@ def run_seed(encoder, args, seed: int, config: TrainConfig) -> dict:
             "sklearn": sk}
 
 
+def train_config(settings: list[str]) -> TrainConfig:
+    """TrainConfig with ``FIELD=VALUE`` overrides (numbers; learning_rates comma-separated)."""
+    fields = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name == "learning_rates":
+            fields[name] = tuple(float(v) for v in value.split(","))
+        else:
+            fields[name] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return TrainConfig(**fields)
+
+
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
@@ -168,14 +181,17 @@ def main() -> None:
     parser.add_argument("--random-init", action="store_true", help="probe the encoder with random weights")
     parser.add_argument("--looped", action="store_true", help="also time our trainer looped one probe at a time")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a TrainConfig default of ours, e.g. --set batch_size=512 --set average=0")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-probe")
     args = parser.parse_args()
 
     encoder = load_encoder(args.encoder, pretrained=not args.random_init)
-    config = TrainConfig()
+    config = train_config(args.set)
     print(f"encoder {args.encoder}{' (random weights)' if args.random_init else ''}: {len(encoder.layer_names)} "
           f"layers; ours: all layers x {len(config.learning_rates)} learning rates {config.learning_rates}, batch "
-          f"{config.batch_size}, patience {config.patience}, L2 {config.weight_decay:g}; sklearn: all layers x "
+          f"{config.batch_size}, patience {config.patience}, L2 {config.weight_decay:g}, average {config.average:g}; "
+          f"sklearn: all layers x "
           f"{len(C_VALUES)} C values {C_VALUES}; 1 thread, CPU seconds best of {args.repeats}", flush=True)
     results = []
     for seed in range(args.seeds):
