@@ -4,8 +4,8 @@ The probes' parameters are one flat tensor and ``owner`` names the probe of each
 element; an element's update uses its probe's learning rate and only its own gradient,
 so one step trains all probes at once and each exactly as if it were alone (Kingma &
 Ba, "Adam", ICLR 2015). A weight penalty belongs to the gradient (see
-:meth:`chorus.probe.models.BatchedProbes.gradient`). When the model drops stopped probes, :meth:`BatchedAdam.drop` drops their
-optimizer state alike.
+:meth:`chorus.probe.models.BatchedProbes.gradient`). When the model drops stopped
+probes, :meth:`BatchedAdam.drop` drops their optimizer state alike.
 """
 
 from __future__ import annotations
