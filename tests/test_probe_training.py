@@ -122,6 +122,18 @@ def test_dropping_probes_keeps_the_others_logits_and_restore_brings_all_back():
     np.testing.assert_allclose(model(inputs).detach(), before, rtol=1e-6)
 
 
+def test_an_epoch_shuffles_only_the_layers_that_live_probes_read():
+    inputs = SplitInputs([torch.randn(6, 4), torch.randn(6, 8)], torch.arange(6) % 3)
+    model = LinearProbes([4, 8], 2, 3)
+    assert model.layers_read() == [True, True]
+    model.drop(torch.tensor([True, True, False, True]))  # layer 0 has no live probe left
+    assert model.layers_read() == [False, True]
+    order = torch.tensor([5, 4, 3, 2, 1, 0])
+    taken = inputs.take(order, model.layers_read())
+    assert taken.pooled[0] is inputs.pooled[0]
+    assert torch.equal(taken.pooled[1], inputs.pooled[1].flip(0)) and torch.equal(taken.targets, inputs.targets.flip(0))
+
+
 def test_every_element_belongs_to_its_probe():
     model = LinearProbes([4, 8, 4], 2, 3)
     counts = torch.bincount(model.owner, minlength=model.num_probes)
