@@ -8,8 +8,8 @@ with train statistics), compares
 - scikit-learn: ``LogisticRegression`` (lbfgs, L2, ``max_iter`` 5000 so that every fit
   converges; its iterations are printed) on the same standardised features, looped over
   layers and 4 values of C, the best (layer, C) chosen on valid — as a user would run it;
-- looped: our own trainer run once per (layer, learning rate), one probe at a time —
-  the same optimisation without batching, to show what batching alone buys.
+- looped (``--looped``): our own trainer run once per (layer, learning rate), one probe
+  at a time — the same optimisation without batching, to show what batching alone buys.
 
 Everything runs on one thread (torch and BLAS); times are CPU seconds of this process
 (best of ``--repeats``), which on one thread equal wall-clock seconds on an idle machine
@@ -17,8 +17,12 @@ and stay comparable when other processes share the cores (wall-clock seconds are
 too). Both report the test accuracy of their validation-chosen probe, and of the probe
 each chose per layer. The default data (24 species, 1 s clips at the synthetic
 default 0 dB SNR, 1440/480/480 clips) is about as hard as the demo's: accuracies well
-below 100 %. Targets: ours ≥ 10× faster than scikit-learn, accuracy within 1 point.
-Usage: ``python benchmarks/probe_batched.py [--encoder sfx-cnn] [--random-init]``
+below 100 %. ``--seeds`` data sets are generated afresh (seeds 0, 1, ...), each timed
+and scored on its own; the summary gives the mean test accuracies and the mean of the
+per-seed speed-ups. Targets: ours ≥ 10× faster than scikit-learn, mean accuracy within
+1 point. Usage:
+``python benchmarks/probe_batched.py [--encoder sfx-cnn] [--seeds 3] [--random-init] [--looped]
+[--set FIELD=VALUE ...]``
 """
 
 from __future__ import annotations
@@ -92,29 +96,23 @@ def looped_sweep(splits, config: TrainConfig, classes: int) -> None:
             train_probes(model, probe_rates(model, (rate,)), single["train"], single["valid"], config)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="sfx-cnn")
-    parser.add_argument("--groups", default="birds,anurans,insects,mammals")
-    parser.add_argument("--species", type=int, default=6)
-    parser.add_argument("--clips-per-species", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--random-init", action="store_true", help="probe the encoder with random weights")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-probe")
-    args = parser.parse_args()
-
-    encoder = load_encoder(args.encoder, pretrained=not args.random_init)
+def load_splits(encoder, args, seed: int):
+    """Train/valid/test T-A features of freshly generated synthetic calls (``seed``), the
+    task, and the extraction time (s; 0 when cached)."""
     manifest = synthetic_manifest(args.data / "audio", args.groups, args.species, args.clips_per_species,
-                                  args.seconds, encoder.sample_rate)
+                                  args.seconds, encoder.sample_rate, seed=seed)
     task = task_from_manifest(manifest)
     store = open_probe_store(encoder, args.data / "cache", ClipTransform(), False, "float32")
     start = time.perf_counter()
     keys = extract_features(encoder, task.clips, store).keys
     extraction = time.perf_counter() - start
     reader = StoreReader(task, store, dict(enumerate(keys)), with_frames=False)
-    splits = {name: reader.read(name) for name in ("train", "valid", "test")}
-    config = TrainConfig()
+    return {name: reader.read(name) for name in ("train", "valid", "test")}, task, extraction
+
+
+def run_seed(encoder, args, seed: int, config: TrainConfig) -> dict:
+    """One seed: both sweeps on the same features, accuracies and CPU times."""
+    splits, task, extraction = load_splits(encoder, args, seed)
 
     def ours():
         return fit_and_select(MemoryReader(splits), task.kind, len(task.labels), ("mean",), config)
@@ -122,36 +120,96 @@ def main() -> None:
     selection = ours()
     fitted = selection.fitted["mean"]
     tested = evaluate(selection, splits["test"])["mean"]
-    our_accuracy, our_layers = tested["best"]["accuracy"], [slot["accuracy"] for slot in tested["slots"]]
     sk = sklearn_sweep(splits)
-    sk_accuracy, iterations = sk["accuracy"], sk["iterations"]
-    functions = {"ours": ours, "sklearn": lambda: sklearn_sweep(splits),
-                 "looped": lambda: looped_sweep(splits, config, len(task.labels))}
-    wall = best_times(functions, 1)
-    times = best_times(functions, args.repeats, clock=time.process_time)
-    our_time, sk_time, looped_time = times["ours"], times["sklearn"], times["looped"]
+    functions = {"ours": ours, "sklearn": lambda: sklearn_sweep(splits)}
+    if args.looped:
+        functions["looped"] = lambda: looped_sweep(splits, config, len(task.labels))
     rates = len(config.learning_rates)
-    layers = len(splits["train"].pooled)
-    print(f"encoder {args.encoder}{' (random weights)' if args.random_init else ''}: {layers} layers (widths {[p.shape[1] for p in splits['train'].pooled]}), "
-          f"{len(task.labels)} classes, clips train/valid/test "
+    return {"seed": seed, "splits": splits, "task": task, "extraction": extraction,
+            "wall": best_times(functions, 1), "cpu": best_times(functions, args.repeats, clock=time.process_time),
+            "ours": {"accuracy": tested["best"]["accuracy"], "per_layer": [slot["accuracy"] for slot in tested["slots"]],
+                     "layer": fitted.best // rates, "lr": config.learning_rates[fitted.best % rates]},
+            "sklearn": sk}
+
+
+def train_config(settings: list[str]) -> TrainConfig:
+    """TrainConfig with ``FIELD=VALUE`` overrides (numbers; learning_rates comma-separated)."""
+    fields = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name == "learning_rates":
+            fields[name] = tuple(float(v) for v in value.split(","))
+        else:
+            fields[name] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return TrainConfig(**fields)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def print_seed(result: dict, layer_names: list[str], config: TrainConfig) -> None:
+    splits, cpu, wall, ours, sk = result["splits"], result["cpu"], result["wall"], result["ours"], result["sklearn"]
+    iterations = sk["iterations"]
+    print(f"seed {result['seed']}: {len(result['task'].labels)} classes, clips train/valid/test "
           f"{'/'.join(str(len(splits[s].targets)) for s in ('train', 'valid', 'test'))}; "
-          f"extraction {extraction:.1f} s (0 if cached); 1 thread")
-    print(f"  ours:    {layers} layers x {rates} learning rates {config.learning_rates}, batch {config.batch_size}, "
-          f"patience {config.patience}: {our_time:6.2f} s CPU ({wall['ours']:.2f} s wall), "
-          f"best layer {encoder.layer_names[fitted.best // rates]} lr {config.learning_rates[fitted.best % rates]:g}, "
-          f"test accuracy {our_accuracy:.4f}")
-    print(f"  sklearn: {layers} layers x {len(C_VALUES)} C values {C_VALUES}: {sk_time:6.2f} s CPU "
-          f"({wall['sklearn']:.2f} s wall), best layer {encoder.layer_names[sk['layer']]} C {sk['C']:g}, "
-          f"test accuracy {sk_accuracy:.4f} ({sk['unconverged']} fits hit max_iter; lbfgs iterations {min(iterations)}-{max(iterations)}, "
-          f"mean {sum(iterations) / len(iterations):.0f})")
-    print("  test accuracy of each layer's valid-chosen probe: "
-          + ", ".join(f"{name} {ours_layer:.4f}/{sk_layer:.4f}" for name, ours_layer, sk_layer
-                      in zip(encoder.layer_names, our_layers, sk["per_layer"])) + " (ours/sklearn); mean "
-          f"{sum(our_layers) / layers:.4f}/{sum(sk['per_layer']) / layers:.4f}")
-    print(f"  looped:  our trainer, one probe at a time: {looped_time:6.2f} s CPU "
-          f"(batching alone: {looped_time / our_time:.1f}x faster)")
-    print(f"accuracy difference (ours - sklearn): {100 * (our_accuracy - sk_accuracy):+.2f} points (target within 1)")
-    print(f"speed-up (sklearn time / ours): {sk_time / our_time:.1f}x (target >= 10)")
+          f"extraction {result['extraction']:.1f} s (0 if cached)")
+    print(f"  ours:    {cpu['ours']:6.2f} s CPU ({wall['ours']:.2f} s wall), best layer {layer_names[ours['layer']]} "
+          f"lr {ours['lr']:g}, test accuracy {ours['accuracy']:.4f}")
+    print(f"  sklearn: {cpu['sklearn']:6.2f} s CPU ({wall['sklearn']:.2f} s wall), best layer {layer_names[sk['layer']]} "
+          f"C {sk['C']:g}, test accuracy {sk['accuracy']:.4f} ({sk['unconverged']} fits hit max_iter; lbfgs "
+          f"iterations {min(iterations)}-{max(iterations)}, mean {_mean(iterations):.0f})")
+    print("  test accuracy of each layer's valid-chosen probe (ours/sklearn): "
+          + ", ".join(f"{name} {a:.4f}/{b:.4f}" for name, a, b in zip(layer_names, ours["per_layer"], sk["per_layer"]))
+          + f"; mean {_mean(ours['per_layer']):.4f}/{_mean(sk['per_layer']):.4f}")
+    if "looped" in cpu:
+        print(f"  looped:  our trainer, one probe at a time: {cpu['looped']:6.2f} s CPU "
+              f"(batching alone: {cpu['looped'] / cpu['ours']:.1f}x faster)")
+    print(f"  speed-up {cpu['sklearn'] / cpu['ours']:.1f}x, accuracy difference "
+          f"{100 * (ours['accuracy'] - sk['accuracy']):+.2f} points")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="sfx-cnn")
+    parser.add_argument("--groups", default="birds,anurans,insects,mammals")
+    parser.add_argument("--species", type=int, default=6)
+    parser.add_argument("--clips-per-species", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--seeds", type=int, default=3, help="data sets, each freshly generated (seeds 0..n-1)")
+    parser.add_argument("--random-init", action="store_true", help="probe the encoder with random weights")
+    parser.add_argument("--looped", action="store_true", help="also time our trainer looped one probe at a time")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a TrainConfig default of ours, e.g. --set batch_size=512 --set average=0")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-probe")
+    args = parser.parse_args()
+
+    encoder = load_encoder(args.encoder, pretrained=not args.random_init)
+    config = train_config(args.set)
+    print(f"encoder {args.encoder}{' (random weights)' if args.random_init else ''}: {len(encoder.layer_names)} "
+          f"layers; ours: all layers x {len(config.learning_rates)} learning rates {config.learning_rates}, batch "
+          f"{config.batch_size}, patience {config.patience}, L2 {config.weight_decay:g}, average {config.average:g}; "
+          f"sklearn: all layers x "
+          f"{len(C_VALUES)} C values {C_VALUES}; 1 thread, CPU seconds best of {args.repeats}", flush=True)
+    results = []
+    for seed in range(args.seeds):
+        results.append(run_seed(encoder, args, seed, config))
+        print_seed(results[-1], encoder.layer_names, config)
+    ours = [r["ours"]["accuracy"] for r in results]
+    sk = [r["sklearn"]["accuracy"] for r in results]
+    ratios = [r["cpu"]["sklearn"] / r["cpu"]["ours"] for r in results]
+    print(f"over {len(results)} seeds: test accuracy ours {', '.join(f'{a:.4f}' for a in ours)} (mean {_mean(ours):.4f}); "
+          f"sklearn {', '.join(f'{a:.4f}' for a in sk)} (mean {_mean(sk):.4f}); mean of each layer's chosen probe "
+          f"{_mean(_mean(r['ours']['per_layer']) for r in results):.4f}/"
+          f"{_mean(_mean(r['sklearn']['per_layer']) for r in results):.4f} (ours/sklearn)")
+    our_times = ", ".join(f"{r['cpu']['ours']:.2f}" for r in results)
+    sk_times = ", ".join(f"{r['cpu']['sklearn']:.2f}" for r in results)
+    print(f"CPU seconds ours {our_times}; sklearn {sk_times}; speed-ups {', '.join(f'{x:.1f}' for x in ratios)}")
+    print(f"accuracy difference of the means (ours - sklearn): {100 * (_mean(ours) - _mean(sk)):+.2f} points "
+          "(target within 1)")
+    print(f"mean speed-up (sklearn time / ours): {_mean(ratios):.1f}x (target >= 10)")
 
 
 if __name__ == "__main__":

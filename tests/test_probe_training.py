@@ -28,11 +28,12 @@ def _inputs(widths, n, seed=0, **kw):
     return Standardizer.fit(pooled).inputs(pooled, targets), (pooled, targets)
 
 
-def _alone(x, targets, rate, steps):
-    """One zero-initialised linear probe trained alone with torch's own Adam."""
+def _alone(x, targets, rate, steps, l2=0.0):
+    """One zero-initialised linear probe trained alone with torch's own Adam (its coupled
+    ``weight_decay`` is the L2 penalty, on the weight only)."""
     single = torch.nn.Linear(x.shape[1], 3)
     torch.nn.init.zeros_(single.weight), torch.nn.init.zeros_(single.bias)
-    adam = torch.optim.Adam(single.parameters(), lr=rate)
+    adam = torch.optim.Adam([{"params": [single.weight], "weight_decay": l2}, {"params": [single.bias]}], lr=rate)
     for _ in range(steps):
         adam.zero_grad()
         torch.nn.functional.cross_entropy(single(x), targets).backward()
@@ -40,7 +41,8 @@ def _alone(x, targets, rate, steps):
     return single(x).detach()
 
 
-def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop():
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop(l2):
     torch.manual_seed(0)
     inputs = SplitInputs([torch.randn(20, 5), torch.randn(20, 7)], torch.randint(0, 3, (20,)))
     rates = (0.1, 0.01)
@@ -49,19 +51,36 @@ def test_batched_steps_equal_each_probe_trained_alone_also_after_others_stop():
     for step in range(5):
         if step == 2:  # probes 1 and 2 stop: the others go on as if nothing happened
             optimizer.drop(batched.drop(torch.tensor([False, True, True, False])))
-        batched.gradient(inputs)
+        batched.gradient(inputs, l2)
         optimizer.step()
     assert batched.live_probes().tolist() == [0, 3]
     logits = batched(inputs).detach()
     for row, (layer, r) in enumerate([(0, 0), (1, 1)]):
-        expected = _alone(inputs.pooled[layer], inputs.targets, rates[r], 5)
+        expected = _alone(inputs.pooled[layer], inputs.targets, rates[r], 5, l2)
         np.testing.assert_allclose(logits[row], expected, rtol=1e-5, atol=1e-6)
     batched.restore(torch.zeros(batched.full_size))
     assert batched(inputs).shape == (4, 20, 3)
 
 
-@pytest.mark.parametrize("multi_hot", [False, True])
-def test_closed_form_gradient_equals_autograd(multi_hot):
+def test_validated_and_kept_weights_are_the_running_average_of_the_steps():
+    torch.manual_seed(2)
+    inputs = SplitInputs([torch.randn(40, 5)], torch.randint(0, 3, (40,)))
+    config = TrainConfig(learning_rates=(0.1,), epochs=6, eval_every=1000, batch_size=64, average=0.7, weight_decay=0.01)
+    model = LinearProbes([5], 1, 3)
+    result = train_probes(model, probe_rates(model, (0.1,)), inputs, inputs, config)  # one check, after step 6
+    assert result.best_step.tolist() == [6]
+    manual = LinearProbes([5], 1, 3)
+    adam, average = BatchedAdam(manual, probe_rates(manual, (0.1,))), torch.zeros(manual.full_size)
+    for _ in range(6):
+        manual.gradient(inputs, 0.01)
+        adam.step()
+        average.lerp_(manual.flat.detach(), 0.3)
+    np.testing.assert_allclose(model.flat.detach(), average, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(average, manual.flat.detach(), atol=1e-3)
+
+
+@pytest.mark.parametrize("multi_hot, l2", [(False, 0.0), (True, 0.0), (False, 0.3), (True, 0.3)])
+def test_closed_form_gradient_equals_autograd(multi_hot, l2):
     torch.manual_seed(1)
     targets = (torch.rand(16, 3) > 0.5).float() if multi_hot else torch.randint(0, 3, (16,))
     inputs = SplitInputs([torch.randn(16, 4), torch.randn(16, 6), torch.randn(16, 4)], targets)
@@ -69,10 +88,15 @@ def test_closed_form_gradient_equals_autograd(multi_hot):
     with torch.no_grad():
         model.flat.normal_()
     model.drop(torch.tensor([False, False, True, False, False, True]))
-    model.gradient(inputs)
+    model.gradient(inputs, l2)
     closed = model.flat.grad.clone()
-    BatchedProbes.gradient(model, inputs)
+    BatchedProbes.gradient(model, inputs, l2)
     np.testing.assert_allclose(closed, model.flat.grad, rtol=1e-5, atol=1e-7)
+    model.gradient(inputs)  # the penalty adds l2 * W on the weights, nothing on the biases
+    penalty = {name: block for name, block in model.blocks(closed - model.flat.grad).items()}
+    for name, block in model.blocks().items():
+        expected = l2 * block.detach() if name.startswith("weight") else torch.zeros_like(block)
+        np.testing.assert_allclose(penalty[name], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_dropping_probes_keeps_the_others_logits_and_restore_brings_all_back():
@@ -96,6 +120,18 @@ def test_dropping_probes_keeps_the_others_logits_and_restore_brings_all_back():
     np.testing.assert_allclose(model(inputs).detach(), before[~stopped], rtol=1e-6)
     model.restore(full)
     np.testing.assert_allclose(model(inputs).detach(), before, rtol=1e-6)
+
+
+def test_an_epoch_shuffles_only_the_layers_that_live_probes_read():
+    inputs = SplitInputs([torch.randn(6, 4), torch.randn(6, 8)], torch.arange(6) % 3)
+    model = LinearProbes([4, 8], 2, 3)
+    assert model.layers_read() == [True, True]
+    model.drop(torch.tensor([True, True, False, True]))  # layer 0 has no live probe left
+    assert model.layers_read() == [False, True]
+    order = torch.tensor([5, 4, 3, 2, 1, 0])
+    taken = inputs.take(order, model.layers_read())
+    assert taken.pooled[0] is inputs.pooled[0]
+    assert torch.equal(taken.pooled[1], inputs.pooled[1].flip(0)) and torch.equal(taken.targets, inputs.targets.flip(0))
 
 
 def test_every_element_belongs_to_its_probe():
@@ -188,18 +224,20 @@ def test_batched_probes_agree_with_sklearn_logistic_regression():
     parts = {"train": slice(0, 300), "valid": slice(300, 400), "test": slice(400, 600)}
     standardizer = Standardizer.fit([p[parts["train"]] for p in pooled])
     data = {k: standardizer.inputs([p[s] for p in pooled], targets[s]) for k, s in parts.items()}
-    config = TrainConfig(learning_rates=(1e-3, 1e-2), epochs=40)
-    model = LinearProbes(widths, 2, 4)
+    config = TrainConfig(epochs=40, patience=5, weight_decay=1 / 300)  # scikit-learn's C = 1 / (l2 · 300 rows)
+    rates = len(config.learning_rates)
+    model = LinearProbes(widths, rates, 4)
     train_probes(model, probe_rates(model, config.learning_rates), data["train"], data["valid"], config)
     ours = (predict_logits(model, data["test"]).argmax(-1) == data["test"].targets).float().mean(-1)
     for layer in range(2):
         x = {k: d.pooled[layer].numpy() for k, d in data.items()}
         reference = LogisticRegression(C=1.0, max_iter=500).fit(x["train"], targets[parts["train"]])
         sk = reference.score(x["test"], targets[parts["test"]])
-        assert abs(float(ours[layer * 2:layer * 2 + 2].max()) - sk) < 0.05
+        assert abs(float(ours[layer * rates:(layer + 1) * rates].max()) - sk) < 0.05
 
 
-@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0)])
+@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("eval_every", 0), ("min_delta", 1.0), ("patience", 0),
+                                          ("weight_decay", -0.1), ("weight_decay", float("nan")), ("average", 1.0)])
 def test_train_config_refuses_bad_settings(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         TrainConfig(**{field: value})

@@ -28,16 +28,18 @@ def dense_targets(targets: Tensor, classes: int) -> Tensor:
     return F.one_hot(targets, classes).float() if targets.dim() == 1 else targets
 
 
-def logit_gradient(logits: Tensor, dense: Tensor, exclusive: bool) -> Tensor:
-    """Gradient of each probe's mean loss with respect to its logits, rows first:
-    ``logits [rows, probes, classes]`` -> ``[rows, probes, classes]`` (``logits`` may be
-    overwritten). ``dense [rows, classes]``: :func:`dense_targets`; ``exclusive``: one
-    class per row (cross-entropy) rather than multi-hot (binary cross-entropy).
+def logit_gradient(logits: Tensor, dense: Tensor, exclusive: bool) -> tuple[Tensor, float]:
+    """Gradient of each probe's mean loss with respect to its logits, rows first, as an
+    unscaled residual and its scale (applied by the caller inside its matrix products):
+    ``logits [rows, probes, classes]`` -> ``([rows, probes, classes], scale)``, the gradient
+    being ``scale * residual`` (``logits`` may be overwritten). ``dense [rows, classes]``:
+    :func:`dense_targets`; ``exclusive``: one class per row (cross-entropy) rather than
+    multi-hot (binary cross-entropy).
 
     Cross-entropy: ``(softmax(z) - onehot(y)) / rows``; binary cross-entropy:
     ``(sigmoid(z) - y) / (rows * classes)``.
     """
     rows, _, classes = logits.shape
     if exclusive:
-        return torch.softmax(logits, dim=-1).sub_(dense.unsqueeze(1)).div_(rows)
-    return torch.sigmoid_(logits).sub_(dense.unsqueeze(1)).div_(rows * classes)
+        return torch.softmax(logits, dim=-1).sub_(dense.unsqueeze(1)), 1 / rows
+    return torch.sigmoid_(logits).sub_(dense.unsqueeze(1)), 1 / (rows * classes)

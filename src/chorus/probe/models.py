@@ -27,8 +27,10 @@ Three poolings of a layer's frames ``h_t``:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from math import prod
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -56,14 +58,21 @@ class SplitInputs:
     def __len__(self) -> int:
         return self.pooled[0].shape[0]
 
-    def _map(self, pick) -> "SplitInputs":
-        return SplitInputs([pick(p) for p in self.pooled], pick(self.targets),
-                           None if self.frames is None else [pick(f) for f in self.frames],
-                           None if self.masks is None else [pick(m) for m in self.masks])
+    def _map(self, pick, layers: list[bool] | None = None) -> "SplitInputs":
+        """``pick`` applied to the targets and to every layer's tensors (only to the layers
+        where ``layers`` is True; the others are kept as they are)."""
+        def per_layer(values: list[Tensor]) -> list[Tensor]:
+            return [pick(v) if layers is None or layers[i] else v for i, v in enumerate(values)]
 
-    def take(self, rows: Tensor) -> "SplitInputs":
-        """Clips ``rows`` (int64 ``[k]``), copied into contiguous tensors."""
-        return self._map(lambda values: values.index_select(0, rows))
+        return SplitInputs(per_layer(self.pooled), pick(self.targets),
+                           None if self.frames is None else per_layer(self.frames),
+                           None if self.masks is None else per_layer(self.masks))
+
+    def take(self, rows: Tensor, layers: list[bool] | None = None) -> "SplitInputs":
+        """Clips ``rows`` (int64 ``[k]``), copied into contiguous tensors; with ``layers``
+        only the layers marked True are taken, the others are left unchanged (for a model
+        that does not read them: see :meth:`BatchedProbes.layers_read`)."""
+        return self._map(lambda values: values.index_select(0, rows), layers)
 
     def span(self, begin: int, end: int) -> "SplitInputs":
         """Clips ``begin:end``, as views."""
@@ -73,11 +82,12 @@ class SplitInputs:
 @dataclass(frozen=True)
 class _Block:
     """A named parameter block of full ``shape`` whose index ``i`` along ``axis`` belongs
-    to probe ``probes[i]``."""
+    to probe ``probes[i]``; ``penalised``: under the L2 penalty (linear maps' weights)."""
 
     shape: tuple[int, ...]
     axis: int
     probes: Tensor
+    penalised: bool
 
 
 class BatchedProbes(nn.Module):
@@ -89,6 +99,10 @@ class BatchedProbes(nn.Module):
 
     Subclasses :meth:`declare` named blocks (zero initialised), each with a probe axis,
     call :meth:`finish`, and read the blocks with :meth:`blocks` (views of ``flat``).
+    :meth:`gradient` adds an L2 penalty ``(l2 / 2) ||W||²`` on the penalised blocks (the
+    linear maps' weights; biases, attention scorers and layer logits are free) to each
+    probe's mean loss, as scikit-learn's ``LogisticRegression`` does with
+    ``l2 = 1 / (C · train rows)``.
     :meth:`drop` removes stopped probes: their elements leave ``flat`` and every block
     shrinks along its probe axis (``flat`` is row-major per block, so what remains keeps
     the layout). ``forward`` gives the logits of the live probes in probe order.
@@ -100,11 +114,12 @@ class BatchedProbes(nn.Module):
         self._blocks: dict[str, _Block] = {}
         self.register_buffer("live", torch.ones(num_probes, dtype=torch.bool), persistent=False)
 
-    def declare(self, name: str, shape: tuple[int, ...], axis: int, probes: list[int]) -> None:
-        """A block of ``shape`` whose index ``i`` along ``axis`` belongs to ``probes[i]``."""
+    def declare(self, name: str, shape: tuple[int, ...], axis: int, probes: list[int], penalised: bool = False) -> None:
+        """A block of ``shape`` whose index ``i`` along ``axis`` belongs to ``probes[i]``;
+        ``penalised``: under the L2 penalty of :meth:`gradient`."""
         if shape[axis] != len(probes):
             raise ValueError(f"block {name!r}: axis {axis} of {shape} does not match {len(probes)} probes")
-        self._blocks[name] = _Block(tuple(shape), axis, torch.tensor(probes, dtype=torch.int64))
+        self._blocks[name] = _Block(tuple(shape), axis, torch.tensor(probes, dtype=torch.int64), penalised)
 
     def finish(self) -> None:
         owners = []
@@ -158,15 +173,36 @@ class BatchedProbes(nn.Module):
         self.live.fill_(True)
         self._count_live()
 
+    @contextlib.contextmanager
+    def weights(self, values: Tensor) -> Iterator[None]:
+        """Run the block with ``values`` (laid out like ``flat``) as the live probes'
+        parameters, then put ``flat`` back."""
+        saved = self.flat.data
+        self.flat.data = values
+        try:
+            yield
+        finally:
+            self.flat.data = saved
+
     def live_probes(self) -> Tensor:
         """Ids of the live probes, in the order ``forward`` returns them."""
         return self.live.nonzero().flatten()
 
-    def gradient(self, inputs: SplitInputs) -> None:
+    def layers_read(self) -> list[bool] | None:
+        """Which layers of the inputs the live probes read (None: all)."""
+        return None
+
+    def gradient(self, inputs: SplitInputs, l2: float = 0.0) -> None:
         """Set ``flat.grad`` to the gradient of the live probes' summed mean losses on
-        ``inputs`` (by autograd; subclasses may give it in closed form)."""
+        ``inputs``, each plus ``(l2 / 2) ||W||²`` over its penalised blocks (by autograd;
+        subclasses may give it in closed form)."""
         self.flat.grad = None
-        probe_losses(self(inputs), inputs.targets).sum().backward()
+        loss = probe_losses(self(inputs), inputs.targets).sum()
+        if l2:
+            blocks = self.blocks()
+            loss = loss + l2 / 2 * sum(blocks[name].square().sum() for name, block in self._blocks.items()
+                                      if block.penalised)
+        loss.backward()
 
 
 class LinearProbes(BatchedProbes):
@@ -183,9 +219,12 @@ class LinearProbes(BatchedProbes):
         self.widths, self.rates, self.classes = list(widths), rates, classes
         for layer, width in enumerate(widths):
             probes = [layer * rates + rate for rate in range(rates)]
-            self.declare(f"weight_{layer}", (width, rates, classes), 1, probes)
+            self.declare(f"weight_{layer}", (width, rates, classes), 1, probes, penalised=True)
             self.declare(f"bias_{layer}", (rates, classes), 0, probes)
         self.finish()
+
+    def layers_read(self) -> list[bool]:
+        return self.live.view(len(self.widths), self.rates).any(dim=1).tolist()
 
     def _logits(self, blocks: dict[str, Tensor], inputs: SplitInputs) -> list[Tensor]:
         """Per layer with live probes: logits ``[rows, live, classes]`` (rows first)."""
@@ -202,15 +241,20 @@ class LinearProbes(BatchedProbes):
         return torch.cat([part.transpose(0, 1) for part in self._logits(self.blocks(), inputs)])
 
     @torch.no_grad()
-    def gradient(self, inputs: SplitInputs) -> None:
+    def gradient(self, inputs: SplitInputs, l2: float = 0.0) -> None:
+        """Closed form: per layer ``X^T (softmax - onehot) / rows + l2 W`` and the residual's
+        column sums over ``rows`` for the biases (multi-hot: sigmoid, over ``rows · classes``)."""
         grad = torch.empty_like(self.flat)
-        grads, rows = self.blocks(grad), len(inputs)
+        grads, blocks, rows = self.blocks(grad), self.blocks(), len(inputs)
         layers = [layer for layer in range(len(self.widths)) if grads[f"weight_{layer}"].shape[1]]
         dense = dense_targets(inputs.targets, self.classes)
-        for layer, logits in zip(layers, self._logits(self.blocks(), inputs)):
-            residual = logit_gradient(logits, dense, inputs.targets.dim() == 1).view(rows, -1)
-            torch.mm(inputs.pooled[layer].T, residual, out=grads[f"weight_{layer}"].view(self.widths[layer], -1))
-            torch.sum(residual, dim=0, out=grads[f"bias_{layer}"].view(-1))
+        for layer, logits in zip(layers, self._logits(blocks, inputs)):
+            residual, scale = logit_gradient(logits, dense, inputs.targets.dim() == 1)
+            residual = residual.view(rows, -1)
+            weight = blocks[f"weight_{layer}"].view(self.widths[layer], -1)
+            torch.addmm(weight, inputs.pooled[layer].T, residual, beta=l2, alpha=scale,
+                        out=grads[f"weight_{layer}"].view(self.widths[layer], -1))
+            torch.sum(residual, dim=0, out=grads[f"bias_{layer}"].view(-1)).mul_(scale)
         self.flat.grad = grad
 
 
@@ -225,7 +269,7 @@ class AttentiveProbes(BatchedProbes):
             probes = [layer * rates + rate for rate in range(rates)]
             self.declare(f"scorer_{layer}", (rates, width), 0, probes)
             self.declare(f"scorer_bias_{layer}", (rates,), 0, probes)
-            self.declare(f"weight_{layer}", (rates, width, classes), 0, probes)
+            self.declare(f"weight_{layer}", (rates, width, classes), 0, probes, penalised=True)
             self.declare(f"bias_{layer}", (rates, classes), 0, probes)
         self.finish()
 
@@ -257,7 +301,7 @@ class LayerSumProbes(BatchedProbes):
         self.declare("layer_logits", (rates, len(widths)), 0, probes)
         for name, width in ([("weight", widths[0])] if self.shared else
                             [(f"weight_{layer}", width) for layer, width in enumerate(widths)]):
-            self.declare(name, (rates, width, classes), 0, probes)
+            self.declare(name, (rates, width, classes), 0, probes, penalised=True)
         self.declare("bias", (rates, classes), 0, probes)
         self.finish()
 

@@ -3,9 +3,9 @@
 The probes' parameters are one flat tensor and ``owner`` names the probe of each
 element; an element's update uses its probe's learning rate and only its own gradient,
 so one step trains all probes at once and each exactly as if it were alone (Kingma &
-Ba, "Adam", ICLR 2015; decoupled weight decay as in Loshchilov & Hutter, "AdamW",
-ICLR 2019). When the model drops stopped probes, :meth:`BatchedAdam.drop` drops their
-optimizer state alike.
+Ba, "Adam", ICLR 2015). A weight penalty belongs to the gradient (see
+:meth:`chorus.probe.models.BatchedProbes.gradient`). When the model drops stopped
+probes, :meth:`BatchedAdam.drop` drops their optimizer state alike.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ class BatchedAdam:
     """Adam on ``model.flat``; ``rates [num_probes]`` is the learning rate of each probe."""
 
     def __init__(self, model: BatchedProbes, rates: Tensor, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0):
+                 eps: float = 1e-8):
         self.model = model
         self.element_lr = rates.detach().float()[model.owner]
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.betas, self.eps = betas, eps
         self.first = torch.zeros_like(model.flat)
         self.second = torch.zeros_like(model.flat)
         self.steps = 0
@@ -42,8 +42,6 @@ class BatchedAdam:
         self.first.lerp_(grad, 1 - beta1)
         self.second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denominator = self.second.sqrt().div_(math.sqrt(1 - beta2**self.steps)).add_(self.eps)
-        if self.weight_decay:
-            param.addcmul_(param, self.element_lr, value=-self.weight_decay)
         param.addcdiv_(self.first * self.element_lr, denominator, value=-1 / (1 - beta1**self.steps))
 
     def drop(self, keep: Tensor) -> None:
