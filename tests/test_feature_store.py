@@ -139,3 +139,31 @@ def test_corrupt_index_and_unknown_keys_raise_typed_errors(tmp_path, data, encod
     record.write_text(json.dumps({"shard": "../../etc/passwd", "keys": ["x"]}))
     with pytest.raises(FeatureStoreError, match="000000.json"):
         _store(tmp_path, encoder)
+
+
+def test_a_second_process_cannot_open_a_store_in_use(tmp_path, encoder):
+    import subprocess
+    import sys
+    import textwrap
+
+    root = tmp_path / "store"
+    first = _store(root, encoder)
+    again = _store(root, encoder)  # the same process may open it twice
+    code = textwrap.dedent(f"""
+        from chorus.encoders import load_encoder
+        from chorus.features import FeatureStore, FeatureStoreBusy, SafetensorsShards, store_header
+        try:
+            FeatureStore({str(root)!r}, store_header(load_encoder("toy-cnn")), SafetensorsShards(True))
+        except FeatureStoreBusy as exc:
+            print("busy:", exc)
+    """)
+
+    def other_process() -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    refused = other_process()
+    assert refused.startswith("busy:") and str(root) in refused
+    del first
+    assert "busy:" in other_process()  # `again` still holds it
+    del again
+    assert other_process() == ""

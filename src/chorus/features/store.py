@@ -8,12 +8,18 @@ Layout of a store directory::
 
 A clip counts as done once its index record exists, so a crash loses at most the batch
 in flight; a shard without index record (crash between the two writes) is deleted on
-open and its clips are computed again. One process writes a store at a time.
+open and its clips are computed again. One process writes a store at a time: opening a
+store takes an exclusive lock on ``.lock`` in its directory (shared by every store object
+of the process, released when the last is collected or the process ends, crash included);
+a second process gets :class:`FeatureStoreBusy` instead of racing it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -34,6 +40,10 @@ class FeatureStoreError(FileProblem):
 
 class FeatureStoreMismatch(FeatureStoreError):
     """The directory holds features computed with another encoder, transform or format."""
+
+
+class FeatureStoreBusy(FeatureStoreError):
+    """Another process has the store open."""
 
 
 class MissingFeatures(ChorusError):
@@ -84,6 +94,37 @@ class _Index:
     shard_names: list[str] = field(default_factory=list)
 
 
+_HELD: dict[str, list] = {}  # resolved store directory -> [locked .lock handle, open store objects]
+_HELD_GUARD = threading.Lock()
+
+
+def _acquire(root: Path) -> str:
+    """Lock ``root`` for this process (once, however many stores it opens there)."""
+    key = str(root.resolve())
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return key
+        handle = open(root / ".lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise FeatureStoreBusy(root, "is open in another process (one writer at a time); wait for it to "
+                                         "finish or use another output/cache directory") from None
+        _HELD[key] = [handle, 1]
+        return key
+
+
+def _release(key: str) -> None:
+    with _HELD_GUARD:
+        held = _HELD[key]
+        held[1] -= 1
+        if held[1] == 0:
+            held[0].close()
+            del _HELD[key]
+
+
 class FeatureStore:
     """Open (or create) the store at ``root`` for features described by ``header``.
 
@@ -104,6 +145,8 @@ class FeatureStore:
             raise ValueError(f"feature dtype must be float32 or float16, not {self.dtype!r}")
         self._shards = self.root / "shards"
         self._records = self.root / "index"
+        self.root.mkdir(parents=True, exist_ok=True)
+        weakref.finalize(self, _release, _acquire(self.root))
         self._open_header()
         self._shards.mkdir(parents=True, exist_ok=True)
         self._records.mkdir(parents=True, exist_ok=True)
