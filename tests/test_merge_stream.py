@@ -143,3 +143,22 @@ def test_stored_deltas_read_exactly_what_the_task_vector_reads(base, tmp_path):
         assert stored.heads == loaded.heads and stored.fingerprint == loaded.fingerprint
         for name in loaded.keys():
             assert torch.equal(stored.tensor(name), loaded.tensor(name)), (kind, name)
+
+
+def test_file_tensors_are_private_copies_in_effect_and_a_cut_file_is_an_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from chorus.tensorfile import TensorFileError
+
+    path = tmp_path / "t.safetensors"
+    save_file({"a": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.ones(5000, dtype=torch.float32)},
+              str(path))
+    source = SafetensorsFile(path)
+    a = source.tensor("a")
+    a.mul_(10)  # an in-place change stays in this process
+    assert torch.equal(SafetensorsFile(path).tensor("a"), torch.arange(6, dtype=torch.float32).reshape(2, 3))
+    assert torch.equal(load_file(str(path))["a"], torch.arange(6, dtype=torch.float32).reshape(2, 3))
+    with open(path, "r+b") as handle:  # cut after the header was read
+        handle.truncate(path.stat().st_size - 4 * 1000)
+    with pytest.raises(TensorFileError, match="ends before"):
+        source.tensor("b")

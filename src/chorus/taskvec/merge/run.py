@@ -19,7 +19,7 @@ GATE_FILE = "gate.safetensors"
 
 def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[list, list[Callable[[], None]]]:
     """Load task vectors (manifests and safetensors headers validated), read through
-    :class:`~chorus.taskvec.merge.sources.StoredDeltas` (one ``pread`` per dense tensor).
+    :class:`~chorus.taskvec.merge.sources.StoredDeltas` (one memory map per dense tensor).
 
     ``verify_now``: check every file's sha256 now. Otherwise the deltas files are hashed
     from the bytes the merge reads and the checks are returned, for

@@ -216,9 +216,9 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     (e.g. the inputs' sha256 verification) run once every tensor is merged; if one raises,
     nothing is written either.
 
-    A second thread hashes each base tensor (fingerprint) and writes and hashes each merged
-    tensor while the next one merges (at most two merged tensors in flight); hashing, file
-    writes and torch kernels release the GIL.
+    Two worker threads run beside the merge: one hashes each base tensor (fingerprint), the
+    other writes and hashes each merged tensor, while the next one merges (at most two
+    tensors in flight on each); hashing, file writes and torch kernels release the GIL.
     """
     from ..errors import BaseMismatchError
 
@@ -229,19 +229,20 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     hasher = FingerprintHasher()
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
-        with ThreadPoolExecutor(1) as emitter, \
+        with ThreadPoolExecutor(1) as fingerprinting, ThreadPoolExecutor(1) as writing, \
                 StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
             in_flight: deque = deque()
             for name in names:
                 original = base.tensor(name)
+                in_flight.append(fingerprinting.submit(hasher.update, name, original))
                 if name in parameters:
                     merged = torch.add(original.float(), plan.direction(name), alpha=lam).to(original.dtype)
                 elif BUFFER_PREFIX + name in buffers:
                     merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
                 else:
                     merged = original
-                in_flight.append(emitter.submit(_emit, hasher, writer, name, original, merged))
-                while len(in_flight) > 1:
+                in_flight.append(writing.submit(writer.write, name, merged))
+                while len(in_flight) > 2:
                     in_flight.popleft().result()
                 bar.update(1)
             for future in in_flight:
@@ -253,12 +254,6 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
             return writer.commit()
     finally:
         bar.close()
-
-
-def _emit(hasher: FingerprintHasher, writer: StreamingSafetensorsWriter, name: str, original: Tensor,
-          merged: Tensor) -> None:
-    hasher.update(name, original)
-    writer.write(name, merged)
 
 
 def apply_directions(base_state: dict[str, Tensor], directions: dict[str, Tensor], lam: float) -> dict[str, Tensor]:
