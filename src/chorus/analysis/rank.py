@@ -1,0 +1,33 @@
+"""Effective rank of a weight delta (Roy & Vetterli, *The effective rank: a measure of
+effective dimensionality*, EUSIPCO 2007).
+
+For singular values ``σ_1..σ_r`` of a matrix, ``p_k = σ_k / Σ σ`` and the effective rank is
+``exp(−Σ p_k log p_k)``: 1 for a rank-one matrix, ``r`` when all singular values are equal.
+Tensors with more than two axes (convolution kernels ``[out, in, k...]``) are read as the
+matrix ``[out, in·k...]``; one-axis tensors (biases, norms) have no effective rank.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def as_matrix(delta: Tensor) -> Tensor | None:
+    """``delta`` as ``[out, in·k...]``, or None for a tensor with fewer than two axes."""
+    if delta.dim() < 2:
+        return None
+    return delta.reshape(delta.shape[0], -1)
+
+
+def effective_rank(matrix: Tensor) -> float | None:
+    """Entropy-based effective rank of a 2-D ``matrix``; None when it is all zeros."""
+    singular = torch.linalg.svdvals(matrix.double() if matrix.numel() <= 1 << 16 else matrix.float()).double()
+    total = float(singular.sum())
+    if not total > 0:
+        return None
+    p = singular / total
+    p = p[p > 0]
+    return math.exp(float(-(p * p.log()).sum()))
