@@ -171,9 +171,13 @@ class Geometry:
 
 def parameter_names(vectors: Sequence) -> list[str]:
     """The parameters every vector holds, in the first vector's (network) order; raises
-    :class:`AnalysisError` when names or shapes differ."""
+    :class:`AnalysisError` when bases, names or shapes differ."""
     names = [name for name in vectors[0].keys() if not name.startswith(BUFFER_PREFIX)]
     for index, vector in enumerate(vectors[1:], start=1):
+        if vector.manifest.base.fingerprint != vectors[0].manifest.base.fingerprint:
+            raise AnalysisError(f"task vector {index} was taken against another base than task vector 0 "
+                                f"(fingerprints {vector.manifest.base.fingerprint[:12]}… and "
+                                f"{vectors[0].manifest.base.fingerprint[:12]}…)")
         mine = [name for name in vector.keys() if not name.startswith(BUFFER_PREFIX)]
         if set(mine) != set(names) or any(tuple(vector.shape(n)) != tuple(vectors[0].shape(n)) for n in names):
             raise AnalysisError(f"task vector {index} does not hold the same parameters (names and shapes) as "

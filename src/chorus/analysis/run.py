@@ -8,6 +8,7 @@ weights, checked against the vectors' fingerprint); without clips they are left 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from ..evaluate import EvalAudio
 from ..progress import ProgressFactory
+from .errors import AnalysisError
 from .connectivity import ALPHA_POINTS, alpha_grid, connectivity
 from .geometry import SIGN_THRESHOLD, TOPK, vector_geometry
 from .negation import LAMBDAS, negation
@@ -87,3 +89,43 @@ def summary(result: dict) -> dict:
                              "negated_accuracy": [min(negated), max(negated)],
                              "other_accuracy": [min(others), max(others)]}
     return found
+
+
+def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | Path | None = None,
+                 split: str | None = "valid", base: str | Path | None = None, settings: AnalysisSettings | None = None,
+                 progress: ProgressFactory | None = None) -> dict:
+    """``chorus analyze``: load the task vectors at ``paths`` (validated), analyse them and
+    write ``analysis.json``, the PNG figures and ``analysis.html`` into ``out_dir``.
+
+    ``data``: a manifest whose ``split`` clips (None: all) of the vectors' groups feed
+    connectivity, negation and spectra; ``base``: the base weights (a registered encoder
+    name, a chorus model directory or a ``.safetensors`` file; default: the encoder the
+    vectors name), checked against the vectors' fingerprint.
+    """
+    from ..data.manifest import read_manifest
+    from ..evaluate import load_eval_audio
+    from ..taskvec import TaskVector
+    from ..taskvec.merge.compose import base_state, resolve_base
+    from ..taskvec.merge.sweep import vector_group
+    from .report import clean, write_analysis
+
+    if not paths:
+        raise AnalysisError("give at least one task-vector directory")
+    vectors = [TaskVector.load(path) for path in paths]
+    audio = state = None
+    if data is not None:
+        if len(vectors) < 2:
+            raise AnalysisError("connectivity, negation and spectra compare groups: give two or more task vectors")
+        groups = [vector_group(v, i) for i, v in enumerate(vectors)]
+        manifest = read_manifest(data)
+        clips = manifest.select(split=split).clips if split else manifest.clips
+        missing = [g for g in groups if not any(c.group == g for c in clips)]
+        if missing:
+            raise AnalysisError(f"{data}: no {split or 'any'} clips of group(s) {', '.join(missing)} "
+                                f"(the vectors' groups: {', '.join(groups)})")
+        audio = load_eval_audio([c for c in clips if c.group in set(groups)], vectors[0].manifest.sample_rate,
+                                progress, "loading validation clips")
+        state = base_state(resolve_base(vectors, base), vectors[0].fingerprint)
+    result = clean(analyze(vectors, state, audio, settings, progress))
+    write_analysis(result, out_dir)
+    return result
