@@ -114,6 +114,10 @@ def test_effective_rank():
     assert effective_rank(u @ v) == pytest.approx(1.0, abs=1e-6)
     assert effective_rank(torch.eye(4)) == pytest.approx(4.0)
     assert effective_rank(torch.zeros(3, 3)) is None
+    wide = torch.randn(5, 9, generator=torch.Generator().manual_seed(0))
+    singular = torch.linalg.svdvals(wide.double())
+    p = singular / singular.sum()
+    assert effective_rank(wide) == pytest.approx(math.exp(float(-(p * p.log()).sum())), rel=1e-9)
     geometry = vector_geometry([vector(random_deltas(5), "a"), vector(random_deltas(6), "b")])
     conv = next(r for r in geometry.ranks if r["tensor"] == "blocks.0.weight")
     assert conv["shape"] == [2, 6] and 1.0 < conv["values"][0] <= 2.0

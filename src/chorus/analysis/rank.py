@@ -5,6 +5,10 @@ For singular values ``σ_1..σ_r`` of a matrix, ``p_k = σ_k / Σ σ`` and the e
 ``exp(−Σ p_k log p_k)``: 1 for a rank-one matrix, ``r`` when all singular values are equal.
 Tensors with more than two axes (convolution kernels ``[out, in, k...]``) are read as the
 matrix ``[out, in·k...]``; one-axis tensors (biases, norms) have no effective rank.
+
+Singular values come from the eigenvalues of the smaller Gram matrix (``M Mᵀ`` or
+``Mᵀ M``, float64): ``σ_k = sqrt(max(λ_k, 0))``, several times faster than an SVD of a wide
+matrix and exact to about ``1e-8 · σ_max``, far below what moves the entropy.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ def as_matrix(delta: Tensor) -> Tensor | None:
 
 def effective_rank(matrix: Tensor) -> float | None:
     """Entropy-based effective rank of a 2-D ``matrix``; None when it is all zeros."""
-    singular = torch.linalg.svdvals(matrix.double() if matrix.numel() <= 1 << 16 else matrix.float()).double()
+    wide = matrix.double()
+    gram = wide @ wide.T if wide.shape[0] <= wide.shape[1] else wide.T @ wide
+    singular = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt()
     total = float(singular.sum())
     if not total > 0:
         return None
