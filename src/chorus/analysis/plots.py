@@ -62,7 +62,7 @@ def layer_heatmaps(analysis: dict):
         axis.set_title(title, fontsize=9)
         figure.colorbar(shown, ax=axis, fraction=0.05)
     axes[0].set_yticks(range(len(layers)), [layer["layer"] for layer in layers], fontsize=7)
-    figure.suptitle("per layer, in network order (blank: a vector is zero there)", fontsize=9)
+    figure.suptitle("per layer, in network order (blank: a vector is zero there)", fontsize=9, y=1.04)
     return figure
 
 
@@ -99,7 +99,7 @@ def lmc_curves(analysis: dict):
                 axis.set_ylabel(key)
         axes[0][column].set_title(f"{b} (α=0) → {a} (α=1)\nbarrier {curve['loss_barrier']:.3f}", fontsize=8)
         axes[1][column].set_xlabel("α")
-    figure.suptitle("linear mode connectivity on each pair's validation clips (dotted: the chord)", fontsize=9)
+    figure.suptitle("linear mode connectivity on each pair's validation clips (dotted: the chord)", fontsize=9, y=1.02)
     return figure
 
 

@@ -48,9 +48,9 @@ def report_parts(analysis: dict, pngs: dict[str, bytes]) -> list[str]:
 
     summary, geometry = analysis["summary"], analysis["geometry"]
     names = geometry["vectors"]
-    low_high = summary["pair_cosine_range"]
+    low, high = summary["pair_cosine_range"] or (None, None)
     text = (f"Mean off-diagonal cosine between task vectors {_fmt(summary['mean_off_diagonal_cosine'])} (pairs "
-            f"{_fmt(low_high[0]) if low_high else '–'} to {_fmt(low_high[1]) if low_high else '–'}); sign conflicts "
+            f"{_fmt(low)} to {_fmt(high)}); sign conflicts "
             f"among entries two or more vectors change: {_fmt(summary['sign_conflict_rate'])}.")
     if "connectivity" in analysis:
         negation = summary["negation"]

@@ -53,6 +53,8 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
 
     settings = settings or AnalysisSettings()
     vectors = list(vectors)
+    if audio is not None and base_state is None:
+        raise AnalysisError("connectivity and negation need the base encoder's weights (base_state)")
     geometry = vector_geometry(vectors, sign_threshold=settings.sign_threshold, topk=settings.topk,
                                ranks=settings.ranks, progress=progress)
     result = {"settings": settings.model_dump(mode="json"), "geometry": geometry.as_dict()}

@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
                                                                 "safetensors file (default: the vectors' encoder)."),
         sign_threshold: float = typer.Option(0.0, "--sign-threshold", min=0.0,
                                              help="|τ| an entry must exceed to count in sign conflicts."),
-        topk: float = typer.Option(0.2, "--topk", min=0.0, max=1.0, help="Fraction kept by the per-tensor top-k masks."),
+        topk: float = typer.Option(0.2, "--topk", min=0.0, max=1.0,
+                                   help="Fraction kept by the per-tensor top-k masks."),
         alpha_points: int = typer.Option(11, "--alpha-points", min=2, help="Points of the α grid (LMC)."),
         lambdas: str = typer.Option("0,0.5,1,2", "--lambdas", help="Negation λ grid, comma-separated."),
         calibration: str = typer.Option("auto", "--calibration", help="Head calibration on the LMC paths."),
@@ -35,6 +36,8 @@ def register(app: typer.Typer) -> None:
         from ..progress import tqdm_progress
         from ._options import float_list
 
+        if not 0 < topk <= 1:
+            raise typer.BadParameter("a fraction in (0, 1]", param_hint="--topk")
         settings = AnalysisSettings(sign_threshold=sign_threshold, topk=topk, alpha_points=alpha_points,
                                     lambdas=float_list(lambdas, "--lambdas"), calibration=calibration, ranks=ranks)
         result = run_analysis(vectors, out, data, None if split == "all" else split, base, settings, tqdm_progress)
