@@ -207,7 +207,9 @@ def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_
     bar = resolve(progress)(len(parameters), "task-vector geometry")
     try:
         for name in parameters:
-            stack = torch.stack([vector.tensor(name).float().reshape(-1) for vector in vectors])
+            stack = torch.empty(len(vectors), math.prod(vectors[0].shape(name)))
+            for row, vector in enumerate(vectors):
+                stack[row] = vector.tensor(name).reshape(-1)
             counts = tensor_counts(stack, sign_threshold, topk)
             layers[layer_of(name)].add(counts)
             whole.add(counts)
