@@ -45,8 +45,8 @@ class DemoSettings(BaseModel):
     enough that a probe on the frozen encoder leaves room for fine-tuning).
     ``freeze``: encoder parameters kept frozen while fine-tuning (globs). ``merges``: name ->
     (method, parameters). ``lambda_factors``: sweep grid as multiples of each method's
-    default λ. ``lmc_points``: α grid of the analysis' connectivity curves (coarse, to keep
-    the stage cheap).
+    default λ. ``lmc_points`` / ``negation_lambdas``: the analysis' α grid and negation λ
+    grid (coarse, to keep the stage cheap: each point is a forward pass over the clips).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,7 +69,8 @@ class DemoSettings(BaseModel):
         "dare": ("dare", {}), "dare_ties": ("dare", {"ties": True}), "breadcrumbs": ("breadcrumbs", {}),
         "tsv": ("tsv", {}), "iso_c": ("iso_c", {})})
     lambda_factors: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    lmc_points: int = Field(5, ge=2, description="α grid of the analysis' connectivity curves")
+    lmc_points: int = Field(3, ge=2, description="α grid of the analysis' connectivity curves")
+    negation_lambdas: tuple[float, ...] = (0.0, 2.0)
     calibration: str = "auto"
     seed: int = 0
 
@@ -235,7 +236,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     sweeps["probe"] = sweep.as_dict()
     lap("merge")
     say("4/6 analysing the per-group task vectors: cosine, sign conflicts, connectivity, negation, spectra")
-    analysis = clean(analyze(vectors, state, valid, AnalysisSettings(alpha_points=settings.lmc_points), progress))
+    analysis = clean(analyze(vectors, state, valid, AnalysisSettings(alpha_points=settings.lmc_points,
+                                                                      lambdas=settings.negation_lambdas), progress))
     write_analysis(analysis, out_dir / "analysis")
     lap("analyze")
     say("5/6 evaluating every model on the test clips and the new region")

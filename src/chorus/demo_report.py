@@ -35,7 +35,8 @@ def analysis_line(record: dict) -> str:
     return (f"Task vectors: mean off-diagonal cosine {_number(s['mean_off_diagonal_cosine'])} (pairs {_number(low)}–"
             f"{_number(high)}; the seed paper reports 0.01–0.09); Spearman ρ between spectral distance and cosine "
             f"{_number(rho)}; largest LMC loss barrier {_number(s.get('max_loss_barrier'))}; sign conflicts "
-            f"{_number(s['sign_conflict_rate'])}.")
+            f"{_number(s['mean_pairwise_sign_conflicts'])} per pair, {_number(s['sign_conflict_rate'])} among all "
+            f"vectors.")
 
 
 def report_parts(record: dict) -> list[str]:

@@ -114,13 +114,13 @@ def spectral_scatter(analysis: dict):
             left.scatter(pair["js_distance"], pair["cosine"], color="C0")
             left.annotate("·".join(pair["pair"]), (pair["js_distance"], pair["cosine"]), fontsize=7)
     rho = spectral["spearman"]["rho"]
-    left.set_xlabel("Jensen–Shannon distance of mel band-energy spectra")
+    left.set_xlabel("Jensen–Shannon distance of normalised log-mel spectra")
     left.set_ylabel("task-vector cosine")
     left.set_title(f"Spearman ρ = {'–' if rho is None else f'{rho:.2f}'}", fontsize=9)
     for group, spectrum in spectral["spectra"].items():
         right.plot(spectrum, label=group)
     right.set_xlabel("mel band")
-    right.set_ylabel("share of energy")
+    right.set_ylabel("share of the log-mel level")
     right.legend(fontsize=7)
     return figure
 

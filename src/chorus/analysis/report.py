@@ -50,8 +50,8 @@ def report_parts(analysis: dict, pngs: dict[str, bytes]) -> list[str]:
     names = geometry["vectors"]
     low, high = summary["pair_cosine_range"] or (None, None)
     text = (f"Mean off-diagonal cosine between task vectors {_fmt(summary['mean_off_diagonal_cosine'])} (pairs "
-            f"{_fmt(low)} to {_fmt(high)}); sign conflicts "
-            f"among entries two or more vectors change: {_fmt(summary['sign_conflict_rate'])}.")
+            f"{_fmt(low)} to {_fmt(high)}); sign conflicts: {_fmt(summary['mean_pairwise_sign_conflicts'])} "
+            f"per pair on average, {_fmt(summary['sign_conflict_rate'])} among entries two or more vectors change.")
     if "connectivity" in analysis:
         negation = summary["negation"]
         text += (f" Largest LMC loss barrier {_fmt(summary['max_loss_barrier'])} (accuracy "

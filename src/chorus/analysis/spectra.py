@@ -3,9 +3,11 @@
 Per clip: the power spectrogram ``|STFT|²`` (Hann window of ``n_fft`` samples, the
 smallest power of two of at least 32 ms, hop ``n_fft / 4``) is projected on ``n_mels``
 (default 64) Slaney-normalised mel bands from 0 Hz to Nyquist and averaged over frames,
-giving the clip's mel band energies ``E_b``; these are normalised to sum to 1 (so loud
-clips do not dominate). A group's spectrum is the mean of its clips' normalised band
-energies, itself a probability distribution over mel bands.
+giving the clip's mel band energies ``E_b``. Their log-mel spectrum in decibels,
+``10·log10(E_b)``, is floored ``TOP_DB`` = 80 dB below the clip's loudest band and taken
+relative to that floor (``L_b = max(10·log10(E_b / max E), −80) + 80`` ≥ 0); ``L`` normalised
+to sum 1 is the clip's *normalised log-mel spectrum*. A group's spectrum is the mean of its
+clips' normalised log-mel spectra, itself a probability distribution over mel bands.
 
 The distance between two groups is the Jensen–Shannon distance (the square root of the
 Jensen–Shannon divergence, base-2 logarithms: 0 for identical spectra, 1 for disjoint
@@ -26,6 +28,7 @@ from ..evaluate import EvalAudio
 from .errors import AnalysisError
 
 N_MELS = 64
+TOP_DB = 80.0
 
 
 def _settings(sample_rate: int, n_mels: int):
@@ -35,9 +38,9 @@ def _settings(sample_rate: int, n_mels: int):
     return MelSettings(int(sample_rate), n_fft, n_fft // 4, n_mels, 0.0, sample_rate / 2)
 
 
-def band_energies(waveform: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray | None:
-    """Normalised mel band energies ``[n_mels]`` (sum 1) of one clip ``[samples]``; None
-    for a silent clip."""
+def log_mel_spectrum(waveform: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray | None:
+    """Normalised log-mel spectrum ``[n_mels]`` (sum 1; module docstring) of one clip
+    ``[samples]``; None for a silent clip."""
     settings = _settings(sample_rate, n_mels)
     signal = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
     if signal.numel() < settings.n_fft:
@@ -45,15 +48,19 @@ def band_energies(waveform: np.ndarray, sample_rate: int, n_mels: int = N_MELS) 
     spectrum = torch.stft(signal, settings.n_fft, settings.hop, window=torch.hann_window(settings.n_fft),
                           center=False, return_complex=True).abs().square()
     energies = (spectrum.T.double() @ settings.filters().double()).mean(dim=0)
-    total = float(energies.sum())
-    return (energies / total).numpy() if total > 0 else None
+    loudest = float(energies.max())
+    if not loudest > 0:
+        return None
+    level = 10 * torch.log10(energies.clamp_min(loudest * 10 ** (-TOP_DB / 10)) / loudest) + TOP_DB
+    total = float(level.sum())
+    return (level / total).numpy() if total > 0 else None
 
 
 def group_spectra(audio: EvalAudio, groups: Sequence[str], n_mels: int = N_MELS) -> dict[str, np.ndarray]:
-    """Each group's mean normalised band-energy distribution over its clips in ``audio``."""
+    """Each group's mean normalised log-mel spectrum over its clips in ``audio``."""
     spectra = {}
     for group in groups:
-        rows = [band_energies(w, audio.sample_rate, n_mels) for c, w in zip(audio.clips, audio.waveforms)
+        rows = [log_mel_spectrum(w, audio.sample_rate, n_mels) for c, w in zip(audio.clips, audio.waveforms)
                 if c.group == group]
         rows = [r for r in rows if r is not None]
         if not rows:
@@ -91,5 +98,5 @@ def spectral_distances(audio: EvalAudio, groups: Sequence[str], cosine: Sequence
                                                                                       spectra[groups[j]]),
                           "cosine": cosine[i][j]})
     known = [p for p in pairs if p["cosine"] is not None]
-    return {"n_mels": n_mels, "spectra": {g: s.tolist() for g, s in spectra.items()}, "pairs": pairs,
+    return {"n_mels": n_mels, "top_db": TOP_DB, "spectra": {g: s.tolist() for g, s in spectra.items()}, "pairs": pairs,
             "spearman": rank_correlation([p["js_distance"] for p in known], [p["cosine"] for p in known])}

@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {name:>12s} " + " ".join("     –" if v is None else f"{v:6.3f}" for v in row))
         s = result["summary"]
         console.print(f"mean off-diagonal cosine: {_fmt(s['mean_off_diagonal_cosine'])}; sign conflicts: "
-                      f"{_fmt(s['sign_conflict_rate'])}")
+                      f"{_fmt(s['mean_pairwise_sign_conflicts'])} per pair, {_fmt(s['sign_conflict_rate'])} among "
+                      "all vectors")
         if "spearman_rho" in s:
             console.print(f"Spearman ρ (spectral JS distance vs cosine): {_fmt(s['spearman_rho'])}; largest LMC "
                           f"loss barrier {_fmt(s['max_loss_barrier'])}, accuracy barrier "
