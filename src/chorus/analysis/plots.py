@@ -52,12 +52,20 @@ def layer_heatmaps(analysis: dict):
     names, layers = geometry["vectors"], geometry["layers"]
     pairs = _pairs(names) or [(0, 0)]
     labels = [f"{names[i]}·{names[j]}" for i, j in pairs]
-    panels = (("cosine", "cosine", "RdBu_r", -1, 1), ("sign_conflicts", "sign-conflict rate", "viridis", 0, 1),
-              ("topk_jaccard", f"top-{geometry['topk']:.0%} Jaccard", "viridis", 0, 1))
+    panels = (("cosine", "cosine", "RdBu_r"), ("sign_conflicts", "sign-conflict rate", "viridis"),
+              ("topk_jaccard", f"top-{geometry['topk']:.0%} Jaccard", "viridis"))
     figure, axes = plt.subplots(1, 3, figsize=(4 + 3 * 0.6 * len(pairs) + 3, 1.5 + 0.28 * len(layers)), sharey=True)
-    for axis, (key, title, cmap, low, high) in zip(axes, panels):
+    for axis, (key, title, cmap) in zip(axes, panels):
         grid = [[math.nan if layer[key][i][j] is None else layer[key][i][j] for i, j in pairs] for layer in layers]
+        finite = [abs(v) for row in grid for v in row if not math.isnan(v)]
+        reach = max(finite, default=1.0) or 1.0
+        low, high = (-reach, reach) if key == "cosine" else (0.0, reach)  # colours span the values found
         shown = axis.imshow(grid, cmap=cmap, vmin=low, vmax=high, aspect="auto")
+        if len(grid) * len(pairs) <= 80:
+            for row, values in enumerate(grid):
+                for column, value in enumerate(values):
+                    if not math.isnan(value):
+                        axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=6)
         axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
         axis.set_title(title, fontsize=9)
         figure.colorbar(shown, ax=axis, fraction=0.05)
