@@ -116,7 +116,8 @@ def spectral_scatter(analysis: dict):
     and the groups' spectra."""
     plt = pyplot()
     spectral = analysis["spectra"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    figure.subplots_adjust(wspace=0.35)
     for pair in spectral["pairs"]:
         if pair["cosine"] is not None:
             left.scatter(pair["js_distance"], pair["cosine"], color="C0")
