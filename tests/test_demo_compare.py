@@ -1,4 +1,5 @@
-"""The demo pipeline end to end on toy-cnn and tiny data; chorus compare; the probe baseline."""
+"""The demo pipeline end to end on toy-cnn and tiny data (with the task-vector analysis);
+chorus compare; the probe baseline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from chorus.demo import DemoError, DemoSettings, run_demo
 from chorus.taskvec import TaskVector
 
 TINY = DemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,
-                    batch_size=8, lr=3e-3, head_lr=1e-2, lambda_factors=(0.5, 1.0),
+                    batch_size=8, lr=3e-3, head_lr=1e-2, lambda_factors=(0.5, 1.0), lmc_points=3,
                     merges={"mean": ("mean", {}), "ties": ("ties", {"density": 0.5})})
 
 
@@ -40,6 +41,17 @@ def test_demo_writes_report_numbers_and_every_model(demo):
     page = (out / "report.html").read_text()
     assert "Summary" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
     assert json.loads((out / "demo.json").read_text())["summary"] == summary
+    analysis = record["analysis"]
+    assert analysis["geometry"]["vectors"] == ["birds", "insects"] and "analyze" in record["timings_s"]
+    assert analysis["connectivity"][0]["pair"] == ["birds", "insects"]
+    assert analysis["connectivity"][0]["alpha"] == [0.0, 0.5, 1.0]
+    assert [r["negated"] for r in analysis["negation"]] == ["birds", "insects"]
+    assert analysis["spectra"]["pairs"][0]["cosine"] == analysis["geometry"]["whole_model"]["cosine"][0][1]
+    assert json.loads((out / "demo.json").read_text())["analysis"] == analysis
+    assert json.loads((out / "analysis" / "analysis.json").read_text()) == analysis
+    assert "Task-vector analysis" in page and "Linear mode connectivity" in page
+    for figure in ("cosine heatmap", "LMC curves", "spectral distance scatter"):
+        assert f'<img alt="{figure}" src="data:image/png;base64,' in page
     merge_record = json.loads((out / "merged" / "ties" / "merge.json").read_text())
     assert merge_record["params"]["density"] == 0.5 and merge_record["lambda"] == summary["lambda"]["ties"]
     assert merge_record["calibration"] == summary["calibration"]["ties"]
@@ -106,4 +118,7 @@ def test_cli_demo_prints_the_summary(run_cli, demo, monkeypatch):
     result = run_cli("demo", "--out", out, "--encoder", "toy-cnn", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert "Best merge" in result.output and "report:" in result.output
+    cosine = record["analysis"]["summary"]["mean_off_diagonal_cosine"]
+    assert f"mean off-diagonal cosine {cosine:.3f}" in " ".join(result.output.split())
+    assert "Spearman ρ" in result.output
     assert record["summary"]["best_merge"] in result.output

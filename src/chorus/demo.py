@@ -9,7 +9,10 @@
 3. merge the per-group task vectors with every method, choosing λ, the head calibration
    and the strength of a group gate fitted on the validation clips by normalized accuracy
    (the probes' calibration and gate too);
-4. compare everything on the test clips and the new region, and write a self-contained
+4. analyse the per-group task vectors (``chorus.analysis``: cosine, sign conflicts, linear
+   mode connectivity, negation, spectral distances; on the validation clips, with a coarse
+   α grid) into ``analysis/``;
+5. compare everything on the test clips and the new region, and write a self-contained
    HTML report (``report.html``) and ``demo.json`` with the numbers.
 
 Every stage's outputs are kept under ``out_dir``; a second run reuses finished stages
@@ -42,7 +45,8 @@ class DemoSettings(BaseModel):
     enough that a probe on the frozen encoder leaves room for fine-tuning).
     ``freeze``: encoder parameters kept frozen while fine-tuning (globs). ``merges``: name ->
     (method, parameters). ``lambda_factors``: sweep grid as multiples of each method's
-    default λ.
+    default λ. ``lmc_points`` / ``negation_lambdas``: the analysis' α grid and negation λ
+    grid (coarse, to keep the stage cheap: each point is a forward pass over the clips).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,6 +69,8 @@ class DemoSettings(BaseModel):
         "dare": ("dare", {}), "dare_ties": ("dare", {"ties": True}), "breadcrumbs": ("breadcrumbs", {}),
         "tsv": ("tsv", {}), "iso_c": ("iso_c", {})})
     lambda_factors: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    lmc_points: int = Field(3, ge=2, description="α grid of the analysis' connectivity curves")
+    negation_lambdas: tuple[float, ...] = (0.0, 2.0)
     calibration: str = "auto"
     seed: int = 0
 
@@ -170,6 +176,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
 
     ``log(message)``: optional callback told when each stage starts (the CLI prints it).
     """
+    from .analysis import AnalysisSettings, analyze, write_analysis
+    from .analysis.report import clean
     from .evaluate import load_eval_audio
     from .evaluate.compare import Entry, compare_models
     from .evaluate.compare_report import write_comparison
@@ -194,13 +202,13 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
         clock = now
 
     rate = get_spec(settings.encoder).sample_rate
-    say(f"1/5 synthesizing {sum(settings.species.values())} species in {len(settings.species)} groups "
+    say(f"1/6 synthesizing {sum(settings.species.values())} species in {len(settings.species)} groups "
         f"({settings.region}, plus test calls in {settings.new_region})")
     manifest = _synth(out_dir, settings, settings.region, rate, progress)
     moved = _synth(out_dir, settings, settings.new_region, rate, progress)
     lap("synthesize")
     groups = list(settings.species)
-    say(f"2/5 fine-tuning {settings.encoder} on each of {len(groups)} groups alone and on all jointly; "
+    say(f"2/6 fine-tuning {settings.encoder} on each of {len(groups)} groups alone and on all jointly; "
         "probes on the frozen encoder")
     runs = out_dir / "finetune"
     vectors = [_finetune(manifest, runs / group, settings, [group], progress) for group in groups]
@@ -211,7 +219,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     state = base_state(base, plan.fingerprint)
     probes = _probes(vectors, state, manifest, valid, settings)
     lap("fine-tune")
-    say(f"3/5 merging with {len(settings.merges)} methods; λ and calibration chosen on validation clips")
+    say(f"3/6 merging with {len(settings.merges)} methods; λ and calibration chosen on validation clips")
     references = individual_scores(plan, state, valid, progress)
     candidates = CALIBRATIONS["multiclass"] if settings.calibration == "auto" else (settings.calibration,)
     sweeps = {}
@@ -227,7 +235,12 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     probe_model = build_classifier(probe_plan, compose_heads(probes, sweep.calibration, sweep.gate), state)
     sweeps["probe"] = sweep.as_dict()
     lap("merge")
-    say("4/5 evaluating every model on the test clips and the new region")
+    say("4/6 analysing the per-group task vectors: cosine, sign conflicts, connectivity, negation, spectra")
+    analysis = clean(analyze(vectors, state, valid, AnalysisSettings(alpha_points=settings.lmc_points,
+                                                                      lambdas=settings.negation_lambdas), progress))
+    write_analysis(analysis, out_dir / "analysis")
+    lap("analyze")
+    say("5/6 evaluating every model on the test clips and the new region")
     test = load_eval_audio(manifest.select(split="test").clips, rate, progress, "loading test clips")
     transfer = load_eval_audio(moved.select(split="test").clips, rate, progress, "loading new-region clips")
     entries = [Entry("probe", "probe", probe_model)]
@@ -239,11 +252,11 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     sizes = {group: len(manifest.select(split="train", group=group)) for group in groups}
     comparison = compare_models(entries, test, transfer, sizes, progress)
     lap("evaluate")
-    say("5/5 writing the report")
+    say("6/6 writing the report")
     summary = _summary(comparison, sweeps)
     timings["total"] = round(time.perf_counter() - started, 1)
     record = {"settings": settings.model_dump(mode="json"), "summary": summary, "comparison": comparison,
-              "sweeps": sweeps, "timings_s": timings, "joint_groups": joint_vector.manifest.group,
+              "sweeps": sweeps, "analysis": analysis, "timings_s": timings, "joint_groups": joint_vector.manifest.group,
               "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
     from .demo_report import report_parts
 

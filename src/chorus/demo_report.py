@@ -1,4 +1,5 @@
-"""The demo-specific parts of ``report.html``: headline, data, λ sweeps, timings."""
+"""The demo-specific parts of ``report.html``: headline, data, λ sweeps, the task-vector
+analysis, timings."""
 
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ def headline(record: dict) -> str:
             f"{_number(s['accuracy'][best])} accuracy ({_number(s['accuracy_within_group'][best])} within group). "
             f"Frozen-encoder probes: {probes}; joint training: {_number(s['accuracy'].get('joint'))} "
             f"({_number(s['accuracy_within_group'].get('joint'))}).")
+
+
+def analysis_line(record: dict) -> str:
+    """The analysis' headline numbers next to the seed paper's."""
+    s = record["analysis"]["summary"]
+    low, high = s["pair_cosine_range"] or (None, None)
+    rho = s.get("spearman_rho")
+    return (f"Task vectors: mean off-diagonal cosine {_number(s['mean_off_diagonal_cosine'])} (pairs {_number(low)}–"
+            f"{_number(high)}; the seed paper reports 0.01–0.09); Spearman ρ between spectral distance and cosine "
+            f"{_number(rho)}; largest LMC loss barrier {_number(s.get('max_loss_barrier'))}; sign conflicts "
+            f"{_number(s['mean_pairwise_sign_conflicts'])} per pair, {_number(s['sign_conflict_rate'])} among all "
+            f"vectors.")
 
 
 def report_parts(record: dict) -> list[str]:
@@ -55,5 +68,10 @@ def report_parts(record: dict) -> list[str]:
         parts.append(table(["λ", "calibration", "gate", "normalized", "normalized within group"], rows,
                            caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
                                    f"gate {sweep['gate']:g}"))
+    if "analysis" in record:
+        from .analysis.report import figures
+        from .analysis.report import report_parts as analysis_parts
+
+        parts += analysis_parts(record["analysis"], figures(record["analysis"]))
     parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
     return parts

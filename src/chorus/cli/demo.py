@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..demo import DemoSettings, run_demo
-        from ..demo_report import headline
+        from ..demo_report import analysis_line, headline
         from ..progress import tqdm_progress
         from .compare import comparison_table
 
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         record = run_demo(out, settings, tqdm_progress, log=lambda message: console.print(f"[bold]{message}[/]"))
         console.print(comparison_table(record["comparison"], "test accuracy (normalized: ÷ individual models)"))
         console.print(headline(record))
+        console.print(analysis_line(record))
         timings = ", ".join(f"{k} {v:.0f} s" for k, v in record["timings_s"].items())
         console.print(f"time: {timings}")
         console.print(f"report: {out / 'report.html'}")
