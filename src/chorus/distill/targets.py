@@ -8,6 +8,7 @@ scales (ReLU maps, pitch logits) weigh alike in the L1 term of the loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -85,3 +86,46 @@ def compute_targets(teacher: Encoder, name: str, layers: Sequence[str], waveform
         frames.append([((f.double() - mean) / std).float() for f in per_clip])
     return TeacherTargets(name, tuple(layers), frames, means, stds,
                           tuple(float(teacher.frame_rates[index[layer]]) for layer in layers))
+
+
+def subset_targets(targets: TeacherTargets, indices: Sequence[int]) -> TeacherTargets:
+    """The targets of the clips ``indices`` (standardisation statistics kept)."""
+    return TeacherTargets(targets.teacher, targets.layers, [[layer[i] for i in indices] for layer in targets.frames],
+                          targets.mean, targets.std, targets.frame_rates)
+
+
+def save_targets(path: str | Path, targets: TeacherTargets, key: str) -> None:
+    """Write ``targets`` to a safetensors file; ``key`` names what they were computed from
+    (teacher, settings, clips) so that :func:`load_targets` never returns stale ones."""
+    from ..tensorfile import save_tensors
+
+    tensors: dict[str, Tensor] = {}
+    for slot, per_clip in enumerate(targets.frames):
+        tensors[f"{slot}.frames"] = torch.cat(per_clip)
+        tensors[f"{slot}.counts"] = torch.tensor([f.shape[0] for f in per_clip], dtype=torch.int64)
+        tensors[f"{slot}.mean"], tensors[f"{slot}.std"] = targets.mean[slot], targets.std[slot]
+    save_tensors(path, tensors, {"key": key, "teacher": targets.teacher, "layers": list(targets.layers),
+                                 "frame_rates": list(targets.frame_rates)})
+
+
+def load_targets(path: str | Path, key: str) -> TeacherTargets | None:
+    """Targets saved by :func:`save_targets` under the same ``key``; None when the file is
+    absent or was computed from something else."""
+    import json
+
+    from safetensors import safe_open
+
+    from ..tensorfile import load_tensors
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    tensors = load_tensors(path)
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get("chorus", "{}"))
+    if meta.get("key") != key:
+        return None
+    frames = [list(torch.split(tensors[f"{s}.frames"], tensors[f"{s}.counts"].tolist())) for s in range(len(meta["layers"]))]
+    return TeacherTargets(meta["teacher"], tuple(meta["layers"]), frames,
+                          [tensors[f"{s}.mean"] for s in range(len(frames))],
+                          [tensors[f"{s}.std"] for s in range(len(frames))], tuple(meta["frame_rates"]))
