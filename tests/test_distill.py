@@ -10,7 +10,7 @@ import torch
 from chorus.distill import DistillConfig, DistillError, compute_targets, distill, distill_to_directory, \
     load_student_init
 from chorus.distill.run import INIT_FILE, RECORD_FILE, STUDENT_FILE, VECTOR_DIR
-from chorus.encoders import EncoderNotFound, load_encoder
+from chorus.encoders import EncoderLoadError, EncoderNotFound, load_encoder
 from chorus.errors import ChorusError
 from chorus.taskvec import TaskVector, apply, base_fingerprint
 from chorus.tensorfile import load_tensors
@@ -79,6 +79,11 @@ def test_task_vector_is_relative_to_the_init(ensemble_run):
     floating = [name for name in student if student[name].is_floating_point()]  # not num_batches_tracked
     assert floating and all(torch.equal(rebuilt[name], student[name]) for name in floating)
     assert any(vector.tensor(name).abs().max() > 0 for name in vector.keys())
+    loaded = load_encoder("student-cnn-tiny", source=out / STUDENT_FILE)  # what chorus probe --source does
+    assert base_fingerprint({k: v for k, v in loaded.state_dict().items() if v.is_floating_point()}) == \
+        base_fingerprint({k: v for k, v in student.items() if v.is_floating_point()})
+    with pytest.raises(EncoderLoadError, match="do not match"):
+        load_encoder("student-cnn", source=out / STUDENT_FILE)
 
 
 def test_ensemble_predicts_both_teachers_and_carries_a_head(ensemble_run):

@@ -11,8 +11,10 @@ Layers ``block1``..``block4``: each block's output averaged over the mel axis,
 ``[batch, frames, channels]`` at 25, 12.5, 6.25 and 6.25 Hz. Padded frames are zeroed after
 every convolution, so a clip's features do not depend on its batch in eval mode.
 
-Random initialisation only: ``load_encoder("student-cnn", seed=s)`` gives the same bytes
-for the same ``s`` (the shared θ0 every distilled student starts from).
+No published weights: ``load_encoder("student-cnn", seed=s)`` gives the same random bytes
+for the same ``s`` (the shared θ0 every distilled student starts from); ``source=`` a
+``.safetensors`` state dict (``chorus distill``'s ``student.safetensors``) loads a trained
+student, so ``chorus probe --encoder student-cnn --source ...`` probes it.
 ``student-cnn-tiny`` (4/4/8/8 channels, 24 mels) is for tests.
 """
 
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Encoder, LayerOutputs, lengths_to_mask
-from .registry import EncoderSpec, register_encoder, register_family
+from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
 from .sfx_cnn import ConvBlock
 from .sfx_frontend import mel_filterbank
 
@@ -105,6 +107,21 @@ class StudentCNN(Encoder):
         return {"family": "student-cnn", "channels": list(self.channels), "n_mels": self.frontend.n_mels}
 
 
+def _loader(channels: Sequence[int], n_mels: int):
+    def load(source: str | None, pretrained: bool) -> StudentCNN:
+        model = StudentCNN(channels, n_mels)
+        if source is not None and pretrained:
+            from ..tensorfile import load_tensors
+
+            try:
+                model.load_state_dict(load_tensors(source), strict=True)
+            except RuntimeError as exc:  # names or shapes differ
+                raise EncoderLoadError(f"{source}: tensors do not match this student-cnn: {exc}") from None
+        return model
+
+    return load
+
+
 def _build(architecture: dict[str, Any]) -> StudentCNN:
     return StudentCNN(architecture.get("channels", FULL_CHANNELS), architecture.get("n_mels", 48))
 
@@ -114,10 +131,10 @@ register_encoder(EncoderSpec(
     name="student-cnn", family="student-cnn",
     description="small log-mel CNN to distill into, 16 kHz, 4 conv blocks (16-160 channels)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=395_216, weights="random (seeded student init)",
-    loader=lambda source, pretrained: StudentCNN(FULL_CHANNELS),
+    loader=_loader(FULL_CHANNELS, 48),
 ))
 register_encoder(EncoderSpec(
     name="student-cnn-tiny", family="student-cnn", description="student-cnn with 4/4/8/8 channels, random (tests)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=2_580, weights="random (tiny test config)",
-    loader=lambda source, pretrained: StudentCNN(TINY_CHANNELS, 24),
+    loader=_loader(TINY_CHANNELS, 24),
 ))
