@@ -117,7 +117,13 @@ def test_cli_writes_the_artifacts_and_merge_composes_them(run_cli, data, tmp_pat
     merged = run_cli("merge", "--method", "task_arithmetic", "-v", tmp_path / "d" / VECTOR_DIR, "--lambda", "0.5",
                      "--base", tmp_path / "d" / INIT_FILE, "--out", tmp_path / "m")
     assert merged.exit_code == 0, merged.output
-    assert (tmp_path / "m" / "model.json").is_file()
+    merged_student = load_student_init(tmp_path / "m")  # a model directory serves as θ0 too
+    theta0 = load_student_init("student-cnn-tiny", seed=0)
+    tau = TaskVector.load(tmp_path / "d" / VECTOR_DIR)
+    expected = apply(theta0, [tau], [0.5]).state_dict()
+    for name, tensor in merged_student.state_dict().items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, expected[name], atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("args, message", [
