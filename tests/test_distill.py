@@ -148,3 +148,11 @@ def test_missing_manifest_and_bad_init_name_the_problem(tmp_path):
         load_student_init("no-such-student")
     with pytest.raises(DistillError, match="at least one"):
         distill(load_encoder("student-cnn-tiny"), [], [], CONFIG)
+
+
+def test_bad_head_layer_fails_before_any_training(tmp_path, data, monkeypatch):
+    import chorus.distill.run as run
+
+    monkeypatch.setattr(run, "compute_targets", lambda *a, **k: pytest.fail("teachers ran"))
+    with pytest.raises(DistillError, match="no layer 'block7'"):
+        distill_to_directory(["crepe-micro"], "student-cnn-tiny", data, tmp_path, CONFIG, head_layer="block7")

@@ -13,6 +13,7 @@ Output directory:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -66,8 +67,10 @@ def distill_clips(manifest: Manifest, split: str | None) -> Manifest:
     return chosen
 
 
-def _load_audio(clips, rates: Sequence[int], progress: ProgressFactory | None) -> tuple[list, dict[int, list]]:
-    """Decode ``clips`` at every rate; keep only clips that decode (the same set at every rate)."""
+def _load_audio(clips, rates: Sequence[int], progress: ProgressFactory | None
+                ) -> tuple[list, dict[int, list], dict[str, str]]:
+    """Decode ``clips`` at every rate; keep only clips that decode (the same set at every
+    rate). Returns the kept clips, their waveforms per rate and ``{path: error}`` of the others."""
     from ..evaluate import load_eval_audio
 
     loaded = {rate: load_eval_audio(clips, rate, progress, f"loading clips at {rate} Hz") for rate in rates}
@@ -78,7 +81,7 @@ def _load_audio(clips, rates: Sequence[int], progress: ProgressFactory | None) -
     waveforms = {rate: [w for clip, w in zip(audio.clips, audio.waveforms) if clip.path in keep]
                  for rate, audio in loaded.items()}
     failures = {str(f.clip.path): str(f.error) for audio in loaded.values() for f in audio.failures}
-    return kept, {"waveforms": waveforms, "failures": failures}
+    return kept, waveforms, failures
 
 
 def probe_head_vector(theta0: Encoder, student: Encoder, manifest: Manifest, layer: str, group: str,
@@ -123,20 +126,22 @@ def distill_to_directory(teachers: Sequence[str], student_init: str | Path, data
     models = {name: load_teacher(name, teacher_hop) for name in teachers}
     if teacher_hop is not None and not any(hasattr(m, "hop") for m in models.values()):
         raise DistillError(f"--teacher-hop given but no teacher among {list(teachers)} has a frame hop")
+    layer = head_layer or theta0.layer_names[-1]
+    if layer not in theta0.layer_names:
+        raise DistillError(f"student has no layer {layer!r}; layers: {', '.join(theta0.layer_names)}")
     chosen = distill_clips(manifest, split)
     rates = sorted({theta0.sample_rate, *(m.sample_rate for m in models.values())})
-    clips, audio = _load_audio(chosen.clips, rates, progress)
+    clips, waveforms, failures = _load_audio(chosen.clips, rates, progress)
     targets: list[TeacherTargets] = [
-        compute_targets(model, name, config.layers_of(name, model.layer_names), audio["waveforms"][model.sample_rate],
+        compute_targets(model, name, config.layers_of(name, model.layer_names), waveforms[model.sample_rate],
                         progress=progress)
         for name, model in models.items()]
-    result = distill(theta0, targets, audio["waveforms"][theta0.sample_rate], config, progress)
+    result = distill(theta0, targets, waveforms[theta0.sample_rate], config, progress)
     group = group or "+".join(teachers)
-    layer = head_layer or result.student.layer_names[-1]
-    if layer not in result.student.layer_names:
-        raise DistillError(f"student has no layer {layer!r}; layers: {', '.join(result.student.layer_names)}")
-    seconds = sum(len(w) for w in audio["waveforms"][theta0.sample_rate]) / theta0.sample_rate
-    summary = TrainingSummary(method="distill", groups=[group], clips_per_label={}, hours=seconds / 3600,
+    seconds = sum(len(w) for w in waveforms[theta0.sample_rate]) / theta0.sample_rate
+    per_label = Counter(label for clip in clips for label in clip.labels)
+    summary = TrainingSummary(method="distill", groups=[group], clips_per_label=dict(sorted(per_label.items())),
+                              hours=seconds / 3600,
                               epochs=config.epochs, metrics={"final_loss": result.losses[-1]}, seed=config.seed,
                               settings={"teachers": list(teachers), "student_layer": config.student_layer
                                         or theta0.layer_names[-1], "teacher_hop": teacher_hop})
@@ -147,7 +152,7 @@ def distill_to_directory(teachers: Sequence[str], student_init: str | Path, data
     vector.save(out_dir / VECTOR_DIR)
     files = {INIT_FILE: save_tensors(out_dir / INIT_FILE, theta0.state_dict()),
              STUDENT_FILE: save_tensors(out_dir / STUDENT_FILE, result.student.state_dict())}
-    record = distill_record(teachers, student_init, seed, data, config, clips, audio["failures"], targets, result,
+    record = distill_record(teachers, student_init, seed, data, config, clips, failures, targets, result,
                             files, vector, teacher_hop)
     write_json(out_dir / RECORD_FILE, record)
     from .report import write_distill_report
