@@ -25,19 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..encoders import load_encoder
-from ..fileio import write_json
+from ..fileio import sha256_file, write_json
 from ..progress import ProgressFactory
 from .config import DistillConfig
 from .targets import compute_targets, load_targets, save_targets, subset_targets
 from .train import distill
 
-SFX, PITCH = "sfx-cnn", "crepe-full"
-DOMAINS = {SFX: "calls", PITCH: "notes"}
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the real run (defaults: about 15 minutes on 2 CPU cores)."""
+    """Sizes of the real run. ``sfx_teacher``/``pitch_teacher``/``student``: registered names
+    (tiny ones make a smoke run)."""
 
     clips_per_species: int = 140
     notes_per_class: int = 90
@@ -46,6 +45,9 @@ class DemoSettings:
     grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     batch_size: int = 32
     seed: int = 0
+    sfx_teacher: str = "sfx-cnn"
+    pitch_teacher: str = "crepe-full"
+    student: str = "student-cnn"
 
 
 def make_data(out_dir: Path, settings: DemoSettings, progress: ProgressFactory | None = None) -> dict[str, Path]:
@@ -56,13 +58,16 @@ def make_data(out_dir: Path, settings: DemoSettings, progress: ProgressFactory |
     calls, notes = out_dir / "data" / "calls", out_dir / "data" / "notes"
     generate_dataset(calls, SynthConfig(groups=("birds", "anurans", "insects", "mammals"), species=2,
                                         clips_per_species=settings.clips_per_species, seconds=1.0, snr_db=0.0,
-                                        seed=settings.seed), overwrite=True, progress=progress)
+                                        seed=settings.seed), progress=progress)
     generate_notes(notes, NotesConfig(clips_per_class=settings.notes_per_class, seed=settings.seed))
     return {"calls": calls / "manifest.csv", "notes": notes / "manifest.csv"}
 
 
 def _cached_targets(cache: Path, teacher, name: str, layers, clips, waveforms, hop, progress):
-    key = hashlib.sha256(json.dumps([name, hop, list(layers), [str(c.path) for c in clips]]).encode()).hexdigest()
+    """``teacher``'s targets from ``cache`` when computed from the same audio and settings, else
+    computed now and cached."""
+    contents = [sha256_file(clip.path) for clip in clips]  # the audio itself, wherever the run lives
+    key = hashlib.sha256(json.dumps([name, hop, list(layers), contents]).encode()).hexdigest()
     path = cache / f"{name}.safetensors"
     found = load_targets(path, key)
     if found is None:
@@ -91,7 +96,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
         clock = time.perf_counter()
 
     manifests = make_data(out_dir, settings, progress)
-    theta0 = load_encoder("student-cnn", pretrained=False, seed=settings.seed)
+    sfx, pitch = settings.sfx_teacher, settings.pitch_teacher
+    theta0 = load_encoder(settings.student, pretrained=False, seed=settings.seed)
     audio = {name: load_eval_audio(read_manifest(path).clips, theta0.sample_rate, progress, f"loading {name}")
              for name, path in manifests.items()}
     domains = [domain_from_audio(name, audio[name]) for name in manifests]
@@ -103,7 +109,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
     student_waves = [audio[n].waveforms[i] for n in manifests for i in train[n]]
     first_notes = len(train["calls"])
     targets = {}
-    for name, hop in ((SFX, None), (PITCH, settings.crepe_hop)):
+    for name, hop in ((sfx, None), (pitch, settings.crepe_hop)):
         teacher = load_teacher(name, hop)
         waves = student_waves if teacher.sample_rate == theta0.sample_rate else \
             load_eval_audio(clips, teacher.sample_rate, progress, f"loading clips for {name}").waveforms
@@ -113,9 +119,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
         lap(f"teacher {name}")
     calls_rows, notes_rows = list(range(first_notes)), list(range(first_notes, len(clips)))
     runs = {
-        "student-sfx": ([subset_targets(targets[SFX], calls_rows)], [student_waves[i] for i in calls_rows], config),
-        "student-pitch": ([subset_targets(targets[PITCH], notes_rows)], [student_waves[i] for i in notes_rows], config),
-        "ensemble": ([targets[SFX], targets[PITCH]], student_waves,
+        "student-sfx": ([subset_targets(targets[sfx], calls_rows)], [student_waves[i] for i in calls_rows], config),
+        "student-pitch": ([subset_targets(targets[pitch], notes_rows)], [student_waves[i] for i in notes_rows], config),
+        "ensemble": ([targets[sfx], targets[pitch]], student_waves,
                      DistillConfig(epochs=max(1, settings.epochs // 2), batch_size=settings.batch_size,
                                    seed=settings.seed)),
     }
@@ -132,7 +138,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
     vectors = {}
     for name, domain in (("student-sfx", "calls"), ("student-pitch", "notes")):
         save_tensors(out_dir / "students" / f"{name}.safetensors", students[name].state_dict())
-        vector = probe_head_vector(theta0, students[name], read_manifest(manifests[domain]), "block4", domain,
+        vector = probe_head_vector(theta0, students[name], read_manifest(manifests[domain]), theta0.layer_names[-1], domain,
                                    progress=progress)
         vectors[name] = TaskVector.load(vector.save(out_dir / "vectors" / name))
 
@@ -150,7 +156,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
     merged = merge_best(out_dir, vectors, best["lambdas"], theta0)
     lap("merge")
     record = {
-        "settings": asdict(settings), "teachers": {SFX: {"domain": "calls"}, PITCH: {"domain": "notes",
+        "settings": asdict(settings), "teachers": {sfx: {"domain": "calls"}, pitch: {"domain": "notes",
                                                                                   "hop": settings.crepe_hop}},
         "student": {"name": theta0.name, "parameters": theta0.num_parameters, "seed": settings.seed},
         "clips": {name: {split: len(domain.targets[split]) for split in domain.targets} for name, domain in

@@ -70,7 +70,8 @@ def write_demo_report(record: dict, out_dir: str | Path) -> Path:
     settings = record["settings"]
     verdict = "passes" if record["acceptance"]["passed"] else "FAILS"
     parts = [
-        paragraph(f"Teachers sfx-cnn (animal calls) and crepe-full (hop {settings['crepe_hop']} samples; pitch "
+        paragraph(f"Teachers {settings['sfx_teacher']} (animal calls) and {settings['pitch_teacher']} (hop "
+                  f"{settings['crepe_hop']} samples; pitch "
                   f"classes of FluidSynth notes) distilled into {record['student']['name']} "
                   f"({record['student']['parameters']:,} parameters), every student from the same θ0 (seed "
                   f"{record['student']['seed']}). Distillation clips: {record['distill_clips']}; "
