@@ -48,6 +48,8 @@ def run(tmp_path_factory):
 def test_demo_scores_every_model_and_grid_point(run):
     out, record, _ = run
     assert set(record["scores"]) == {"θ0", "student-sfx", "student-pitch", "ensemble"}
+    assert set(record["teacher_scores"]) == {"sfx-cnn-tiny", "crepe-micro"}
+    assert 0 <= record["teacher_scores"]["crepe-micro"]["notes"]["accuracy"] <= 1
     assert [row["lambdas"] for row in record["sweep"]] == [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
     origin, only_sfx = record["sweep"][0], record["sweep"][2]
     assert origin["scores"] == record["scores"]["θ0"]  # θ0 + 0 τ1 + 0 τ2 is θ0
@@ -61,7 +63,7 @@ def test_demo_scores_every_model_and_grid_point(run):
 def test_demo_writes_the_report_and_merges_with_chorus_merge(run):
     out, record, _ = run
     page = (out / "report.html").read_text()
-    assert "Trade-off" in page and "ensemble" in page and (out / "tradeoff.png").stat().st_size > 1000
+    assert "Trade-off" in page and "ensemble" in page and "teacher crepe-micro" in page and (out / "tradeoff.png").stat().st_size > 1000
     assert record["merged"]["max_abs_difference_to_task_arithmetic"] < 1e-5
     assert (out / "merged" / "model.json").is_file() and len(record["merged"]["labels"]) == 8 + 3
 

@@ -65,6 +65,10 @@ def write_demo_report(record: dict, out_dir: str | Path) -> Path:
     scores, best = record["scores"], record["best"]
     model_rows = [[name, s["calls"]["accuracy"], s["calls"]["layer"], s["notes"]["accuracy"], s["notes"]["layer"]]
                   for name, s in scores.items()]
+    for name, own in record["teacher_scores"].items():
+        cells = {domain: [own[domain]["accuracy"], own[domain]["layer"]] if domain in own else ["–", "–"]
+                 for domain in ("calls", "notes")}
+        model_rows.append([f"teacher {name}", *cells["calls"], *cells["notes"]])
     sweep_rows = [[f"{r['lambdas'][0]:g}", f"{r['lambdas'][1]:g}", r["scores"]["calls"]["accuracy"],
                    r["scores"]["notes"]["accuracy"], r["kept"]["calls"], r["kept"]["notes"]] for r in record["sweep"]]
     settings = record["settings"]
@@ -83,7 +87,7 @@ def write_demo_report(record: dict, out_dir: str | Path) -> Path:
                   f"{best['scores']['calls']['accuracy']:.3f} ({100 * best['kept']['calls']:.1f} % of student-sfx), "
                   f"notes {best['scores']['notes']['accuracy']:.3f} ({100 * best['kept']['notes']:.1f} % of "
                   f"student-pitch): {verdict} the ≥ 90 % criterion."),
-        heading("θ0, students and the ensemble reference"),
+        heading("θ0, students, the ensemble reference and the teachers"),
         table(["model", "calls accuracy", "layer", "notes accuracy", "layer"], model_rows),
         heading("λ sweep"),
         table(["λ1 (sfx)", "λ2 (pitch)", "calls", "notes", "kept calls", "kept notes"], sweep_rows),
