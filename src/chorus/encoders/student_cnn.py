@@ -123,7 +123,7 @@ class StudentCNN(Encoder):
         return LayerOutputs(hidden, masks)
 
     def architecture(self) -> dict[str, Any]:
-        return {"family": "student-cnn", "channels": list(self.channels),
+        return {"family": "student", "channels": list(self.channels),
                 "bins_per_octave": self.frontend.bins_per_octave}
 
 
@@ -146,15 +146,15 @@ def _build(architecture: dict[str, Any]) -> StudentCNN:
     return StudentCNN(architecture.get("channels", FULL_CHANNELS), architecture.get("bins_per_octave", 12))
 
 
-register_family("student-cnn", _build)
+register_family("student", _build)
 register_encoder(EncoderSpec(
-    name="student-cnn", family="student-cnn",
+    name="student-cnn", family="student",
     description="small log-frequency CNN to distill into, 16 kHz, 4 conv blocks (16-160 channels)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=395_216, weights="random (seeded student init)",
     loader=_loader(FULL_CHANNELS, 12),
 ))
 register_encoder(EncoderSpec(
-    name="student-cnn-tiny", family="student-cnn", description="student-cnn with 4/4/8/8 channels, random (tests)",
+    name="student-cnn-tiny", family="student", description="student-cnn with 4/4/8/8 channels, random (tests)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=2_580, weights="random (tiny test config)",
     loader=_loader(TINY_CHANNELS, 3),
 ))
