@@ -34,5 +34,17 @@ test: $(STAMP)
 bench-data: $(STAMP)
 	$(PY) benchmarks/bench_data.py --out bench-data
 
+# The real distillation run (README, "Distilling teachers into task vectors"): sfx-cnn and
+# crepe-full distilled into student-cnn from one θ0, then the λ sweep. Renders its notes with
+# FluidSynth and the General MIDI sound font, installed here with apt-get (never needed by
+# make test). About 15-40 minutes on 2 cores, depending on load.
+DISTILL_OUT ?= distill-demo
+.PHONY: distill-demo
+distill-demo: $(STAMP)
+	command -v fluidsynth >/dev/null && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 || \
+		{ SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+		  $$SUDO apt-get install -y -qq fluidsynth fluid-soundfont-gm; }
+	$(VENV)/bin/chorus distill-demo --out $(DISTILL_OUT)
+
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -16,3 +16,4 @@ from . import audio_spectrogram_transformer  # noqa: F401,E402
 from . import whisper  # noqa: F401,E402
 from . import clap  # noqa: F401,E402
 from . import beats  # noqa: F401,E402
+from . import student_cnn  # noqa: F401,E402
