@@ -28,7 +28,7 @@ from pathlib import Path
 from ..encoders import load_encoder
 from ..fileio import sha256_file, write_json
 from ..progress import ProgressFactory
-from .config import DistillConfig
+from .config import DistillConfig, DistillError
 from .targets import compute_targets, load_targets, save_targets, subset_targets
 from .train import distill
 
@@ -81,6 +81,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
              progress: ProgressFactory | None = None) -> dict:
     """Run everything into ``out_dir`` (data/, cache/, students/, vectors/, merged/,
     distill-demo.json, report.html, tradeoff.png); return the JSON record."""
+    if not any(settings.grid):
+        raise DistillError(f"the λ grid {list(settings.grid)} holds no merge (every value is 0)")
     from ..data.manifest import read_manifest
     from ..evaluate import load_eval_audio
     from ..taskvec import TaskVector
@@ -157,7 +159,8 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
     rows = retention(interpolation_sweep(theta0, [vectors["student-sfx"], vectors["student-pitch"]], grid, domains,
                                          progress=progress), references)
     lap("sweep")
-    best = max(rows, key=lambda r: (r["worst"], -sum(r["lambdas"])))
+    merges = [row for row in rows if any(row["lambdas"])]  # θ0 itself is not a merge
+    best = max(merges, key=lambda r: (r["worst"], -sum(r["lambdas"])))
     merged = merge_best(out_dir, vectors, best["lambdas"], theta0)
     lap("merge")
     record = {
