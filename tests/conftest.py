@@ -11,6 +11,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import tempfile  # noqa: E402
+
+# verified-file records (chorus.verified) of this run only, never the user's cache
+os.environ["CHORUS_CACHE_DIR"] = tempfile.mkdtemp(prefix="chorus-test-cache-")
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

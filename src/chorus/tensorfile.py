@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .errors import FileProblem
 from .fileio import atomic_path, sha256_file
+from .verified import file_stamp, is_verified, remember_verified
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
                 "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -94,11 +95,16 @@ def _check_entry(path: Path, name: str, info: Any, data_bytes: int) -> None:
 
 
 def verify_sha256(path: str | Path, expected: str) -> None:
-    """Raise :class:`IntegrityError` unless ``path`` hashes to ``expected`` (hex sha256)."""
+    """Raise :class:`IntegrityError` unless ``path`` hashes to ``expected`` (hex sha256).
+    A file verified before and unchanged since is not hashed again (:mod:`chorus.verified`)."""
+    if is_verified(path, expected):
+        return
+    stamp = file_stamp(path)
     actual = sha256_file(path)
     if actual != expected:
         raise IntegrityError(path, f"sha256 mismatch: the manifest records {expected}, the file has {actual} "
                                    "(altered or truncated)")
+    remember_verified(path, expected, stamp)
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, Any] | None = None) -> str:

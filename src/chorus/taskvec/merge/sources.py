@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ...tensorfile import TensorFileError, read_header, verify_sha256
+from ...verified import file_stamp, is_verified, remember_verified
 from .writer import SAFETENSORS_DTYPES
 
 _CHUNK = 1 << 24
@@ -148,6 +149,7 @@ class SequentialDigest:
 
     def __init__(self, path: Path, expected: str):
         self.path, self.expected = Path(path), expected
+        self._stamp = file_stamp(self.path)
         self._digest = hashlib.sha256()
         self._position = 0
         self._in_order = True
@@ -188,6 +190,7 @@ class SequentialDigest:
             self._digest.update(read_range(self.path, begin, min(size, begin + _CHUNK)).numpy())
         if self._digest.hexdigest() != self.expected:
             verify_sha256(self.path, self.expected)  # reads it once more and raises, naming both digests
+        remember_verified(self.path, self.expected, self._stamp)
 
 
 class StoredDeltas:
@@ -206,7 +209,9 @@ class StoredDeltas:
         self.manifest = vector.manifest
         self._file = SafetensorsFile(Path(directory) / DELTAS_FILE)
         self._dense = self.manifest.storage.dtype == "float32"
-        self._digest = SequentialDigest(self._file.path, self.manifest.files[DELTAS_FILE]) if verify else None
+        expected = self.manifest.files[DELTAS_FILE]
+        known = verify and is_verified(self._file.path, expected)  # checked before, unchanged since
+        self._digest = SequentialDigest(self._file.path, expected) if verify and not known else None
 
     def verify(self) -> None:
         """Check the deltas file's sha256 (from the bytes read so far, then the rest)."""
