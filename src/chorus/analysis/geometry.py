@@ -31,7 +31,8 @@ from torch import Tensor
 from ..progress import ProgressFactory, resolve
 from .errors import AnalysisError
 from .layers import layer_of, ordered_layers
-from .rank import as_matrix, effective_rank
+from ..taskvec.merge.core import as_matrix
+from .rank import effective_rank
 
 BUFFER_PREFIX = "buffers."
 SIGN_THRESHOLD = 0.0
@@ -207,17 +208,17 @@ def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_
     bar = resolve(progress)(len(parameters), "task-vector geometry")
     try:
         for name in parameters:
-            stack = torch.empty(len(vectors), math.prod(vectors[0].shape(name)))
+            shape = vectors[0].shape(name)
+            stack = torch.empty(len(vectors), math.prod(shape))
             for row, vector in enumerate(vectors):
                 stack[row] = vector.tensor(name).reshape(-1)
             counts = tensor_counts(stack, sign_threshold, topk)
             layers[layer_of(name)].add(counts)
             whole.add(counts)
-            matrix = as_matrix(stack[0].view(vectors[0].shape(name))) if ranks else None
-            if matrix is not None:
-                found_ranks.append({"tensor": name, "layer": layer_of(name), "shape": list(matrix.shape),
-                                    "values": [effective_rank(as_matrix(row.view(vectors[0].shape(name))))
-                                               for row in stack]})
+            matrices = [as_matrix(row.view(shape)) for row in stack] if ranks else [None]
+            if matrices[0] is not None:
+                found_ranks.append({"tensor": name, "layer": layer_of(name), "shape": list(matrices[0].shape),
+                                    "values": [effective_rank(matrix) for matrix in matrices]})
             del stack
             bar.update(1)
     finally:

@@ -20,13 +20,6 @@ import torch
 from torch import Tensor
 
 
-def as_matrix(delta: Tensor) -> Tensor | None:
-    """``delta`` as ``[out, in·k...]``, or None for a tensor with fewer than two axes."""
-    if delta.dim() < 2:
-        return None
-    return delta.reshape(delta.shape[0], -1)
-
-
 def effective_rank(matrix: Tensor) -> float | None:
     """Entropy-based effective rank of a 2-D ``matrix``; None when it is all zeros."""
     wide = matrix.double() if matrix.numel() <= 1 << 16 else matrix.float()

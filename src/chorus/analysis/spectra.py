@@ -18,6 +18,7 @@ apart are closer to orthogonal (a negative ρ).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -31,23 +32,26 @@ N_MELS = 64
 TOP_DB = 80.0
 
 
-def _settings(sample_rate: int, n_mels: int):
+@functools.cache
+def _analysis_bank(sample_rate: int, n_mels: int):
+    """``(settings, filters [bins, n_mels] float64, Hann window)`` for this rate, built once."""
     from ..separate.melspec import MelSettings
 
     n_fft = 1 << math.ceil(math.log2(0.032 * sample_rate))
-    return MelSettings(int(sample_rate), n_fft, n_fft // 4, n_mels, 0.0, sample_rate / 2)
+    settings = MelSettings(int(sample_rate), n_fft, n_fft // 4, n_mels, 0.0, sample_rate / 2)
+    return settings, settings.filters().double(), torch.hann_window(n_fft)
 
 
 def log_mel_spectrum(waveform: np.ndarray, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray | None:
     """Normalised log-mel spectrum ``[n_mels]`` (sum 1; module docstring) of one clip
     ``[samples]``; None for a silent clip."""
-    settings = _settings(sample_rate, n_mels)
+    settings, filters, window = _analysis_bank(int(sample_rate), n_mels)
     signal = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
     if signal.numel() < settings.n_fft:
         signal = torch.nn.functional.pad(signal, (0, settings.n_fft - signal.numel()))
-    spectrum = torch.stft(signal, settings.n_fft, settings.hop, window=torch.hann_window(settings.n_fft),
+    spectrum = torch.stft(signal, settings.n_fft, settings.hop, window=window,
                           center=False, return_complex=True).abs().square()
-    energies = (spectrum.T.double() @ settings.filters().double()).mean(dim=0)
+    energies = (spectrum.T.double() @ filters).mean(dim=0)
     loudest = float(energies.max())
     if not loudest > 0:
         return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..encoders import load_encoder
@@ -64,10 +64,9 @@ def make_data(out_dir: Path, settings: DemoSettings, progress: ProgressFactory |
     return {"calls": calls / "manifest.csv", "notes": notes / "manifest.csv"}
 
 
-def _cached_targets(cache: Path, teacher, name: str, layers, clips, waveforms, hop, progress):
-    """``teacher``'s targets from ``cache`` when computed from the same audio and settings, else
-    computed now and cached."""
-    contents = [sha256_file(clip.path) for clip in clips]  # the audio itself, wherever the run lives
+def _cached_targets(cache: Path, teacher, name: str, layers, contents: list[str], waveforms, hop, progress):
+    """``teacher``'s targets from ``cache`` when computed from the same audio (``contents``: the
+    clips' sha256) and settings, else computed now and cached."""
     key = hashlib.sha256(json.dumps([name, hop, list(layers), contents]).encode()).hexdigest()
     path = cache / f"{name}.safetensors"
     found = load_targets(path, key)
@@ -111,13 +110,14 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
     clips = [audio[n].clips[i] for n in manifests for i in train[n]]
     student_waves = [audio[n].waveforms[i] for n in manifests for i in train[n]]
     first_notes = len(train["calls"])
+    contents = [sha256_file(clip.path) for clip in clips]  # the audio itself, wherever the run lives
     targets, teacher_scores = {}, {}
     for name, hop, domain in ((sfx, None, "calls"), (pitch, settings.crepe_hop, "notes")):
         teacher = load_teacher(name, hop)
         waves = student_waves if teacher.sample_rate == theta0.sample_rate else \
             load_eval_audio(clips, teacher.sample_rate, progress, f"loading clips for {name}").waveforms
         targets[name] = _cached_targets(out_dir / "cache", teacher, name, config.layers_of(name, teacher.layer_names),
-                                        clips, waves, hop, progress)
+                                        contents, waves, hop, progress)
         lap(f"teacher {name}")
         own = audio[domain] if teacher.sample_rate == theta0.sample_rate else \
             load_eval_audio(audio[domain].clips, teacher.sample_rate, progress, f"loading {domain} for {name}")
@@ -129,8 +129,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
         "student-sfx": ([subset_targets(targets[sfx], calls_rows)], [student_waves[i] for i in calls_rows], config),
         "student-pitch": ([subset_targets(targets[pitch], notes_rows)], [student_waves[i] for i in notes_rows], config),
         "ensemble": ([targets[sfx], targets[pitch]], student_waves,
-                     DistillConfig(epochs=max(1, settings.epochs // 2), batch_size=settings.batch_size,
-                                   seed=settings.seed)),
+                     replace(config, epochs=max(1, settings.epochs // 2))),
     }
     students, histories = {}, {}
     for name, (teacher_targets, waves, run_config) in runs.items():
@@ -193,9 +192,10 @@ def merge_best(out_dir: Path, vectors: dict, lambdas, theta0) -> dict:
                            "vectors": [{"path": str(out_dir / "vectors" / name), "weight": w}
                                        for name, w in zip(vectors, lambdas)]}, "distill demo")
     run_merge(recipe, out_dir / "merged")
-    merged = ClassifierModel.from_pretrained(out_dir / "merged").encoder.state_dict()
+    model = ClassifierModel.from_pretrained(out_dir / "merged")
+    merged = model.encoder.state_dict()
     expected = apply(theta0, list(vectors.values()), list(lambdas)).state_dict()
     gap = max(float((merged[k].double() - expected[k].double()).abs().max()) for k in expected
               if expected[k].is_floating_point())
     return {"dir": "merged", "lambdas": list(lambdas), "max_abs_difference_to_task_arithmetic": gap,
-            "labels": ClassifierModel.from_pretrained(out_dir / "merged").labels}
+            "labels": model.labels}

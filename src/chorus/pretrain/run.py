@@ -35,7 +35,7 @@ from ..taskvec import TaskVector, TrainingSummary
 from ..train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from ..train.data import crop_batch
 from ..train.schedule import Stage, multi_stage_lr, stage_at, stage_starts
-from ..train.step import parameter_groups, set_train_mode
+from ..train.step import parameter_groups, resolve_device, set_train_mode
 from .config import PretrainConfig
 from .encoder_dir import save_encoder
 from .forgetting import forgetting_check
@@ -75,7 +75,7 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
     """
     out_dir = Path(out_dir)
     seed_everything(config.seed)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
     base.requires_grad_(False)
     if forgetting is not None:
@@ -128,12 +128,6 @@ def _plot(out_dir: Path, config: PretrainConfig, objective: str, history: list[d
                f"{config.encoder}: {schedule}")
     plot_curve(out_dir / "loss.png", steps, [row["loss"] for row in history], starts, f"{objective} loss",
                f"{config.encoder}: {objective} loss", log=True)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _load_audio(manifest: Manifest, sample_rate: int,
@@ -192,14 +186,16 @@ def _train(objective: Objective, waveforms: list[np.ndarray], config: PretrainCo
             raise PretrainError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
         history, resumed = state["history"], state["epoch"]
         start = resumed + 1
-    ends = {s + stage.steps - 1 for s, stage in zip(stage_starts(config.stages), config.stages)}
+    starts = set(stage_starts(config.stages))
+    ends = {s + stage.steps - 1 for s, stage in zip(sorted(starts), config.stages)}
     clip_samples = int(round(config.clip_seconds * objective.encoder.sample_rate))
     bar = resolve(progress)(config.total_steps - start, "pre-training")
     try:
         for step in range(start, config.total_steps):
             stage, _ = stage_at(step, config.stages)
-            _apply_freeze(objective.encoder, config.stages[stage].freeze)
-            set_train_mode(objective, False, config.train_bn_stats)
+            if step == start or step in starts:  # what a stage freezes holds for all its steps
+                _apply_freeze(objective.encoder, config.stages[stage].freeze)
+                set_train_mode(objective, False, config.train_bn_stats)
             lr = multi_stage_lr(step, config.stages)
             for group in optimizer.param_groups:
                 group["lr"] = group["peak_lr"] * lr

@@ -34,7 +34,7 @@ from .early_stopping import EarlyStopping
 from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
 from .probe_init import probe_head
-from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, set_train_mode
+from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, resolve_device, set_train_mode
 
 
 class FinetuneError(ChorusError):
@@ -116,7 +116,7 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     settings = ClassifierSettings(layer=_layer_name(base, config.layer), pooling=config.pooling,
                                   clip_seconds=data.clip_seconds, task=data.task)
     group_name = config.name or "+".join(data.groups) or None
-    device = _device(config.device)
+    device = resolve_device(config.device)
     model = _build_model(base, data.labels, group_name, settings, config).to(device)
     fit = _fit(model, data, config, monitor, out_dir, device, progress, resume)
     model.load_state_dict(fit.best_state)
@@ -300,12 +300,6 @@ def with_valid_split(manifest: Manifest, seed: int) -> tuple[Manifest, str]:
     carved = stratified_split(train, {"train": 0.85, "valid": 0.15}, seed, overwrite=True)
     others = [clip for clip in manifest.clips if clip.split != "train"]
     return replace(manifest, clips=carved.clips + others), f"15 % of train (stratified, seed {seed})"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _layer_name(encoder: Encoder, layer: str | None) -> str:

@@ -98,3 +98,10 @@ def cosine_schedule(total_steps: int, warmup_fraction: float, floor: float) -> C
     """:func:`warmup_cosine` over ``total_steps`` with ``warmup_fraction`` of them warming up."""
     warmup = min(total_steps, int(round(warmup_fraction * total_steps)))
     return lambda step: warmup_cosine(step, total_steps, warmup, floor)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
