@@ -61,44 +61,58 @@ class ConvBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(x))) * mask
 
 
+def conv_blocks(channels: Sequence[int], pools: Sequence[bool], frame_rate: float
+                ) -> tuple[nn.ModuleList, tuple[float, ...]]:
+    """One :class:`ConvBlock` per width of ``channels`` (the first reading one input
+    channel) and each block's output frame rate (Hz) from the front end's ``frame_rate``,
+    halved after every pooled block."""
+    if len(channels) != len(pools):
+        raise ValueError(f"{len(pools)} blocks, got channels {list(channels)}")
+    rates, rate = [], frame_rate
+    for pool in pools:
+        rate = rate / 2 if pool else rate
+        rates.append(rate)
+    blocks = nn.ModuleList(ConvBlock(c_in, c_out) for c_in, c_out in zip((1, *channels[:-1]), channels))
+    return blocks, tuple(rates)
+
+
+def run_blocks(blocks: nn.ModuleList, pools: Sequence[bool], spec: Tensor, frames: Tensor) -> LayerOutputs:
+    """``spec [batch, frames, bands]`` (``frames [batch]`` valid) through ``blocks``, 2x2
+    max-pooling after each pooled block; layer ``i``: block ``i``'s output averaged over
+    frequency, ``[batch, frames_i, channels_i]``, with its mask."""
+    x = spec.unsqueeze(1)
+    hidden, masks = [], []
+    for block, pool in zip(blocks, pools):
+        mask = lengths_to_mask(frames, x.shape[2])
+        x = block(x, mask[:, None, :, None].to(x.dtype))
+        if pool:
+            if x.shape[2] < 2:  # a clip too short to pool keeps one (masked) frame
+                x = nn.functional.pad(x, (0, 0, 0, 2 - x.shape[2]))
+            x = nn.functional.max_pool2d(x, 2)
+            frames = torch.div(frames, 2, rounding_mode="floor")
+            mask = lengths_to_mask(frames, x.shape[2])
+            x = x * mask[:, None, :, None].to(x.dtype)  # a pair cut short by the clip's end
+        hidden.append(x.mean(dim=3).transpose(1, 2))
+        masks.append(mask)
+    return LayerOutputs(hidden, masks)
+
+
 class SfxCNN(Encoder):
     """The sound-effects CNN over waveforms at 44.1 kHz (random weights until loaded)."""
 
     def __init__(self, channels: Sequence[int] = FULL_CHANNELS, peak_normalise: bool = True):
         super().__init__()
-        if len(channels) != len(POOLS):
-            raise ValueError(f"sfx-cnn has {len(POOLS)} blocks, got channels {list(channels)}")
         self.name = "sfx-cnn"
         self.sample_rate = SAMPLE_RATE
         self.channels = tuple(int(c) for c in channels)
         self.layer_names = tuple(f"block{i + 1}" for i in range(len(self.channels)))
         self.layer_dims = self.channels
-        rates, rate = [], FRAME_RATE
-        for pool in POOLS:
-            rate = rate / 2 if pool else rate
-            rates.append(rate)
-        self.frame_rates = tuple(rates)
         self.frontend = SfxFrontEnd(peak_normalise)
-        self.blocks = nn.ModuleList(ConvBlock(c_in, c_out)
-                                    for c_in, c_out in zip((1, *self.channels[:-1]), self.channels))
+        self.blocks, self.frame_rates = conv_blocks(self.channels, POOLS, FRAME_RATE)
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
         spec, frames = self.frontend(waveforms, lengths)
-        x = spec.unsqueeze(1)
-        hidden, masks = [], []
-        for block, pool in zip(self.blocks, POOLS):
-            mask = lengths_to_mask(frames, x.shape[2])
-            x = block(x, mask[:, None, :, None].to(x.dtype))
-            if pool:
-                if x.shape[2] < 2:  # a clip too short to pool keeps one (masked) frame
-                    x = nn.functional.pad(x, (0, 0, 0, 2 - x.shape[2]))
-                x = nn.functional.max_pool2d(x, 2)
-                frames = torch.div(frames, 2, rounding_mode="floor")
-                mask = lengths_to_mask(frames, x.shape[2])
-                x = x * mask[:, None, :, None].to(x.dtype)  # a pair cut short by the clip's end
-            hidden.append(x.mean(dim=3).transpose(1, 2))
-            masks.append(mask)
-        return LayerOutputs(hidden, masks)
+        return run_blocks(self.blocks, POOLS, spec, frames)
 
     def architecture(self) -> dict[str, Any]:
         return {"family": "sfx-cnn", "channels": list(self.channels),

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from .base import Encoder, LayerOutputs, lengths_to_mask
 from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
-from .sfx_cnn import ConvBlock
+from .sfx_cnn import conv_blocks, run_blocks
 
 SAMPLE_RATE = 16_000
 N_FFT = 2048
@@ -88,39 +88,17 @@ class StudentCNN(Encoder):
 
     def __init__(self, channels: Sequence[int] = FULL_CHANNELS, bins_per_octave: int = 12):
         super().__init__()
-        if len(channels) != len(POOLS):
-            raise ValueError(f"student-cnn has {len(POOLS)} blocks, got channels {list(channels)}")
         self.name = "student-cnn"
         self.sample_rate = SAMPLE_RATE
         self.channels = tuple(int(c) for c in channels)
         self.layer_names = tuple(f"block{i + 1}" for i in range(len(self.channels)))
         self.layer_dims = self.channels
-        rate, rates = SAMPLE_RATE / HOP, []
-        for pool in POOLS:
-            rate = rate / 2 if pool else rate
-            rates.append(rate)
-        self.frame_rates = tuple(rates)
         self.frontend = LogFrequency(bins_per_octave)
-        self.blocks = nn.ModuleList(ConvBlock(c_in, c_out)
-                                    for c_in, c_out in zip((1, *self.channels[:-1]), self.channels))
+        self.blocks, self.frame_rates = conv_blocks(self.channels, POOLS, SAMPLE_RATE / HOP)
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
         spec, frames = self.frontend(waveforms, lengths)
-        x = spec.unsqueeze(1)
-        hidden, masks = [], []
-        for block, pool in zip(self.blocks, POOLS):
-            mask = lengths_to_mask(frames, x.shape[2])
-            x = block(x, mask[:, None, :, None].to(x.dtype))
-            if pool:
-                if x.shape[2] < 2:  # too short to pool: keep one (masked) frame
-                    x = nn.functional.pad(x, (0, 0, 0, 2 - x.shape[2]))
-                x = nn.functional.max_pool2d(x, 2)
-                frames = torch.div(frames, 2, rounding_mode="floor")
-                mask = lengths_to_mask(frames, x.shape[2])
-                x = x * mask[:, None, :, None].to(x.dtype)
-            hidden.append(x.mean(dim=3).transpose(1, 2))
-            masks.append(mask)
-        return LayerOutputs(hidden, masks)
+        return run_blocks(self.blocks, POOLS, spec, frames)
 
     def architecture(self) -> dict[str, Any]:
         return {"family": "student", "channels": list(self.channels),
