@@ -177,7 +177,6 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     ``log(message)``: optional callback told when each stage starts (the CLI prints it).
     """
     from .analysis import AnalysisSettings, analyze, write_analysis
-    from .analysis.report import clean
     from .evaluate import load_eval_audio
     from .evaluate.compare import Entry, compare_models
     from .evaluate.compare_report import write_comparison
@@ -236,9 +235,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     sweeps["probe"] = sweep.as_dict()
     lap("merge")
     say("4/6 analysing the per-group task vectors: cosine, sign conflicts, connectivity, negation, spectra")
-    analysis = clean(analyze(vectors, state, valid, AnalysisSettings(alpha_points=settings.lmc_points,
-                                                                      lambdas=settings.negation_lambdas), progress))
-    write_analysis(analysis, out_dir / "analysis")
+    analysis = analyze(vectors, state, valid, AnalysisSettings(alpha_points=settings.lmc_points,
+                                                               lambdas=settings.negation_lambdas), progress)
+    analysis_figures = write_analysis(analysis, out_dir / "analysis")
     lap("analyze")
     say("5/6 evaluating every model on the test clips and the new region")
     test = load_eval_audio(manifest.select(split="test").clips, rate, progress, "loading test clips")
@@ -260,6 +259,6 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
               "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
     from .demo_report import report_parts
 
-    write_comparison(comparison, out_dir, "chorus demo: composing task vectors", report_parts(record), "report.html")
+    write_comparison(comparison, out_dir, "chorus demo: composing task vectors", report_parts(record, analysis_figures), "report.html")
     write_json(out_dir / "demo.json", record)
     return record

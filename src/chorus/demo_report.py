@@ -39,8 +39,9 @@ def analysis_line(record: dict) -> str:
             f"vectors.")
 
 
-def report_parts(record: dict) -> list[str]:
-    """HTML fragments placed above the comparison."""
+def report_parts(record: dict, analysis_figures: dict[str, bytes]) -> list[str]:
+    """HTML fragments placed above the comparison; ``analysis_figures``: the analysis' PNGs
+    by stem, as :func:`chorus.analysis.write_analysis` wrote them."""
     from .report import heading, paragraph, table
 
     settings = record["settings"]
@@ -69,9 +70,8 @@ def report_parts(record: dict) -> list[str]:
                            caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
                                    f"gate {sweep['gate']:g}"))
     if "analysis" in record:
-        from .analysis.report import figures
         from .analysis.report import report_parts as analysis_parts
 
-        parts += analysis_parts(record["analysis"], figures(record["analysis"]))
+        parts += analysis_parts(record["analysis"], analysis_figures)
     parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
     return parts

@@ -58,6 +58,24 @@ def _check_grid(alphas: Sequence[float]) -> list[float]:
     return alphas
 
 
+class _ReadOnce:
+    """A task vector's deltas read into memory once, for every α of one pair (fits
+    :class:`chorus.taskvec.merge.stream.DeltaSource`)."""
+
+    def __init__(self, vector):
+        self.manifest = vector.manifest
+        self._tensors = {name: vector.tensor(name) for name in vector.keys()}
+
+    def keys(self) -> list[str]:
+        return list(self._tensors)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._tensors[name].shape)
+
+    def tensor(self, name: str) -> Tensor:
+        return self._tensors[name]
+
+
 def _path_state(vectors: Sequence, base_state: dict[str, Tensor], alpha: float) -> dict[str, Tensor]:
     """``θ0 + α·τa + (1−α)·τb`` for ``vectors = [a, b]``, or ``θ0 + τa`` for ``[a]``
     (buffers: chorus's convex rule)."""
@@ -105,13 +123,14 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
             rows = rows_of_groups(everything, [groups[i], groups[j]])
             part = everything.subset(rows.tolist())
             curve = {"accuracy": [], "loss": []}
+            in_memory = [_ReadOnce(v) for v in pair] if alphas[1:-1] else pair  # interior α only
             for alpha in alphas:
                 if alpha == 0.0:
                     features = end_features[j][rows]
                 elif alpha == 1.0:
                     features = end_features[i][rows]
                 else:
-                    features = features_of(plan, _path_state(pair, base_state, alpha), heads, part)
+                    features = features_of(plan, _path_state(in_memory, base_state, alpha), heads, part)
                 for key, value in score(heads, features, part.clips).items():
                     curve[key].append(value)
             record = {"pair": [groups[i], groups[j]], "clips": len(part), "alpha": alphas, **curve,

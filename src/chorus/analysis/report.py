@@ -78,17 +78,17 @@ def report_parts(analysis: dict, pngs: dict[str, bytes]) -> list[str]:
     return parts
 
 
-def write_analysis(analysis: dict, out_dir: str | Path) -> Path:
-    """Write ``analysis.json``, ``<figure>.png`` and ``analysis.html`` into ``out_dir``."""
+def write_analysis(analysis: dict, out_dir: str | Path) -> dict[str, bytes]:
+    """Write ``analysis`` (as :func:`chorus.analysis.analyze` returns it) into ``out_dir`` as
+    ``analysis.json``, ``<figure>.png`` and ``analysis.html``; return the PNGs by stem."""
     from ..report import write_page
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    analysis = clean(analysis)
     pngs = figures(analysis)
     for stem, png in pngs.items():
         with atomic_open(out_dir / f"{stem}.png", "wb") as handle:
             handle.write(png)
     write_json(out_dir / ANALYSIS_JSON, analysis)
     write_page(out_dir / ANALYSIS_HTML, "chorus analyze: task-vector geometry", report_parts(analysis, pngs))
-    return out_dir
+    return pngs

@@ -48,8 +48,10 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
             settings: AnalysisSettings | None = None, progress: ProgressFactory | None = None) -> dict:
     """The analysis of ``vectors`` (task vectors of one base). With ``audio`` (validation
     clips of every group; ``base_state``: the base encoder's weights) it includes
-    connectivity, negation and spectra. Returns ``analysis.json``'s content."""
+    connectivity, negation and spectra. Returns ``analysis.json``'s content (strict JSON:
+    non-finite numbers are None)."""
     from ..taskvec.merge.sweep import vector_group
+    from .report import clean
 
     settings = settings or AnalysisSettings()
     vectors = list(vectors)
@@ -66,7 +68,7 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
         result["spectra"] = spectral_distances(audio, groups, result["geometry"]["whole_model"]["cosine"],
                                                settings.n_mels)
     result["summary"] = summary(result)
-    return result
+    return clean(result)
 
 
 def summary(result: dict) -> dict:
@@ -113,7 +115,7 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
     from ..taskvec import TaskVector
     from ..taskvec.merge.compose import base_state, resolve_base
     from ..taskvec.merge.sweep import vector_group
-    from .report import clean, write_analysis
+    from .report import write_analysis
 
     if not paths:
         raise AnalysisError("give at least one task-vector directory")
@@ -132,6 +134,6 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
         audio = load_eval_audio([c for c in clips if c.group in set(groups)], vectors[0].manifest.sample_rate,
                                 progress, "loading validation clips")
         state = base_state(resolve_base(vectors, base), vectors[0].fingerprint)
-    result = clean(analyze(vectors, state, audio, settings, progress))
+    result = analyze(vectors, state, audio, settings, progress)
     write_analysis(result, out_dir)
     return result
