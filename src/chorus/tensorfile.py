@@ -52,7 +52,27 @@ def _sniff(prefix: bytes) -> str:
 def read_header(path: str | Path) -> dict[str, dict[str, Any]]:
     """The validated safetensors header of ``path``: ``{name: {dtype, shape, data_offsets}}``
     (metadata removed). Raises :class:`NotSafetensorsError` or :class:`TensorFileError`."""
+    header = _validated_header(Path(path))
+    header.pop("__metadata__", None)
+    return header
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``metadata`` :func:`save_tensors` stored in ``path`` (``{}`` when none), from the
+    validated header, without reading any tensor."""
     path = Path(path)
+    stored = _validated_header(path).get("__metadata__") or {}
+    try:
+        metadata = json.loads(stored.get("chorus", "{}"))
+    except (AttributeError, TypeError, json.JSONDecodeError):
+        raise TensorFileError(path, "unreadable chorus metadata in the header") from None
+    if not isinstance(metadata, dict):
+        raise TensorFileError(path, "the chorus metadata is not a JSON object")
+    return metadata
+
+
+def _validated_header(path: Path) -> dict[str, Any]:
+    """The header of ``path`` with every tensor entry checked (``__metadata__`` kept)."""
     if not path.is_file():
         raise TensorFileError(path, "file not found")
     size = path.stat().st_size
@@ -71,10 +91,10 @@ def read_header(path: str | Path) -> dict[str, dict[str, Any]]:
         raise NotSafetensorsError(path, f"refusing to read: {_sniff(prefix)}") from None
     if not isinstance(header, dict):
         raise NotSafetensorsError(path, "refusing to read: the header is not a JSON object")
-    header.pop("__metadata__", None)
     data_bytes = size - 8 - header_bytes
     for name, info in header.items():
-        _check_entry(path, name, info, data_bytes)
+        if name != "__metadata__":
+            _check_entry(path, name, info, data_bytes)
     return header
 
 

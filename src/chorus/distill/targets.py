@@ -111,20 +111,15 @@ def save_targets(path: str | Path, targets: TeacherTargets, key: str) -> None:
 def load_targets(path: str | Path, key: str) -> TeacherTargets | None:
     """Targets saved by :func:`save_targets` under the same ``key``; None when the file is
     absent or was computed from something else."""
-    import json
-
-    from safetensors import safe_open
-
-    from ..tensorfile import load_tensors
+    from ..tensorfile import load_tensors, read_metadata
 
     path = Path(path)
     if not path.is_file():
         return None
-    tensors = load_tensors(path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = json.loads((handle.metadata() or {}).get("chorus", "{}"))
+    meta = read_metadata(path)
     if meta.get("key") != key:
         return None
+    tensors = load_tensors(path)
     frames = [list(torch.split(tensors[f"{s}.frames"], tensors[f"{s}.counts"].tolist())) for s in range(len(meta["layers"]))]
     return TeacherTargets(meta["teacher"], tuple(meta["layers"]), frames,
                           [tensors[f"{s}.mean"] for s in range(len(frames))],

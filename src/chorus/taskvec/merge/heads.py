@@ -171,17 +171,11 @@ class GroupGate:
     @classmethod
     def load(cls, path: str | Path, strength: float) -> "GroupGate":
         """Read a gate written by :meth:`save` (validated safetensors)."""
-        import json
-
-        from safetensors import safe_open
-
-        from ...tensorfile import TensorFileError, load_tensors
+        from ...tensorfile import TensorFileError, load_tensors, read_metadata
 
         tensors = load_tensors(path)
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
         try:
-            groups = list(json.loads(metadata["chorus"])["groups"])
+            groups = list(read_metadata(path)["groups"])
             weight, bias = tensors["weight"], tensors["bias"]
         except (KeyError, ValueError, TypeError):
             raise TensorFileError(path, "not a chorus group gate (weight, bias and groups expected)") from None
