@@ -7,25 +7,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.manifest import Manifest
 from ..encoders import Encoder
 from ..probe.runner import ProbeConfig, probe_condition
-from ..probe.task import task_from_manifest
+from ..probe.task import ProbeTask
 from ..probe.train import TrainConfig
 from ..progress import ProgressFactory
 
 
-def forgetting_check(before: Encoder, after: Encoder, manifest: Manifest, cache_dir: str | Path, *, seed: int = 0,
+def forgetting_check(before: Encoder, after: Encoder, task: ProbeTask, cache_dir: str | Path, *, seed: int = 0,
                      batch_size: int = 8, device: str = "cpu", progress: ProgressFactory | None = None) -> dict:
-    """Best test metric (accuracy or mAP) of mean-pooled linear probes of ``manifest``
-    (train/valid/test splits) on ``before`` and on ``after``, and the chosen layers.
+    """Best test metric (accuracy or mAP) of mean-pooled linear probes of ``task`` (the
+    original domain's manifest with train/valid/test splits, as
+    :func:`chorus.probe.task.task_from_manifest` reads it) on ``before`` and on ``after``,
+    and the chosen layers.
 
     Returns ``{"metric", "before": {"layer", "valid", "test"}, "after": {...}, "change",
     "layers", "failures"}``: ``change`` = after − before of the best probes' test metric;
     ``layers``: every layer's test metric ``{"before", "after"}`` (learning rate chosen on
     valid per layer).
     """
-    task = task_from_manifest(manifest)
     config = ProbeConfig(poolings=("mean",), batch_size=batch_size, seed=seed, device=device,
                          train=TrainConfig(seed=seed))
     failures: dict[str, str] = {}

@@ -78,8 +78,7 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
     device = resolve_device(config.device)
     base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
     base.requires_grad_(False)
-    if forgetting is not None:
-        task_from_manifest(forgetting)  # refuse an unusable forgetting manifest before training
+    original_task = None if forgetting is None else task_from_manifest(forgetting)  # refused before training
     waveforms, failures = _load_audio(manifest, base.sample_rate, progress)
     name = resolve_objective(config.objective, base)
     with torch.random.fork_rng(devices=[]):
@@ -93,8 +92,8 @@ def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
     hours = _hours(waveforms, base.sample_rate)
     _save_adapted(base, adapted, out_dir, config, name, history, hours)
     forgotten = None
-    if forgetting is not None:
-        forgotten = forgetting_check(base, adapted, forgetting, out_dir / "forgetting-cache", seed=config.seed,
+    if original_task is not None:
+        forgotten = forgetting_check(base, adapted, original_task, out_dir / "forgetting-cache", seed=config.seed,
                                      batch_size=config.batch_size, device=str(device), progress=progress)
         shutil.rmtree(out_dir / "forgetting-cache", ignore_errors=True)
     _plot(out_dir, config, name, history)
