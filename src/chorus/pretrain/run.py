@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.loading import FailedClip, iter_clips
+from ..data.loading import FailedClip
 from ..data.manifest import Manifest
 from ..encoders import Encoder, load_encoder
 from ..fileio import write_json
@@ -131,15 +131,10 @@ def _plot(out_dir: Path, config: PretrainConfig, objective: str, history: list[d
 
 def _load_audio(manifest: Manifest, sample_rate: int,
                 progress: ProgressFactory | None) -> tuple[list[np.ndarray], list[FailedClip]]:
-    failures: list[FailedClip] = []
-    bar = resolve(progress)(len(manifest.clips), "loading audio")
-    waveforms = []
-    try:
-        for _, waveform in iter_clips(manifest.clips, sample_rate, failures):
-            waveforms.append(waveform)
-            bar.update(1)
-    finally:
-        bar.close()
+    from ..evaluate import load_eval_audio
+
+    audio = load_eval_audio(manifest.clips, sample_rate, progress, "loading audio")
+    waveforms, failures = audio.waveforms, audio.failures
     if not waveforms:
         where = manifest.source or manifest.root
         reason = f"all {len(failures)} clips failed to load (first: {failures[0].error})" if failures else "no clips"
