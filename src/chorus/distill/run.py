@@ -52,8 +52,7 @@ def load_teacher(name: str, hop: int | None = None) -> Encoder:
     if hop is not None and hasattr(teacher, "hop"):
         if hop < 1:
             raise DistillError(f"teacher hop must be at least 1 sample, got {hop}")
-        teacher.hop = int(hop)
-        teacher.frame_rates = (teacher.sample_rate / teacher.hop,) * teacher.num_layers
+        teacher.hop = int(hop)  # CREPE's frame rates follow its hop
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher.eval()

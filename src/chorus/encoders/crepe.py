@@ -73,11 +73,15 @@ class Crepe(Encoder):
         self.hop = int(hop)
         self.layer_names = tuple(f"conv{i + 1}" for i in range(6)) + ("logits",)
         self.layer_dims = channels + (PITCH_BINS,)
-        self.frame_rates = (SAMPLE_RATE / self.hop,) * 7
         layers = [CrepeLayer(1, channels[0], 512, 4, (254, 254))]
         layers += [CrepeLayer(c_in, c_out, 64, 1, (31, 32)) for c_in, c_out in zip(channels, channels[1:])]
         self.layers = nn.ModuleList(layers)
         self.classifier = nn.Linear(4 * channels[-1], PITCH_BINS)
+
+    @property
+    def frame_rates(self) -> tuple[float, ...]:
+        """Every layer's frame rate (Hz): one frame per ``hop`` samples (``hop`` may be set)."""
+        return (SAMPLE_RATE / self.hop,) * len(self.layer_names)
 
     def frames(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Normalised frames ``[batch, frames, 1024]`` and the valid-frame mask."""
