@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, ClassifierSettings, HeadEntry
 from chorus.progress import silent_progress
-from chorus.train.data import ClipSet
+from chorus.data.clipset import ClipSet
 from chorus.train.finetune import train_epoch
 from chorus.train.metrics import loss_function
 from chorus.train.step import TrainStep, cosine_schedule, parameter_groups, set_train_mode

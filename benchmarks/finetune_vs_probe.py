@@ -25,7 +25,7 @@ import torch
 from chorus.data.synth import generate_dataset, make_config
 from chorus.encoders import load_encoder
 from chorus.train.config import FinetuneConfig
-from chorus.train.data import crop_batch, load_clipset
+from chorus.data.clipset import crop_batch, load_clipset
 from chorus.train.finetune import finetune
 
 

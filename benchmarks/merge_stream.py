@@ -112,7 +112,7 @@ def io_floor(base_file: Path, paths: list[Path], out: Path) -> None:
 
 def ours(base_file: Path, paths: list[Path], out: Path) -> None:
     from chorus.taskvec.merge import plan_merge, write_merged_encoder
-    from chorus.taskvec.merge.run import open_vectors
+    from chorus.merging.recipe_run import open_vectors
     from chorus.taskvec.merge.sources import SafetensorsFile
 
     vectors, checks = open_vectors(paths, verify_now=False)

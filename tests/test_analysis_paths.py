@@ -15,7 +15,7 @@ from chorus.analysis.connectivity import alpha_grid, barriers, connectivity
 from chorus.analysis.negation import negation
 from chorus.analysis.spectra import js_distance, log_mel_spectrum, rank_correlation
 from chorus.encoders import load_encoder
-from chorus.evaluate import load_eval_audio
+from chorus.data.clipset import load_eval_audio
 from chorus.analysis.scoring import score
 from chorus.evaluate import layer_features
 from chorus.taskvec import TaskVector, apply

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from chorus.demo import DemoError, DemoSettings, run_demo
+from chorus.demos.composition import DemoError, CompositionDemoSettings, run_demo
 from chorus.taskvec import TaskVector
 
-TINY = DemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,
+TINY = CompositionDemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,
                     batch_size=8, lr=3e-3, head_lr=1e-2, lambda_factors=(0.5, 1.0), lmc_points=3,
                     merges={"mean": ("mean", {}), "ties": ("ties", {"density": 0.5})})
 
@@ -89,7 +89,8 @@ def test_probe_vector_carries_the_lp_ft_probe_head_and_no_deltas(tmp_path):
     from _toydata import tone_manifest
 
     from chorus.encoders import load_encoder
-    from chorus.evaluate import layer_features, load_eval_audio
+    from chorus.evaluate import layer_features
+    from chorus.data.clipset import load_eval_audio
     from chorus.evaluate.probe_baseline import probe_vector
     from chorus.model import ClassifierSettings
     from chorus.train.probe_init import probe_head
@@ -111,10 +112,10 @@ def test_probe_vector_carries_the_lp_ft_probe_head_and_no_deltas(tmp_path):
 
 
 def test_cli_demo_prints_the_summary(run_cli, demo, monkeypatch):
-    import chorus.demo
+    import chorus.demos.composition
 
     out, record = demo
-    monkeypatch.setattr(chorus.demo, "DemoSettings", lambda **overrides: TINY.model_copy(update=overrides))
+    monkeypatch.setattr(chorus.demos.composition, "CompositionDemoSettings", lambda **overrides: TINY.model_copy(update=overrides))
     result = run_cli("demo", "--out", out, "--encoder", "toy-cnn", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert "Best merge" in result.output and "report:" in result.output

@@ -9,7 +9,7 @@ import torch
 
 from chorus.distill import DistillConfig, DistillError, compute_targets, distill, distill_to_directory, \
     load_student_init
-from chorus.distill.run import INIT_FILE, RECORD_FILE, STUDENT_FILE, VECTOR_DIR
+from chorus.distill.session import INIT_FILE, RECORD_FILE, STUDENT_FILE, VECTOR_DIR
 from chorus.encoders import EncoderLoadError, EncoderNotFound, load_encoder
 from chorus.errors import ChorusError
 from chorus.taskvec import TaskVector, apply, base_fingerprint
@@ -151,7 +151,7 @@ def test_missing_manifest_and_bad_init_name_the_problem(tmp_path):
 
 
 def test_bad_head_layer_fails_before_any_training(tmp_path, data, monkeypatch):
-    import chorus.distill.run as run
+    import chorus.distill.session as run
 
     monkeypatch.setattr(run, "compute_targets", lambda *a, **k: pytest.fail("teachers ran"))
     with pytest.raises(DistillError, match="no layer 'block7'"):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import chorus.distill.demo as demo
+import chorus.demos.distillation as demo
 import chorus.distill.notes as notes
 from chorus.data.manifest import Clip, Manifest, write_manifest
 
-SETTINGS = demo.DemoSettings(clips_per_species=5, notes_per_class=5, epochs=1, crepe_hop=1600, grid=(0.0, 1.0),
+SETTINGS = demo.DistillDemoSettings(clips_per_species=5, notes_per_class=5, epochs=1, crepe_hop=1600, grid=(0.0, 1.0),
                              batch_size=8, sfx_teacher="sfx-cnn-tiny", pitch_teacher="crepe-micro",
                              student="student-cnn-tiny")
 

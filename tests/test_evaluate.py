@@ -12,9 +12,10 @@ from _toydata import tone_manifest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from chorus.encoders import load_encoder
-from chorus.evaluate import evaluate_logits, evaluate_model, load_eval_audio
-from chorus.taskvec.merge import (apply_directions, build_classifier, compose_heads, plan_merge, sweep_lambda,
-                                  write_composed_model)
+from chorus.evaluate import evaluate_logits, evaluate_model
+from chorus.data.clipset import load_eval_audio
+from chorus.merging import sweep_lambda
+from chorus.taskvec.merge import apply_directions, build_classifier, compose_heads, plan_merge, write_composed_model
 from chorus.taskvec.merge.compose import base_state, resolve_base
 from chorus.taskvec.merge.heads import GroupGate, HeadCompatibilityError
 from chorus.taskvec.merge.registry import MergeError
@@ -126,7 +127,8 @@ def test_recipe_with_a_sweep_saves_lambda_calibration_and_gate_and_reproduces(to
 
     import yaml
 
-    from chorus.taskvec.merge import load_recipe, parse_recipe, run_merge
+    from chorus.merging import run_merge
+    from chorus.taskvec.merge import load_recipe, parse_recipe
 
     paths = [vector.save(tmp_path / group) for vector, group in zip(tone_vectors, ("g1", "g2"))]
     recipe = parse_recipe({"method": "ties", "vectors": [str(p) for p in paths],

@@ -12,8 +12,8 @@ from _mergedata import GROUPS, SETTINGS, saved_vectors, toy_vector
 from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, HeadEntry
 from chorus.taskvec import BaseMismatchError, TaskVector
-from chorus.taskvec.merge import (HeadCompatibilityError, MergeError, RecipeError, compose_heads, load_recipe,
-                                  parse_recipe, run_merge)
+from chorus.taskvec.merge import HeadCompatibilityError, MergeError, RecipeError, compose_heads, load_recipe, parse_recipe
+from chorus.merging import run_merge
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from chorus.probe.inputs import Standardizer
-from chorus.probe.losses import probe_losses
 from chorus.probe.models import (AttentiveProbes, BatchedProbes, LayerSumProbes, LinearProbes, SplitInputs, build_probes,
                                   probe_rates)
 from chorus.probe.optim import BatchedAdam

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from chorus.train.calibration import calibration_stats, fit_temperature
-from chorus.train.data import crop_batch, shuffled_batches
+from chorus.data.clipset import crop_batch, shuffled_batches
 from chorus.train.early_stopping import EarlyStopping
 from chorus.train.lora import LoRALayer, inject_lora, merge_lora
 from chorus.train.metrics import average_precision, classification_metrics

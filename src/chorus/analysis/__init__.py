@@ -6,6 +6,6 @@ Definitions: docs/analysis.md."""
 from .errors import AnalysisError
 from .geometry import Geometry, vector_geometry
 from .report import write_analysis
-from .run import AnalysisSettings, analyze
+from .study import AnalysisSettings, analyze
 
 __all__ = ["AnalysisError", "Geometry", "vector_geometry", "write_analysis", "AnalysisSettings", "analyze"]

@@ -13,10 +13,10 @@ from typing import Sequence
 
 from torch import Tensor
 
-from ..evaluate import EvalAudio
+from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge import apply_directions, compose_heads, plan_merge
-from ..taskvec.merge.sweep import vector_group
+from ..merging.sweep import vector_group
 from .errors import AnalysisError
 from .scoring import features_of, rows_of_groups, score
 

@@ -13,7 +13,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..evaluate import EvalAudio, layer_features
+from ..data.clipset import EvalAudio
+from ..evaluate import layer_features
 from ..taskvec.merge import ComposedHeads, MergePlan
 from ..taskvec.merge.compose import build_encoder_from
 from .errors import AnalysisError

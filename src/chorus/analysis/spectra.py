@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..evaluate import EvalAudio
+from ..data.clipset import EvalAudio
 from .errors import AnalysisError
 
 N_MELS = 64

@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..analysis import AnalysisSettings
-        from ..analysis.run import run_analysis
+        from ..analysis.study import run_analysis
         from ..progress import tqdm_progress
         from ._options import float_list
 

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..data.manifest import read_manifest
-        from ..evaluate import load_eval_audio
+        from ..data.clipset import load_eval_audio
         from ..evaluate.compare import compare_models
         from ..evaluate.compare_report import write_comparison
         from ..progress import tqdm_progress

@@ -19,14 +19,14 @@ def register(app: typer.Typer) -> None:
         """The main job: compose per-group task vectors into one classifier and compare."""
         from rich.console import Console
 
-        from ..demo import DemoSettings, run_demo
-        from ..demo_report import analysis_line, headline
+        from ..demos.composition import CompositionDemoSettings, run_demo
+        from ..demos.composition_report import analysis_line, headline
         from ..progress import tqdm_progress
         from .compare import comparison_table
 
         console = Console()
         overrides = {k: v for k, v in {"encoder": encoder, "epochs": epochs}.items() if v is not None}
-        settings = DemoSettings(seed=seed, **overrides)
+        settings = CompositionDemoSettings(seed=seed, **overrides)
         record = run_demo(out, settings, tqdm_progress, log=lambda message: console.print(f"[bold]{message}[/]"))
         console.print(comparison_table(record["comparison"], "test accuracy (normalized: ÷ individual models)"))
         console.print(headline(record))

@@ -87,11 +87,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ..distill.demo import DemoSettings, run_demo
+        from ..demos.distillation import DistillDemoSettings, run_demo
         from ..progress import tqdm_progress
         from ._options import float_list
 
-        settings = DemoSettings(clips_per_species=clips_per_species, notes_per_class=notes_per_class, epochs=epochs,
+        settings = DistillDemoSettings(clips_per_species=clips_per_species, notes_per_class=notes_per_class, epochs=epochs,
                                 crepe_hop=crepe_hop, grid=float_list(grid, "--grid"), seed=seed)
         record = run_demo(out, settings, tqdm_progress)
         console = Console()

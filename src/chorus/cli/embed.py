@@ -35,7 +35,6 @@ def register(app: typer.Typer) -> None:
         window of the recordings in PATHS (path, start = offset, end); a rerun skips
         finished rows."""
         from ..data.manifest import read_manifest
-        from ..encoders import load_encoder
         from ..features import embed_manifest
         from ..features.embed import window_clips
         from ..features.engines import EncoderRecipe

@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..data.manifest import read_manifest
-        from ..evaluate import evaluate_model, load_eval_audio
+        from ..evaluate import evaluate_model
+        from ..data.clipset import load_eval_audio
         from ..evaluate.confusion import write_confusion
         from ..fileio import write_json
         from ..model import ClassifierModel

@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ..progress import tqdm_progress
-        from ..taskvec.merge import RecipeError, load_recipe, run_merge
+        from ..merging import run_merge
+        from ..taskvec.merge import RecipeError, load_recipe
 
         if list_methods:
             _print_methods()

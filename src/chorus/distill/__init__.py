@@ -6,7 +6,7 @@ L1 + cosine loss, and task arithmetic (Ilharco et al., ICLR 2023) for combining 
 """
 
 from .config import DistillConfig, DistillError
-from .run import distill_to_directory, load_student_init
+from .session import distill_to_directory, load_student_init
 from .targets import TeacherTargets, compute_targets
 from .train import DistillResult, distill
 

@@ -19,7 +19,8 @@ from typing import Literal, Sequence
 
 from ..model import ClassifierModel
 from ..progress import ProgressFactory, resolve
-from .run import EvalAudio, evaluate_model
+from ..data.clipset import EvalAudio
+from .scoring import evaluate_model
 
 Kind = Literal["probe", "individual", "joint", "merged"]
 KINDS: tuple[str, ...] = ("probe", "individual", "joint", "merged")

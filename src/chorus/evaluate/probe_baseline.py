@@ -18,7 +18,7 @@ from ..encoders import Encoder
 from ..model import ClassifierSettings, HeadEntry
 from ..train.calibration import calibration_stats, class_counts
 from ..train.probe_init import probe_head
-from .run import EvalAudio
+from ..data.clipset import EvalAudio
 
 
 def probe_vector(encoder: Encoder, settings: ClassifierSettings, group: str, train: EvalAudio, valid: EvalAudio,

@@ -4,7 +4,7 @@ bounded memory, batched across files, resumable, on a local pool or Ray."""
 from .detect import ThresholdFileError, class_thresholds, detections, read_thresholds
 from .engines import ENGINES, machine_workers, ray_session
 from .outputs import FORMATS
-from .run import FailedRecording, OutputCollision, PredictReport, find_recordings, output_paths, predict
+from .recordings import FailedRecording, OutputCollision, PredictReport, find_recordings, output_paths, predict
 from .scheduler import RecordingScores, score_recordings
 from .settings import DEFAULT_WINDOW, PredictSettings
 from .stream import AudioWindow, WindowSpec, stream_windows

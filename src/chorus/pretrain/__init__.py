@@ -7,7 +7,7 @@ from .encoder_dir import load_saved_encoder, save_encoder
 from .forgetting import forgetting_check
 from .objective import Objective, PretrainError
 from .objectives import OBJECTIVES, build_objective, resolve_objective
-from .run import PretrainResult, pretrain
+from .adapt import PretrainResult, pretrain
 
 __all__ = ["OBJECTIVES", "Objective", "PretrainConfig", "PretrainError", "PretrainResult", "build_objective",
            "forgetting_check", "load_saved_encoder", "pretrain", "resolve_objective", "save_encoder"]

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..encoders import Encoder
 from ..encoders.speech_ssl import ConvTransformerEncoder
-from ..train.data import crop_batch
+from ..data.clipset import crop_batch
 from .masking import frame_mask, span_mask
 from .objective import Objective, PretrainError
 from .transformer_hooks import masked_forward

@@ -23,13 +23,14 @@ from ..encoders import Encoder, load_encoder
 from ..errors import ChorusError
 from ..fileio import write_json
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
+from ..model.inference import predict_clips
 from ..progress import ProgressBar, ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
 from .calibration import calibration_stats, class_counts
 from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from .config import MAX_DEFAULT_CLIP_SECONDS, FinetuneConfig
-from .data import ClipSet, crop_batch, load_clipset, shuffled_batches
+from ..data.clipset import ClipSet, crop_batch, load_clipset, shuffled_batches
 from .early_stopping import EarlyStopping
 from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
@@ -124,12 +125,12 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         merge_lora(model.encoder)
     amp = autocast_dtype(device)
     eval_size = config.eval_batch_size or 2 * config.batch_size
-    valid_logits = predict_logits(model, data.valid, data.eval_samples, eval_size, device, amp)
+    valid_logits = predict_clips(model, data.valid, data.eval_samples, eval_size, device, amp)
     valid_metrics = classification_metrics(valid_logits, data.valid.targets, data.task)
     train_counts = class_counts(data.train.targets, len(data.labels), data.task)
     model.head_entries[0] = model.head_entries[0].model_copy(update={"calibration": calibration_stats(
         valid_logits, data.valid.targets, data.task, train_counts, len(data.train))})
-    test_metrics = (classification_metrics(predict_logits(model, data.test, data.eval_samples, eval_size, device, amp),
+    test_metrics = (classification_metrics(predict_clips(model, data.test, data.eval_samples, eval_size, device, amp),
                                            data.test.targets, data.task) if len(data.test) else None)
     _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch, valid_metrics, test_metrics)
     model = model.cpu()
@@ -203,7 +204,7 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
             set_train_mode(model, config.method == "head-only", config.train_bn_stats)
             train_loss = train_epoch(step, data.train, data.clip_samples, config.batch_size,
                                      generator(config.seed, "batches", str(epoch)), device, bar)
-            logits = predict_logits(model, data.valid, data.eval_samples,
+            logits = predict_clips(model, data.valid, data.eval_samples,
                                     config.eval_batch_size or 2 * config.batch_size, device, amp)
             metrics = classification_metrics(logits, data.valid.targets, data.task)
             if fit.stopper.update(metrics[monitor], epoch):
@@ -231,29 +232,12 @@ def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch
     return float(torch.stack(losses).mean())
 
 
-def predict_logits(model: ClassifierModel, clips: ClipSet, max_samples: int, batch_size: int,
-                   device: torch.device, amp: torch.dtype | None = None, features: bool = False) -> Tensor:
-    """Logits ``[clips, classes]`` (or pooled ``features [clips, features]``), float32 on the
-    CPU, in clip order, of whole clips (clips longer than ``max_samples``: a centred crop);
-    the model is put in eval mode."""
-    model.eval()
-    function = model.features if features else model
-    rows = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        for begin in range(0, len(clips), batch_size):
-            indices = list(range(begin, min(begin + batch_size, len(clips))))
-            width = min(max_samples, max(clips.waveforms[i].shape[0] for i in indices))
-            waveforms, lengths = crop_batch(clips.waveforms, indices, width, None)
-            rows.append(function(waveforms.to(device), lengths.to(device)).float().cpu())
-    return torch.cat(rows)
-
-
 def init_head_from_probe(model: ClassifierModel, data: "_Data", batch_size: int, device: torch.device,
                          amp: torch.dtype | None) -> float:
     """Set the head to the best L2 logistic-regression probe on the frozen encoder's pooled
     features (LP-FT); returns the chosen penalty."""
-    train = predict_logits(model, data.train, data.eval_samples, batch_size, device, amp, features=True)
-    valid = predict_logits(model, data.valid, data.eval_samples, batch_size, device, amp, features=True)
+    train = predict_clips(model, data.train, data.eval_samples, batch_size, device, amp, features=True)
+    valid = predict_clips(model, data.valid, data.eval_samples, batch_size, device, amp, features=True)
     weight, bias, penalty = probe_head(train, data.train.targets, valid, data.valid.targets, data.task,
                                        len(data.labels))
     with torch.no_grad():

@@ -13,11 +13,9 @@ from .compose import build_classifier, resolve_base, write_composed_model
 from .heads import ComposedHeads, HeadCompatibilityError, compose_heads
 from .recipe import Recipe, RecipeError, load_recipe, parse_recipe
 from .registry import MergeError, MergeMethod, get_method, method_names, register_method
-from .run import run_merge
 from .stream import MergePlan, apply_directions, plan_merge, write_merged_encoder
-from .sweep import SweepResult, sweep_lambda
 
 __all__ = ["build_classifier", "resolve_base", "write_composed_model", "ComposedHeads", "HeadCompatibilityError",
            "compose_heads", "Recipe", "RecipeError", "load_recipe", "parse_recipe", "MergeError", "MergeMethod",
-           "get_method", "method_names", "register_method", "run_merge", "MergePlan", "apply_directions",
-           "plan_merge", "write_merged_encoder", "SweepResult", "sweep_lambda"]
+           "get_method", "method_names", "register_method", "MergePlan", "apply_directions",
+           "plan_merge", "write_merged_encoder"]

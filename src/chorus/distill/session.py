@@ -70,7 +70,7 @@ def _load_audio(clips, rates: Sequence[int], progress: ProgressFactory | None
                 ) -> tuple[list, dict[int, list], dict[str, str]]:
     """Decode ``clips`` at every rate; keep only clips that decode (the same set at every
     rate). Returns the kept clips, their waveforms per rate and ``{path: error}`` of the others."""
-    from ..evaluate import load_eval_audio
+    from ..data.clipset import load_eval_audio
 
     loaded = {rate: load_eval_audio(clips, rate, progress, f"loading clips at {rate} Hz") for rate in rates}
     keep = set.intersection(*({clip.path for clip in audio.clips} for audio in loaded.values()))
@@ -88,9 +88,9 @@ def probe_head_vector(theta0: Encoder, student: Encoder, manifest: Manifest, lay
     """τ = student − θ0 with a calibrated linear-probe head on the student's pooled ``layer``
     (fitted on the manifest's train split, penalty and calibration from valid); None when the
     manifest is not single-label with both splits."""
-    from ..evaluate import load_eval_audio
+    from ..data.clipset import load_eval_audio
     from ..evaluate.probe_baseline import probe_vector
-    from ..evaluate.run import layer_features
+    from ..evaluate.scoring import layer_features
     from ..model import ClassifierSettings
     from ..taskvec import TaskVector
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.labels import LabelMap
-from ..data.loading import FailedClip, iter_clips
-from ..data.manifest import Clip
+from .labels import LabelMap
+from .loading import FailedClip, iter_clips
+from .manifest import Clip
 from ..progress import ProgressFactory, resolve
 
 
@@ -81,3 +81,34 @@ def crop_batch(waveforms: Sequence[np.ndarray], indices: Sequence[int], clip_sam
     for row, piece in enumerate(pieces):
         batch[row, : piece.shape[0]] = torch.from_numpy(np.ascontiguousarray(piece, dtype=np.float32))
     return batch, torch.tensor([p.shape[0] for p in pieces], dtype=torch.int64)
+
+
+@dataclass
+class EvalAudio:
+    """Decoded clips at ``sample_rate`` (``waveforms[i]``: ``[samples]`` float32 of ``clips[i]``);
+    ``failures``: clips that could not be decoded (left out, reported)."""
+
+    clips: list[Clip]
+    waveforms: list[np.ndarray]
+    sample_rate: int
+    failures: list[FailedClip] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def subset(self, keep: Sequence[int]) -> "EvalAudio":
+        return EvalAudio([self.clips[i] for i in keep], [self.waveforms[i] for i in keep], self.sample_rate,
+                         self.failures)
+
+    def of_groups(self, groups: Sequence[str]) -> "EvalAudio":
+        """The clips whose group is in ``groups``."""
+        return self.subset([i for i, clip in enumerate(self.clips) if clip.group in set(groups)])
+
+
+def load_eval_audio(clips: Sequence[Clip], sample_rate: int, progress: ProgressFactory | None = None,
+                    desc: str = "loading clips") -> EvalAudio:
+    """Decode ``clips`` at ``sample_rate``; clips that fail are reported in ``failures``."""
+    failures: list[FailedClip] = []
+    labels = sorted({label for clip in clips for label in clip.labels})
+    loaded = load_clipset(list(clips), labels, "multilabel", sample_rate, failures, progress, desc)
+    return EvalAudio(loaded.clips, loaded.waveforms, sample_rate, failures)

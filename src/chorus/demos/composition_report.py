@@ -42,7 +42,7 @@ def analysis_line(record: dict) -> str:
 def report_parts(record: dict, analysis_figures: dict[str, bytes]) -> list[str]:
     """HTML fragments placed above the comparison; ``analysis_figures``: the analysis' PNGs
     by stem, as :func:`chorus.analysis.write_analysis` wrote them."""
-    from .report import heading, paragraph, table
+    from ..report import heading, paragraph, table
 
     settings = record["settings"]
     parts = [paragraph(headline(record)),
@@ -70,7 +70,7 @@ def report_parts(record: dict, analysis_figures: dict[str, bytes]) -> list[str]:
                            caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
                                    f"gate {sweep['gate']:g}"))
     if "analysis" in record:
-        from .analysis.report import report_parts as analysis_parts
+        from ..analysis.report import report_parts as analysis_parts
 
         parts += analysis_parts(record["analysis"], analysis_figures)
     parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]

@@ -33,7 +33,7 @@ from ..progress import ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
 from ..train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
-from ..train.data import crop_batch
+from ..data.clipset import crop_batch
 from ..train.schedule import Stage, multi_stage_lr, stage_at, stage_starts
 from ..train.step import parameter_groups, resolve_device, set_train_mode
 from .config import PretrainConfig
@@ -131,7 +131,7 @@ def _plot(out_dir: Path, config: PretrainConfig, objective: str, history: list[d
 
 def _load_audio(manifest: Manifest, sample_rate: int,
                 progress: ProgressFactory | None) -> tuple[list[np.ndarray], list[FailedClip]]:
-    from ..evaluate import load_eval_audio
+    from ..data.clipset import load_eval_audio
 
     audio = load_eval_audio(manifest.clips, sample_rate, progress, "loading audio")
     waveforms, failures = audio.waveforms, audio.failures

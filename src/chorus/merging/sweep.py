@@ -30,12 +30,13 @@ from typing import Sequence
 
 from torch import Tensor
 
-from ...evaluate import EvalAudio, evaluate_logits, layer_features
-from ...progress import ProgressFactory, resolve
-from .compose import build_encoder_from
-from .heads import ComposedHeads, GroupGate, compose_heads
-from .registry import MergeError
-from .stream import MergePlan, apply_directions
+from ..data.clipset import EvalAudio
+from ..evaluate import evaluate_logits, layer_features
+from ..progress import ProgressFactory, resolve
+from ..taskvec.merge.compose import build_encoder_from
+from ..taskvec.merge.heads import ComposedHeads, GroupGate, compose_heads
+from ..taskvec.merge.registry import MergeError
+from ..taskvec.merge.stream import MergePlan, apply_directions
 
 LAMBDA_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 """Default sweep grid: multiples of the method's default λ."""

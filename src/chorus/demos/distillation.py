@@ -28,14 +28,14 @@ from pathlib import Path
 from ..encoders import load_encoder
 from ..fileio import sha256_file, write_json
 from ..progress import ProgressFactory
-from .config import DistillConfig, DistillError
-from .targets import compute_targets, load_targets, save_targets, subset_targets
-from .train import distill
+from ..distill.config import DistillConfig, DistillError
+from ..distill.targets import compute_targets, load_targets, save_targets, subset_targets
+from ..distill.train import distill
 
 
 
 @dataclass(frozen=True)
-class DemoSettings:
+class DistillDemoSettings:
     """Sizes of the real run. ``sfx_teacher``/``pitch_teacher``/``student``: registered names
     (tiny ones make a smoke run)."""
 
@@ -51,10 +51,10 @@ class DemoSettings:
     student: str = "student-cnn"
 
 
-def make_data(out_dir: Path, settings: DemoSettings, progress: ProgressFactory | None = None) -> dict[str, Path]:
+def make_data(out_dir: Path, settings: DistillDemoSettings, progress: ProgressFactory | None = None) -> dict[str, Path]:
     """The two labelled domains: ``{"calls": manifest, "notes": manifest}``."""
     from ..data.synth import SynthConfig, generate_dataset
-    from .notes import NotesConfig, generate_notes
+    from ..distill.notes import NotesConfig, generate_notes
 
     calls, notes = out_dir / "data" / "calls", out_dir / "data" / "notes"
     generate_dataset(calls, SynthConfig(groups=("birds", "anurans", "insects", "mammals"), species=2,
@@ -76,18 +76,18 @@ def _cached_targets(cache: Path, teacher, name: str, layers, contents: list[str]
     return found
 
 
-def run_demo(out_dir: str | Path, settings: DemoSettings = DemoSettings(),
+def run_demo(out_dir: str | Path, settings: DistillDemoSettings = DistillDemoSettings(),
              progress: ProgressFactory | None = None) -> dict:
     """Run everything into ``out_dir`` (data/, cache/, students/, vectors/, merged/,
     distill-demo.json, report.html, tradeoff.png); return the JSON record."""
     if not any(settings.grid):
         raise DistillError(f"the λ grid {list(settings.grid)} holds no merge (every value is 0)")
     from ..data.manifest import read_manifest
-    from ..evaluate import load_eval_audio
+    from ..data.clipset import load_eval_audio
     from ..taskvec import TaskVector
-    from .report_demo import write_demo_report
-    from .run import load_teacher, probe_head_vector
-    from .tradeoff import domain_from_audio, interpolation_sweep, probe_all, probe_domain, retention
+    from .distillation_report import write_demo_report
+    from ..distill.session import load_teacher, probe_head_vector
+    from ..distill.tradeoff import domain_from_audio, interpolation_sweep, probe_all, probe_domain, retention
 
     out_dir = Path(out_dir)
     clock, seconds = time.perf_counter(), {}
@@ -185,7 +185,8 @@ def merge_best(out_dir: Path, vectors: dict, lambdas, theta0) -> dict:
     into ``out_dir/merged``; checks its encoder against θ0 + λ1 τ1 + λ2 τ2 computed here."""
     from ..model import ClassifierModel
     from ..taskvec import apply
-    from ..taskvec.merge import parse_recipe, run_merge
+    from ..merging import run_merge
+    from ..taskvec.merge import parse_recipe
 
     recipe = parse_recipe({"method": "task_arithmetic", "lambda": 1.0, "calibration": "zscore",
                            "base": str(out_dir / "students" / "init.safetensors"),

@@ -1,58 +1,21 @@
 """Running a classifier over the clips of a manifest, with the audio decoded once.
 
-:class:`EvalAudio` holds decoded clips so that many models (every merge method, every λ
+:class:`~chorus.data.clipset.EvalAudio` holds decoded clips so that many models (every merge method, every λ
 of a sweep) are scored without decoding again. Clips are centre-cropped or zero-padded to
 the model's training clip length, as during fine-tuning.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data.loading import FailedClip
-from ..data.manifest import Clip
 from ..encoders import Encoder
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
-from ..progress import ProgressFactory
-from ..train.data import ClipSet, load_clipset
-from ..train.finetune import predict_logits
+from ..data.clipset import ClipSet, EvalAudio
+from ..model.inference import predict_clips
 from .metrics import confusion_matrix, evaluate_logits
-
-
-@dataclass
-class EvalAudio:
-    """Decoded clips at ``sample_rate`` (``waveforms[i]``: ``[samples]`` float32 of ``clips[i]``);
-    ``failures``: clips that could not be decoded (left out, reported)."""
-
-    clips: list[Clip]
-    waveforms: list[np.ndarray]
-    sample_rate: int
-    failures: list[FailedClip] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def subset(self, keep: Sequence[int]) -> "EvalAudio":
-        return EvalAudio([self.clips[i] for i in keep], [self.waveforms[i] for i in keep], self.sample_rate,
-                         self.failures)
-
-    def of_groups(self, groups: Sequence[str]) -> "EvalAudio":
-        """The clips whose group is in ``groups``."""
-        return self.subset([i for i, clip in enumerate(self.clips) if clip.group in set(groups)])
-
-
-def load_eval_audio(clips: Sequence[Clip], sample_rate: int, progress: ProgressFactory | None = None,
-                    desc: str = "loading clips") -> EvalAudio:
-    """Decode ``clips`` at ``sample_rate``; clips that fail are reported in ``failures``."""
-    failures: list[FailedClip] = []
-    labels = sorted({label for clip in clips for label in clip.labels})
-    loaded = load_clipset(list(clips), labels, "multilabel", sample_rate, failures, progress, desc)
-    return EvalAudio(loaded.clips, loaded.waveforms, sample_rate, failures)
 
 
 def _predict(module: nn.Module, settings: ClassifierSettings, audio: EvalAudio, batch_size: int) -> Tensor:
@@ -60,7 +23,7 @@ def _predict(module: nn.Module, settings: ClassifierSettings, audio: EvalAudio, 
     seconds = settings.clip_seconds
     clip_samples = None if seconds is None else int(round(seconds * audio.sample_rate))
     clipset = ClipSet(audio.clips, audio.waveforms, torch.zeros(0), audio.sample_rate)
-    return predict_logits(module, clipset, clip_samples, batch_size, torch.device("cpu"))
+    return predict_clips(module, clipset, clip_samples, batch_size, torch.device("cpu"))
 
 
 def _check_rate(audio: EvalAudio, encoder: Encoder) -> None:

@@ -28,16 +28,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ChorusError
-from .fileio import write_json
-from .progress import ProgressFactory
+from ..errors import ChorusError
+from ..fileio import write_json
+from ..progress import ProgressFactory
 
 
 class DemoError(ChorusError):
     """The demo cannot run with these settings or in this folder."""
 
 
-class DemoSettings(BaseModel):
+class CompositionDemoSettings(BaseModel):
     """What the demo generates, trains and merges (recorded in ``demo.json``).
 
     ``species``: per taxon group. ``seconds``/``clips_per_species``/``snr_db``/``jitter``:
@@ -75,8 +75,8 @@ class DemoSettings(BaseModel):
     seed: int = 0
 
 
-def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progress):
-    from .data.synth import generate_dataset, make_config
+def _synth(out_dir: Path, settings: CompositionDemoSettings, region: str, rate: int, progress):
+    from ..data.synth import generate_dataset, make_config
 
     config = make_config(groups=tuple(settings.species), species_per_group=dict(settings.species),
                          clips_per_species=settings.clips_per_species, seconds=settings.seconds, sample_rate=rate,
@@ -84,12 +84,12 @@ def _synth(out_dir: Path, settings: DemoSettings, region: str, rate: int, progre
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
-def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], progress):
+def _finetune(manifest, out: Path, settings: CompositionDemoSettings, groups: list[str], progress):
     """One fine-tuning run (LP-FT: the head starts from the frozen-encoder probe), reused
     when its outputs already exist."""
-    from .taskvec import TaskVector
-    from .train.config import FinetuneConfig
-    from .train.finetune import finetune
+    from ..taskvec import TaskVector
+    from ..train.config import FinetuneConfig
+    from ..train.finetune import finetune
 
     if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
         return TaskVector.load(out / "taskvector")
@@ -101,13 +101,13 @@ def _finetune(manifest, out: Path, settings: DemoSettings, groups: list[str], pr
     return TaskVector.load(out / "taskvector")
 
 
-def _probes(vectors, state, manifest, valid, settings: DemoSettings) -> list:
+def _probes(vectors, state, manifest, valid, settings: CompositionDemoSettings) -> list:
     """One logistic-regression probe per group on the frozen encoder's pooled features (the
     head LP-FT starts from), as zero-delta task vectors with calibrated heads."""
-    from .encoders import build_encoder
-    from .evaluate import load_eval_audio
-    from .evaluate import layer_features
-    from .evaluate.probe_baseline import probe_vector
+    from ..encoders import build_encoder
+    from ..data.clipset import load_eval_audio
+    from ..evaluate import layer_features
+    from ..evaluate.probe_baseline import probe_vector
 
     base = vectors[0].manifest.base
     encoder = build_encoder(base.architecture)
@@ -128,7 +128,7 @@ def _probes(vectors, state, manifest, valid, settings: DemoSettings) -> list:
 
 def _summary(comparison: dict, sweeps: dict) -> dict:
     """The headline numbers: the best merge against the individual models and the probes."""
-    from .evaluate.compare import best_merge
+    from ..evaluate.compare import best_merge
 
     best = best_merge(comparison)
     rows = comparison["rows"]
@@ -158,7 +158,7 @@ def _mean(values: dict) -> float | None:
     return sum(values.values()) / len(values) if values else None
 
 
-def _check_folder(out_dir: Path, settings: DemoSettings) -> None:
+def _check_folder(out_dir: Path, settings: CompositionDemoSettings) -> None:
     record = out_dir / "demo.json"
     if not record.is_file():
         return
@@ -170,23 +170,24 @@ def _check_folder(out_dir: Path, settings: DemoSettings) -> None:
         raise DemoError(f"{out_dir}: holds a demo run with other settings; use another --out folder")
 
 
-def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
+def run_demo(out_dir: str | Path, settings: CompositionDemoSettings | None = None,
              progress: ProgressFactory | None = None, log=None) -> dict:
     """Run the whole demo into ``out_dir``; return the content of ``demo.json``.
 
     ``log(message)``: optional callback told when each stage starts (the CLI prints it).
     """
-    from .analysis import AnalysisSettings, analyze, write_analysis
-    from .evaluate import load_eval_audio
-    from .evaluate.compare import Entry, compare_models
-    from .evaluate.compare_report import write_comparison
-    from .model import ClassifierModel
-    from .encoders import get_spec
-    from .taskvec.merge import build_classifier, compose_heads, plan_merge, sweep_lambda, write_composed_model
-    from .taskvec.merge.compose import base_state, resolve_base
-    from .taskvec.merge.sweep import CALIBRATIONS, individual_scores
+    from ..analysis import AnalysisSettings, analyze, write_analysis
+    from ..data.clipset import load_eval_audio
+    from ..evaluate.compare import Entry, compare_models
+    from ..evaluate.compare_report import write_comparison
+    from ..model import ClassifierModel
+    from ..encoders import get_spec
+    from ..merging import sweep_lambda
+    from ..taskvec.merge import build_classifier, compose_heads, plan_merge, write_composed_model
+    from ..taskvec.merge.compose import base_state, resolve_base
+    from ..merging.sweep import CALIBRATIONS, individual_scores
 
-    settings = settings or DemoSettings()
+    settings = settings or CompositionDemoSettings()
     out_dir = Path(out_dir)
     _check_folder(out_dir, settings)
     write_json(out_dir / "demo.json", {"settings": settings.model_dump(mode="json"), "status": "running"})
@@ -257,7 +258,7 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     record = {"settings": settings.model_dump(mode="json"), "summary": summary, "comparison": comparison,
               "sweeps": sweeps, "analysis": analysis, "timings_s": timings, "joint_groups": joint_vector.manifest.group,
               "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
-    from .demo_report import report_parts
+    from .composition_report import report_parts
 
     write_comparison(comparison, out_dir, "chorus demo: composing task vectors", report_parts(record, analysis_figures), "report.html")
     write_json(out_dir / "demo.json", record)

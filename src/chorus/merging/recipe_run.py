@@ -7,11 +7,11 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ...progress import ProgressFactory
-from .compose import base_state, resolve_base, write_composed_model
-from .heads import GroupGate, compose_heads
-from .recipe import RECIPE_FILE, GateSpec, Recipe
-from .stream import plan_merge
+from ..progress import ProgressFactory
+from ..taskvec.merge.compose import base_state, resolve_base, write_composed_model
+from ..taskvec.merge.heads import GroupGate, compose_heads
+from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
+from ..taskvec.merge.stream import plan_merge
 from .sweep import CALIBRATIONS, GATE_STRENGTHS, sweep_lambda
 
 GATE_FILE = "gate.safetensors"
@@ -26,10 +26,10 @@ def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[
     :func:`write_merged_encoder` to run before it commits its output (no second read of the
     inputs; a mismatch still leaves no output).
     """
-    from ...tensorfile import verify_sha256
-    from .. import TaskVector
-    from ..manifest import DELTAS_FILE
-    from .sources import StoredDeltas
+    from ..tensorfile import verify_sha256
+    from ..taskvec import TaskVector
+    from ..taskvec.manifest import DELTAS_FILE
+    from ..taskvec.merge.sources import StoredDeltas
 
     vectors = [StoredDeltas(TaskVector.load(path, verify=verify_now), path, verify=not verify_now) for path in paths]
     checks = [] if verify_now else [check for path, vector in zip(paths, vectors) for check in (
@@ -43,8 +43,8 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
     of its ``merge.json``. The recipe is saved there with λ and every default resolved."""
     import json
 
-    from ...data.manifest import read_manifest
-    from ...evaluate import load_eval_audio
+    from ..data.manifest import read_manifest
+    from ..data.clipset import load_eval_audio
 
     out_dir = Path(out_dir)
     vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)

@@ -1,4 +1,4 @@
-"""``report.html`` + ``tradeoff.png`` of the real distillation run (:mod:`chorus.distill.demo`)."""
+"""``report.html`` + ``tradeoff.png`` of the real distillation run (:mod:`chorus.demos.distillation`)."""
 
 from __future__ import annotations
 

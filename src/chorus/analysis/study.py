@@ -14,7 +14,7 @@ from typing import Sequence
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from ..evaluate import EvalAudio
+from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory
 from .errors import AnalysisError
 from .connectivity import ALPHA_POINTS, alpha_grid, connectivity
@@ -50,7 +50,7 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
     clips of every group; ``base_state``: the base encoder's weights) it includes
     connectivity, negation and spectra. Returns ``analysis.json``'s content (strict JSON:
     non-finite numbers are None)."""
-    from ..taskvec.merge.sweep import vector_group
+    from ..merging.sweep import vector_group
     from .report import clean
 
     settings = settings or AnalysisSettings()
@@ -111,10 +111,10 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
     vectors name), checked against the vectors' fingerprint.
     """
     from ..data.manifest import read_manifest
-    from ..evaluate import load_eval_audio
+    from ..data.clipset import load_eval_audio
     from ..taskvec import TaskVector
     from ..taskvec.merge.compose import base_state, resolve_base
-    from ..taskvec.merge.sweep import vector_group
+    from ..merging.sweep import vector_group
     from .report import write_analysis
 
     if not paths:
