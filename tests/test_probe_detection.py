@@ -29,7 +29,7 @@ def recordings(tmp_path_factory):
 
 def test_windows_take_labels_from_overlapping_events(recordings):
     task = detection_task(recordings, window=1.0, hop=0.5)
-    assert task.kind == "detection" and task.metric == "mAP"
+    assert task.kind == "detection" and task.metric == "map"
     assert task.labels == ["anurans/sp01", "birds/sp01"]
     train = [c for c in task.clips if c.split == "train"]
     assert len(train) == 31 and train[1].start == 0.5 and train[1].end == 1.5
@@ -54,11 +54,11 @@ def test_detection_probe_reports_map(recordings, tmp_path, run_cli):
     config = ProbeConfig(poolings=("mean",), train=TrainConfig(learning_rates=(1e-2, 1e-1), epochs=15))
     report = run_probe("toy-cnn", task, tmp_path / "cache", config)
     best = report["conditions"]["default"]["poolings"]["mean"]["best"]
-    assert report["metric"] == "mAP" and set(best["test"]) == {"mAP", "roc_auc"} and 0 <= best["test"]["mAP"] <= 1
+    assert report["metric"] == "map" and set(best["test"]) == {"map", "roc_auc"} and 0 <= best["test"]["map"] <= 1
     manifest_path = recordings.root / "recordings.csv"
     write_manifest(recordings, manifest_path)
     result = run_cli("probe", "--encoder", "toy-cnn", "--data", manifest_path, "--out", tmp_path / "out",
                      "--task", "detection", "--window", "1", "--hop", "0.5", "--pooling", "mean", "--epochs", "5",
                      "--cache", tmp_path / "cache")
     assert result.exit_code == 0, result.output
-    assert "mAP" in result.output and (tmp_path / "out" / "report.html").exists()
+    assert "map" in result.output and (tmp_path / "out" / "report.html").exists()

@@ -13,7 +13,8 @@ from chorus.train.calibration import calibration_stats, fit_temperature
 from chorus.data.clipset import crop_batch, shuffled_batches
 from chorus.train.early_stopping import EarlyStopping
 from chorus.train.lora import LoRALayer, inject_lora, merge_lora
-from chorus.train.metrics import average_precision, classification_metrics
+from chorus.metrics import average_precision
+from chorus.train.metrics import classification_metrics
 from chorus.train.probe_init import PENALTIES, probe_head
 from chorus.train.schedule import warmup_cosine
 
@@ -75,7 +76,7 @@ def test_early_stopping_counts_epochs_without_improvement():
 def test_metrics_on_hand_computed_examples():
     # AP: positives ranked 1st and 3rd of 4 -> (1/1 + 2/3) / 2
     scores, truth = torch.tensor([0.9, 0.8, 0.7, 0.1]), torch.tensor([1.0, 0.0, 1.0, 0.0])
-    assert average_precision(scores, truth) == pytest.approx((1 + 2 / 3) / 2)
+    assert float(average_precision(scores[:, None], truth[:, None])[0]) == pytest.approx((1 + 2 / 3) / 2)
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0]])
     metrics = classification_metrics(logits, torch.tensor([0, 1, 0, 2]), "multiclass")
     assert metrics["accuracy"] == 0.5

@@ -38,7 +38,7 @@ def score(heads: ComposedHeads, features: Tensor, clips: Sequence) -> dict[str, 
         loss = torch.nn.functional.cross_entropy(logits, targets)
         accuracy = float((logits.argmax(dim=1) == targets).double().mean())
         return {"accuracy": accuracy, "loss": float(loss)}
-    from ..evaluate.metrics import ranking_metrics
+    from ..metrics import ranking_metrics
 
     truth = torch.zeros_like(logits)
     for row, clip in enumerate(clips):

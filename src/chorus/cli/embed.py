@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
         from ..features import embed_manifest
         from ..features.embed import window_clips
         from ..features.engines import EncoderRecipe
-        from ..predict import find_recordings, machine_workers
+        from ..parallel import machine_workers
+        from ..predict import find_recordings
         from ..progress import tqdm_progress
 
         check_dtype(dtype)

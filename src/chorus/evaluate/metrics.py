@@ -1,4 +1,5 @@
-"""Classification metrics of a model's scores on labelled clips, overall and per group.
+"""Classification metrics of a model's scores on labelled clips, overall and per group
+(each metric defined once, in :mod:`chorus.metrics`).
 
 Inputs: ``logits [clips, classes]`` over the model's labels, and each clip's true labels
 and group. A clip whose label the model does not know counts as an error for accuracy and
@@ -6,7 +7,7 @@ is listed under ``unknown_labels``; ranking metrics (mAP, ROC-AUC) run over the 
 classes that have at least one positive (and, for ROC-AUC, one negative) clip.
 
 Multi-class: ``accuracy`` (top-1 over every class of the model), ``macro_f1`` (over the
-true labels present that the model knows), ``map`` and ``roc_auc`` (one-vs-rest, macro), and per group also
+classes that occur in the true labels or the predictions), ``map`` and ``roc_auc`` (one-vs-rest, macro), and per group also
 ``accuracy_within_group`` (top-1 among the labels of that group only — the score a user
 who knows the clip's group would get). Multi-label: ``map``, ``roc_auc``, ``macro_f1`` and
 ``micro_f1`` at a 0.5 sigmoid threshold, ``subset_accuracy`` (exact label sets).
@@ -17,10 +18,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from ..train.metrics import average_precision, f1_scores
+from .. import metrics as core
 
 
 def _targets(labels: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
@@ -33,49 +33,24 @@ def _targets(labels: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndar
     return truth
 
 
-def ranking_metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Macro mAP over classes with a positive and macro ROC-AUC over classes with both."""
-    from sklearn.metrics import roc_auc_score
-
-    positives = truth.sum(axis=0)
-    with_positive = [c for c in range(truth.shape[1]) if positives[c] > 0]
-    both = [c for c in with_positive if positives[c] < truth.shape[0]]
-    ap = [average_precision(torch.from_numpy(scores[:, c]), torch.from_numpy(truth[:, c])) for c in with_positive]
-    auc = [roc_auc_score(truth[:, c], scores[:, c]) for c in both]
-    return {"map": float(np.mean(ap)) if ap else float("nan"), "roc_auc": float(np.mean(auc)) if auc else float("nan")}
-
-
 def multiclass_metrics(logits: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
-    """Metrics of single-label clips (``labels``: one true label per clip)."""
-    predicted = logits.argmax(axis=1)
+    """Metrics of single-label clips (``labels``: one true label per clip; a label the model
+    does not know is an error); ranking metrics over softmax probabilities of the clips
+    with known labels."""
     index = {label: i for i, label in enumerate(classes)}
-    true_index = np.array([index.get(label, -1) for label in labels])
-    result = {"clips": len(labels), "accuracy": float(np.mean(predicted == true_index)) if len(labels) else float("nan")}
+    true_index = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
+    result = {"clips": len(labels), **core.multiclass_metrics(logits, true_index)}
     known = true_index >= 0
-    present = sorted(set(true_index[known].tolist()))
-    one_hot_pred = np.eye(len(classes))[predicted]
-    truth = _targets([[label] for label in labels], classes)
-    f1 = f1_scores(torch.from_numpy(one_hot_pred), torch.from_numpy(truth)).numpy()
-    result["macro_f1"] = float(f1[present].mean()) if present else float("nan")
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    result.update(ranking_metrics(probabilities[known], truth[known]))
+    result.update(core.ranking_metrics(probabilities[known], _targets([[label] for label in labels], classes)[known]))
     return result
 
 
 def multilabel_metrics(logits: np.ndarray, labels: Sequence[Sequence[str]], classes: Sequence[str]) -> dict[str, float]:
     """Metrics of multi-label clips (sigmoid scores, 0.5 threshold for F1)."""
     scores = 1.0 / (1.0 + np.exp(-logits))
-    truth = _targets(labels, classes)
-    predicted = (scores >= 0.5).astype(np.float64)
-    present = truth.sum(axis=0) > 0
-    f1 = f1_scores(torch.from_numpy(predicted), torch.from_numpy(truth)).numpy()
-    tp = float((predicted * truth).sum())
-    exact = [set(np.asarray(classes)[predicted[row] > 0]) == set(clip) for row, clip in enumerate(labels)]
-    return {"clips": len(labels), **ranking_metrics(scores, truth),
-            "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
-            "micro_f1": 2 * tp / max(1.0, float(predicted.sum() + truth.sum())),
-            "subset_accuracy": float(np.mean(exact)) if exact else float("nan")}
+    return {"clips": len(labels), **core.multilabel_metrics(scores, _targets(labels, classes))}
 
 
 def within_group_accuracy(logits: np.ndarray, labels: Sequence[str], classes: Sequence[str],

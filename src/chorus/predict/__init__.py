@@ -2,7 +2,6 @@
 bounded memory, batched across files, resumable, on a local pool or Ray."""
 
 from .detect import ThresholdFileError, class_thresholds, detections, read_thresholds
-from .engines import ENGINES, machine_workers, ray_session
 from .outputs import FORMATS
 from .recordings import FailedRecording, OutputCollision, PredictReport, find_recordings, output_paths, predict
 from .scheduler import RecordingScores, score_recordings
@@ -10,8 +9,7 @@ from .settings import DEFAULT_WINDOW, PredictSettings
 from .stream import AudioWindow, WindowSpec, stream_windows
 
 __all__ = [
-    "ThresholdFileError", "class_thresholds", "detections", "read_thresholds", "ENGINES", "machine_workers",
-    "ray_session", "FORMATS", "FailedRecording", "OutputCollision", "PredictReport", "find_recordings",
+    "ThresholdFileError", "class_thresholds", "detections", "read_thresholds", "FORMATS", "FailedRecording", "OutputCollision", "PredictReport", "find_recordings",
     "output_paths", "predict", "RecordingScores", "score_recordings", "DEFAULT_WINDOW", "PredictSettings",
     "AudioWindow", "WindowSpec", "stream_windows",
 ]

@@ -19,7 +19,8 @@ from ..fileio import write_json
 from ..model.classifier import MODEL_JSON, read_model_json
 from ..progress import ProgressFactory, resolve
 from .detect import class_thresholds, detections
-from .engines import ENGINES, run_local, run_ray
+from ..parallel import ENGINES
+from .engines import run_local, run_ray
 from .journal import Journal, recording_key
 from .outputs import SUFFIXES, write_combined, write_recording
 from .scheduler import RecordingScores

@@ -16,7 +16,7 @@ import torch
 
 from ..progress import ProgressFactory
 from .inputs import Standardizer
-from .metrics import PRIMARY_METRIC, task_metrics
+from ..metrics import PRIMARY, task_metrics
 from .models import BatchedProbes, LayerSumProbes, SplitInputs, build_probes, probe_rates
 from .train import TrainConfig, predict_logits, train_probes
 
@@ -65,7 +65,7 @@ class Selection:
 
     @property
     def metric(self) -> str:
-        return PRIMARY_METRIC[self.kind]
+        return PRIMARY[self.kind]
 
 
 def _choose(scores: np.ndarray, losses: np.ndarray, rates: int) -> tuple[list[int], int]:
@@ -105,7 +105,7 @@ def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tup
                                progress, desc=f"{desc}{pooling} probes")
         logits = predict_logits(model, valid_inputs).numpy()
         metrics = [task_metrics(kind, logits[p], valid.targets) for p in range(model.num_probes)]
-        scores = np.array([m[PRIMARY_METRIC[kind]] for m in metrics])
+        scores = np.array([m[PRIMARY[kind]] for m in metrics])
         chosen, best = _choose(scores, trained.valid_loss, len(config.learning_rates))
         fitted[pooling] = FittedPooling(model, metrics, trained.valid_loss, trained.best_step, chosen, best)
     return Selection(kind, tuple(config.learning_rates), standardizer, fitted)

@@ -21,7 +21,7 @@ from ..data.labels import LabelMap
 from ..data.manifest import Clip, Manifest
 from ..data.windows import label_windows, sliding_windows
 from ..errors import ChorusError
-from .metrics import PRIMARY_METRIC, TASK_KINDS
+from ..metrics import PRIMARY, TASK_KINDS
 
 ANNOTATION_COLUMN = "annotations"
 """Manifest column naming each recording's Raven selection table (relative to the
@@ -56,7 +56,7 @@ class ProbeTask:
     @property
     def metric(self) -> str:
         """The metric that selects layers and learning rates."""
-        return PRIMARY_METRIC[self.kind]
+        return PRIMARY[self.kind]
 
     def indices(self, split: str) -> list[int]:
         return [i for i, clip in enumerate(self.clips) if clip.split == split]

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..progress import ProgressFactory, resolve
 from ..seeding import generator
 from .losses import probe_losses
-from .metrics import probe_scores
+from ..metrics import probe_scores
 from .models import BatchedProbes, SplitInputs
 from .optim import BatchedAdam
 
