@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/chorus demo --out $(DEMO_OUT)
 
+# The layers contract (pyproject.toml, [tool.importlinter]) first, then the suite.
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -n 2
 
 # Long synthetic soundscapes (5 min and 2 h of calls over background) for the predict benchmarks.

@@ -15,14 +15,16 @@ def _human(count: int | None) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("encoders")
-    def encoders_command() -> None:
+    def encoders_command(
+        show_all: bool = typer.Option(False, "--all", help="also list the tiny random test configurations"),
+    ) -> None:
         """List registered encoders: sample rate, layers, parameters, weights."""
         from ..encoders import encoder_specs
 
         table = Table(title="chorus encoders")
         for column in ("name", "family", "sample rate", "layers", "parameters", "weights"):
             table.add_column(column)
-        for spec in encoder_specs():
+        for spec in encoder_specs(include_test_configs=show_all):
             table.add_row(spec.name, spec.family, f"{spec.sample_rate} Hz", str(spec.num_layers),
                           _human(spec.num_parameters), spec.weights)
         Console().print(table)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from ..errors import ChorusError
+from ..registration import import_submodules
 
 err_console = Console(stderr=True)
 
@@ -40,12 +38,9 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """chorus: audio foundation models as shareable, composable task vectors."""
 
-    from .. import cli
-
-    for module in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
-        if module.name == "main" or module.name.startswith("_"):
-            continue
-        importlib.import_module(f"{cli.__name__}.{module.name}").register(app)
+    for module in import_submodules(__package__):
+        if module.__name__ != __name__:
+            module.register(app)
     return app
 
 

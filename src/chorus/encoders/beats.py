@@ -152,5 +152,5 @@ register_encoder(EncoderSpec(
 register_encoder(EncoderSpec(
     name="beats-tiny", family="beats", description="tiny random BEATs for tests",
     sample_rate=SAMPLE_RATE, num_layers=3, num_parameters=26_894, weights="random (tiny test config)",
-    loader=_load_tiny,
+    loader=_load_tiny, for_tests=True,
 ))

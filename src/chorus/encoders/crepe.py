@@ -180,5 +180,5 @@ for _capacity, _params in (("tiny", 486_552), ("full", 22_239_976)):
 register_encoder(EncoderSpec(
     name="crepe-micro", family="crepe", description="CREPE with 16/8/8/8/8/16 channels, random (tests)",
     sample_rate=SAMPLE_RATE, num_layers=7, num_parameters=60_456, weights="random (tiny test config)",
-    loader=lambda source, pretrained: Crepe(CAPACITIES["micro"]),
+    loader=lambda source, pretrained: Crepe(CAPACITIES["micro"]), for_tests=True,
 ))

@@ -192,7 +192,7 @@ def register_names(family: str, sample_rate: int, load: FamilyLoader, entries: I
         register_encoder(EncoderSpec(
             name=entry.name, family=family, description=entry.description, sample_rate=sample_rate,
             num_layers=entry.num_layers, num_parameters=entry.num_parameters, weights=entry.weights,
-            loader=loader, default_source=entry.default_source,
+            loader=loader, default_source=entry.default_source, for_tests=entry.default_source is None,
         ))
 
 

@@ -8,7 +8,8 @@ Two tables:
   :meth:`Encoder.architecture` — how a saved model or task vector finds its network
   again without any hub access.
 
-Family modules register themselves on import and import heavy packages lazily.
+Family modules register themselves on import (every module of :mod:`chorus.encoders` is
+imported on first use of the registry) and import heavy packages lazily.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class EncoderSpec:
     weights: str
     loader: Loader
     default_source: str | None = None
+    for_tests: bool = False
+    """A tiny random configuration for tests: loadable by name, listed only on request."""
 
 
 _ENCODERS: dict[str, EncoderSpec] = {}
@@ -69,10 +72,11 @@ def register_family(family: str, builder: Callable[[dict[str, Any]], Encoder]) -
     _FAMILIES[family] = builder
 
 
-def encoder_specs() -> list[EncoderSpec]:
-    """Every registered encoder, in registration order."""
+def encoder_specs(include_test_configs: bool = False) -> list[EncoderSpec]:
+    """Registered encoders, in registration order: the real backbones, plus the tiny random
+    test configurations when ``include_test_configs``."""
     _import_families()
-    return list(_ENCODERS.values())
+    return [spec for spec in _ENCODERS.values() if include_test_configs or not spec.for_tests]
 
 
 def get_spec(name: str) -> EncoderSpec:
@@ -110,5 +114,8 @@ def build_encoder(architecture: dict[str, Any], *, seed: int = 0) -> Encoder:
 
 
 def _import_families() -> None:
-    """Import the family modules once; each registers its specs and builder."""
-    from . import catalog  # noqa: F401  (import for its registrations)
+    """Import every module of this package once: each family module registers its specs
+    and builder on import, so adding a family is adding one file."""
+    from ..registration import import_submodules
+
+    import_submodules(__package__)

@@ -183,5 +183,5 @@ register_encoder(EncoderSpec(
 register_encoder(EncoderSpec(
     name="sfx-cnn-tiny", family="sfx-cnn", description="sfx-cnn with 8/8/16/16 channels, random (tests)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=10_056, weights="random (tiny test config)",
-    loader=_load_tiny,
+    loader=_load_tiny, for_tests=True,
 ))

@@ -134,5 +134,5 @@ register_encoder(EncoderSpec(
 register_encoder(EncoderSpec(
     name="student-cnn-tiny", family="student", description="student-cnn with 4/4/8/8 channels, random (tests)",
     sample_rate=SAMPLE_RATE, num_layers=4, num_parameters=2_580, weights="random (tiny test config)",
-    loader=_loader(TINY_CHANNELS, 3),
+    loader=_loader(TINY_CHANNELS, 3), for_tests=True,
 ))

@@ -67,5 +67,5 @@ register_family("toy-cnn", _build)
 register_encoder(EncoderSpec(
     name="toy-cnn", family="toy-cnn", description="tiny random 1-D CNN for tests and smoke runs",
     sample_rate=SAMPLE_RATE, num_layers=3, num_parameters=11_248, weights="random (tiny test config)",
-    loader=_load,
+    loader=_load, for_tests=True,
 ))

@@ -109,10 +109,14 @@ def get_method(name: str) -> MergeMethod:
 
 
 def method_names() -> list[str]:
-    """Every registered method, in registration order."""
+    """Every registered method, by name."""
     _import_methods()
-    return list(_METHODS)
+    return sorted(_METHODS)
 
 
 def _import_methods() -> None:
-    from . import methods  # noqa: F401  (import for its registrations)
+    """Import every module of this package once: each method module registers itself, so
+    adding a method is adding one file."""
+    from ...registration import import_submodules
+
+    import_submodules(__package__)
