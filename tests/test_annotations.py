@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from chorus.data.annotations import (
-    RAVEN_WRITE_COLUMNS,
-    AnnotationError,
-    Event,
-    read_audacity,
-    read_raven,
-    write_audacity,
-    write_raven,
-)
+from chorus.data.annotations import RAVEN_WRITE_COLUMNS, Event, read_audacity, read_raven, write_audacity, write_raven
+from chorus.data.errors import AnnotationError
 
 RAVEN_HEADER = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\tHigh Freq (Hz)"
 

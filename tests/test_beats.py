@@ -11,7 +11,7 @@ import torch
 
 from chorus.encoders import EncoderLoadError, load_encoder
 from chorus.encoders.beats_network import relative_position_buckets
-from chorus.encoders.hf_common import UnsupportedArchitecture
+from chorus.encoders.errors import UnsupportedArchitecture
 from chorus.encoders.kaldi_fbank import fbank
 
 CFG = dict(input_patch_size=16, embed_dim=16, conv_bias=False, encoder_layers=2, encoder_embed_dim=32,

@@ -13,7 +13,8 @@ import torch
 from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, ClassifierSettings, HeadEntry
 from chorus.taskvec import TaskVector
-from chorus.taskvec.hub import HubError, pull, push
+from chorus.taskvec.errors import HubError
+from chorus.taskvec.hub import pull, push
 
 
 class FakeHub:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from chorus.demos.composition import DemoError, CompositionDemoSettings, run_demo
+from chorus.demos.errors import DemoError
+from chorus.demos.composition import CompositionDemoSettings, run_demo
 from chorus.taskvec import TaskVector
 
 TINY = CompositionDemoSettings(encoder="toy-cnn", species={"birds": 3, "insects": 2}, clips_per_species=6, seconds=0.3, epochs=1,

@@ -13,7 +13,8 @@ import torch
 from chorus.distill import DistillConfig, DistillError, compute_targets
 from chorus.distill.heads import align_frames
 from chorus.distill.loss import frame_loss
-from chorus.distill.notes import INSTRUMENTS, NotesConfig, NotesError, plan_notes, write_midi
+from chorus.distill.notes import INSTRUMENTS, NotesConfig, plan_notes, write_midi
+from chorus.distill.errors import NotesError
 from chorus.distill.targets import load_targets, save_targets, subset_targets
 from chorus.distill.tradeoff import Domain, interpolation_sweep, probe_domain, retention
 from chorus.encoders import get_spec, load_encoder

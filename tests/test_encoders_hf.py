@@ -19,7 +19,7 @@ from chorus.encoders import (
     pad_batch,
     pooled_features,
 )
-from chorus.encoders.hf_common import UnsupportedArchitecture
+from chorus.encoders.errors import UnsupportedArchitecture
 
 TINY = ["wavlm-tiny", "hubert-tiny", "wav2vec2-tiny", "mert-tiny", "ast-tiny", "whisper-tiny-random",
         "clap-tiny", "beats-tiny"]

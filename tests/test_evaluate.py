@@ -17,8 +17,9 @@ from chorus.data.clipset import load_eval_audio
 from chorus.merging import sweep_lambda
 from chorus.taskvec.merge import apply_directions, build_classifier, compose_heads, plan_merge, write_composed_model
 from chorus.taskvec.merge.compose import base_state, resolve_base
-from chorus.taskvec.merge.heads import GroupGate, HeadCompatibilityError
-from chorus.taskvec.merge.registry import MergeError
+from chorus.taskvec.merge.heads import GroupGate
+from chorus.taskvec.merge.errors import HeadCompatibilityError
+from chorus.taskvec.merge.errors import MergeError
 
 CLASSES = ["a1", "a2", "b1", "b2"]
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from chorus.data.clips import Clip, Manifest
-from chorus.data.labels import LabelMap, LabelMapError, UnknownLabelError
+from chorus.data.labels import LabelMap
+from chorus.data.errors import LabelMapError, UnknownLabelError
 from chorus.errors import ChorusError
 
 

@@ -9,7 +9,8 @@ import torch
 
 from chorus.seeding import generator
 from chorus.taskvec.merge.core import kept_count
-from chorus.taskvec.merge.registry import MergeError, TensorContext, get_method, method_names
+from chorus.taskvec.merge.errors import MergeError
+from chorus.taskvec.merge.registry import TensorContext, get_method, method_names
 from chorus.taskvec.merge.thresholds import kth_largest_magnitudes
 
 SHAPE = (12, 9)

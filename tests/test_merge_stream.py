@@ -12,7 +12,7 @@ from chorus.encoders import load_encoder
 from chorus.fileio import sha256_file
 from chorus.taskvec import BaseMismatchError, TaskVector, apply, base_fingerprint
 from chorus.taskvec.merge.core import kept_count
-from chorus.taskvec.merge.registry import MergeError
+from chorus.taskvec.merge.errors import MergeError
 from chorus.taskvec.merge.sources import FingerprintHasher, SafetensorsFile, StateDictSource
 from chorus.taskvec.merge.stream import apply_directions, plan_merge, write_merged_encoder
 from chorus.taskvec.merge.writer import StreamingSafetensorsWriter

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -165,17 +164,25 @@ def test_sigkill_mid_run_then_rerun_gives_identical_bytes(tmp_path, run_cli):
             "--open-files", "1", "--workers", "1", "--format", "raven", "--threshold", "0.3"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "chorus.cli.main", *args, "--out", str(killed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    journal = killed / ".chorus-predict"
-    deadline = time.monotonic() + 120
-    while not (journal.is_dir() and any(journal.glob("*.json"))) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    # The injected failure point: the child process SIGKILLs itself right after the journal
+    # records its third finished recording (no sleeps, no race with a poller).
+    crash_after_three = (
+        "import os, signal, sys\n"
+        "from chorus.predict.journal import Journal\n"
+        "from chorus.cli.main import main\n"
+        "mark_done = Journal.mark_done\n"
+        "def mark_then_die(self, *args):\n"
+        "    mark_done(self, *args)\n"
+        "    if len(list(self.root.glob('*.json'))) == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "Journal.mark_done = mark_then_die\n"
+        "sys.argv = ['chorus', *sys.argv[1:]]\n"
+        "main()\n")
+    process = subprocess.run([sys.executable, "-c", crash_after_three, *args, "--out", str(killed)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert process.returncode == -signal.SIGKILL
     assert not (killed / "chorus-predictions.json").exists(), "the run was killed before it finished"
-    done_before = len(list(journal.glob("*.json")))
-    assert 1 <= done_before < 8
+    assert len(list((killed / ".chorus-predict").glob("*.json"))) == 3
     assert run_cli(*args, "--out", killed).exit_code == 0
     assert run_cli(*args, "--out", tmp_path / "clean").exit_code == 0
     assert tree_bytes(killed) == tree_bytes(tmp_path / "clean")

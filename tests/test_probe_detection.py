@@ -8,7 +8,8 @@ from chorus.data.annotations import Event, write_raven
 from chorus.data.manifest import Clip, Manifest, write_manifest
 from chorus.data.synth import make_config, render_soundscape
 from chorus.probe.runner import ProbeConfig, run_probe
-from chorus.probe.task import ProbeTaskError, detection_task
+from chorus.probe.errors import ProbeTaskError
+from chorus.probe.task import detection_task
 from chorus.probe.train import TrainConfig
 
 

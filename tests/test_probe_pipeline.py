@@ -12,7 +12,8 @@ from chorus.audio import write_audio
 from chorus.encoders import load_encoder
 from chorus.probe.runner import ProbeConfig, StoreReader, open_probe_store, run_probe
 from chorus.probe.sweep import evaluate, fit_and_select
-from chorus.probe.task import ProbeTaskError, task_from_manifest
+from chorus.probe.errors import ProbeTaskError
+from chorus.probe.task import task_from_manifest
 from chorus.probe.train import TrainConfig
 from chorus.features import ClipTransform, extract_features
 

@@ -148,7 +148,7 @@ def test_missing_weight_package_names_the_install_command():
 
 
 def test_cli_lists_the_new_encoders(run_cli):
-    result = run_cli("encoders")
+    result = run_cli("encoders", "--all")
     assert result.exit_code == 0
     for name in ("sfx-cnn", "sfx-cnn-tiny", "crepe-tiny", "crepe-full", "crepe-micro"):
         assert name in result.output

@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
         from ..model.classifier import validation_problems
         from ..progress import tqdm_progress
         from ..train.config import FinetuneConfig
-        from ..train.finetune import FinetuneError, finetune
+        from ..train.errors import FinetuneError
+        from ..train.finetune import finetune
 
         try:
             config = FinetuneConfig(

@@ -38,8 +38,8 @@ def build_app() -> typer.Typer:
     def _root() -> None:
         """chorus: audio foundation models as shareable, composable task vectors."""
 
-    for module in import_submodules(__package__):
-        if module.__name__ != __name__:
+    for module in import_submodules("chorus.cli"):
+        if not module.__name__.endswith(".main"):  # this module (also run as __main__)
             module.register(app)
     return app
 

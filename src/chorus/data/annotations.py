@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import FileProblem
 from ..fileio import write_text
-from .table import TableError, read_table
+from .errors import AnnotationError, TableError
+from .table import read_table
 
 RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)")
 RAVEN_WRITE_COLUMNS = RAVEN_COLUMNS + ("label", "score", "Begin Path")
@@ -28,10 +28,6 @@ LABEL_COLUMNS = ("label", "species", "annotation", "class", "sound type", "call 
 """Annotation columns :func:`read_raven` looks for (case-insensitive), in this order."""
 
 SCORE_COLUMNS = ("score", "confidence")
-
-
-class AnnotationError(FileProblem):
-    """A selection table or label track that cannot be read; the message lists every bad line."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ..audio import SUPPORTED_EXTENSIONS
 from .clips import Manifest, canonical_split
-from .table import TableError, read_table
-from .validation import ManifestError, ManifestProblem, RawRow, build_manifest, table_rows
+from .errors import ManifestError, TableError
+from .table import read_table
+from .validation import ManifestProblem, RawRow, build_manifest, table_rows
 
 METADATA_FILE = "metadata.csv"
 

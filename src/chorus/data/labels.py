@@ -13,27 +13,12 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ChorusError, FileProblem
 from ..fileio import write_json
 from .clips import Clip, Manifest
+from .errors import LabelMapError, UnknownLabelError
 
 FORMAT = "chorus.labels"
 VERSION = 1
-
-
-class UnknownLabelError(ChorusError, KeyError):
-    """Labels that are not in the label map; ``labels`` lists every one of them."""
-
-    def __init__(self, labels: Iterable[str], known: int):
-        self.labels = sorted(set(labels))
-        super().__init__(f"{len(self.labels)} label(s) not in the label map of {known}: {', '.join(self.labels)}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class LabelMapError(FileProblem):
-    """A label-map file that is missing or malformed."""
 
 
 def _check_labels(labels: Sequence[object]) -> str | None:

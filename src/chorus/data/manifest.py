@@ -24,8 +24,9 @@ from pathlib import Path
 from ..fileio import write_text
 from .clips import SPLIT_ALIASES, SPLITS, Clip, Manifest, canonical_split
 from .folders import from_audiofolder, from_folder
-from .table import TableError, read_table
-from .validation import LABEL_SEPARATOR, ManifestError, ManifestProblem, build_manifest, table_rows
+from .errors import ManifestError, TableError
+from .table import read_table
+from .validation import LABEL_SEPARATOR, ManifestProblem, build_manifest, table_rows
 
 __all__ = [
     "MANIFEST_COLUMNS", "SPLITS", "SPLIT_ALIASES", "Clip", "Manifest", "ManifestError", "ManifestProblem",

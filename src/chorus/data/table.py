@@ -11,11 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FileProblem
-
-
-class TableError(FileProblem):
-    """The file cannot be read as a delimited text table."""
+from .errors import TableError
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import FileProblem
 from .clips import SPLIT_ALIASES, SPLITS, Clip, Manifest, canonical_split
 from .table import Table
+from .errors import ManifestError, ManifestProblem
 
 PROBLEM_KINDS = (
     "unreadable", "missing_column", "bad_header", "bad_row", "empty_path", "outside_root", "missing_file",
@@ -27,33 +27,6 @@ PROBLEM_KINDS = (
 
 LABEL_SEPARATOR = ";"
 """Separates the labels of a multi-label clip inside the label cell."""
-
-
-@dataclass(frozen=True)
-class ManifestProblem:
-    """One problem: ``line`` is the 1-based line in ``source`` (None for file-level ones)."""
-
-    kind: str
-    message: str
-    line: int | None = None
-    source: Path | None = None
-
-    def describe(self, manifest_path: Path | None = None) -> str:
-        """``"line 4: ..."``, prefixed with the file name when it is not the manifest itself."""
-        where = [] if self.source is None or self.source == manifest_path else [str(self.source)]
-        if self.line is not None:
-            where.append(f"line {self.line}")
-        return f"{' '.join(where)}: {self.message}" if where else self.message
-
-
-class ManifestError(FileProblem):
-    """A manifest with problems; ``problems`` holds every one of them, in line order."""
-
-    def __init__(self, path: str | Path, problems: Iterable[ManifestProblem]):
-        self.problems = sorted(problems, key=lambda p: (str(p.source or ""), p.line or 0))
-        count = len(self.problems)
-        lines = "\n".join(f"  {problem.describe(Path(path))}" for problem in self.problems)
-        super().__init__(path, f"{count} problem{'s' if count != 1 else ''}:\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ChorusError
 from ..fileio import write_json
 from ..progress import ProgressFactory
-
-
-class DemoError(ChorusError):
-    """The demo cannot run with these settings or in this folder."""
+from .errors import DemoError
 
 
 class CompositionDemoSettings(BaseModel):

@@ -28,7 +28,8 @@ from pathlib import Path
 from ..encoders import load_encoder
 from ..fileio import sha256_file, write_json
 from ..progress import ProgressFactory
-from ..distill.config import DistillConfig, DistillError
+from ..distill.config import DistillConfig
+from ..distill.errors import DistillError
 from ..distill.targets import compute_targets, load_targets, save_targets, subset_targets
 from ..distill.train import distill
 

@@ -5,7 +5,8 @@ After DistilHuBERT (Chang, Yang & Lee, ICASSP 2022) for the prediction heads and
 L1 + cosine loss, and task arithmetic (Ilharco et al., ICLR 2023) for combining students.
 """
 
-from .config import DistillConfig, DistillError
+from .config import DistillConfig
+from .errors import DistillError
 from .session import distill_to_directory, load_student_init
 from .targets import TeacherTargets, compute_targets
 from .train import DistillResult, distill

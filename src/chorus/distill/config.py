@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ChorusError
-
-
-class DistillError(ChorusError):
-    """A distillation cannot run as asked (unknown layer, bad setting, no usable clip)."""
+from .errors import DistillError
 
 
 @dataclass(frozen=True)

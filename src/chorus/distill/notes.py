@@ -25,18 +25,14 @@ import numpy as np
 
 from ..audio import load_audio, write_audio
 from ..data.manifest import Clip, Manifest, write_manifest
-from ..errors import ChorusError
 from ..fileio import write_json
+from .errors import NotesError
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SOUND_FONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 INSTRUMENTS = {"piano": 0, "marimba": 12, "organ": 19, "guitar": 24, "violin": 40, "cello": 42, "trumpet": 56,
                "flute": 73}
 """General MIDI programs (0-based) used, one per MIDI channel."""
-
-
-class NotesError(ChorusError):
-    """The notes dataset cannot be rendered (FluidSynth or its sound font missing, bad setting)."""
 
 
 @dataclass(frozen=True)

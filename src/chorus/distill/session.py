@@ -24,7 +24,8 @@ from ..encoders import Encoder, load_encoder
 from ..fileio import write_json
 from ..progress import ProgressFactory
 from ..tensorfile import save_tensors
-from .config import DistillConfig, DistillError
+from .config import DistillConfig
+from .errors import DistillError
 from .targets import TeacherTargets, compute_targets
 from .train import DistillResult, distill
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..encoders import Encoder, iter_batches
 from ..progress import ProgressFactory, resolve
-from .config import DistillError
+from .errors import DistillError
 
 _MIN_STD = 1e-4
 

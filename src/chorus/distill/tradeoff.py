@@ -17,7 +17,7 @@ from ..encoders import Encoder, pooled_features
 from ..probe.sweep import SplitData, describe_selection, evaluate, fit_and_select
 from ..probe.train import TrainConfig
 from ..progress import ProgressFactory, resolve
-from .config import DistillError
+from .errors import DistillError
 
 SPLITS = ("train", "valid", "test")
 

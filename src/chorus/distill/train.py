@@ -16,7 +16,8 @@ from torch import nn
 
 from ..encoders import Encoder, pad_batch
 from ..progress import ProgressFactory, resolve
-from .config import DistillConfig, DistillError
+from .config import DistillConfig
+from .errors import DistillError
 from .heads import PredictionHead, align_frames
 from .loss import frame_loss
 from .targets import TeacherTargets

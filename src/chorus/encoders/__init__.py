@@ -2,17 +2,8 @@
 
 from .base import Encoder, LayerOutputs, lengths_to_mask, masked_mean
 from .batching import iter_batches, pad_batch, pooled_features
-from .registry import (
-    EncoderLoadError,
-    EncoderNotFound,
-    EncoderSpec,
-    build_encoder,
-    encoder_specs,
-    get_spec,
-    load_encoder,
-    register_encoder,
-    register_family,
-)
+from .errors import EncoderLoadError, EncoderNotFound
+from .registry import EncoderSpec, build_encoder, encoder_specs, get_spec, load_encoder, register_encoder, register_family
 
 __all__ = [
     "Encoder", "LayerOutputs", "lengths_to_mask", "masked_mean",

@@ -34,12 +34,11 @@ from .beats_network import (
     FBANK_MEAN,
     FBANK_STD,
     BEATsConfig,
-    BEATsConfigError,
     BEATsNetwork,
     official_state_dict_to_chorus,
 )
-from .hf_common import UnsupportedArchitecture
-from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
+from .errors import BEATsConfigError, EncoderLoadError, UnsupportedArchitecture
+from .registry import EncoderSpec, register_encoder, register_family
 
 SAMPLE_RATE = 16_000
 NUM_MEL_BINS = 128

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import BEATsConfigError
+
 FBANK_MEAN, FBANK_STD = 15.41663, 6.55582  # official normalisation of the 128-bin fbank
 ACTIVATIONS = {
     "relu": F.relu,
@@ -38,10 +40,6 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "linear": lambda x: x,
 }
-
-
-class BEATsConfigError(ValueError):
-    """A BEATs configuration this implementation cannot build."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from .base import Encoder, LayerOutputs, lengths_to_mask
 from .packaged import packaged_file
-from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
+from .errors import EncoderLoadError
+from .registry import EncoderSpec, register_encoder, register_family
 
 SAMPLE_RATE = 16_000
 WINDOW = 1024

@@ -19,11 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 from torch import Tensor
 
 from .base import Encoder
-from .registry import EncoderLoadError, EncoderSpec, register_encoder
-
-
-class UnsupportedArchitecture(EncoderLoadError):
-    """The checkpoint's configuration uses a feature chorus does not implement."""
+from .errors import EncoderLoadError
+from .registry import EncoderSpec, register_encoder
 
 
 @contextlib.contextmanager

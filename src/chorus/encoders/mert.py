@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hf_common import Entry, UnsupportedArchitecture, load_config_dict, register_names, transformers_class
-from .registry import EncoderLoadError
+from .hf_common import Entry, load_config_dict, register_names, transformers_class
+from .errors import EncoderLoadError, UnsupportedArchitecture
 from .speech_ssl import (
     ConvTransformerEncoder,
     SpeechFamily,

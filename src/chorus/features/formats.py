@@ -16,7 +16,8 @@ import numpy as np
 
 from ..data.manifest import Clip
 from ..fileio import atomic_path
-from .store import FeatureBatch, FeatureStoreError
+from .store import FeatureBatch
+from .errors import FeatureStoreError
 
 LAYER_PREFIX = "layer_"
 """Parquet column of layer ``name`` is ``layer_<name>``."""

@@ -27,27 +27,11 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..data.manifest import Clip
-from ..errors import ChorusError, FileProblem
 from ..fileio import write_json
+from .errors import FeatureStoreBusy, FeatureStoreError, FeatureStoreMismatch, MissingFeatures
 
 STORE_FORMAT = "chorus-features"
 STORE_VERSION = 1
-
-
-class FeatureStoreError(FileProblem):
-    """A feature store on disk is unusable (bad header, index or shard)."""
-
-
-class FeatureStoreMismatch(FeatureStoreError):
-    """The directory holds features computed with another encoder, transform or format."""
-
-
-class FeatureStoreBusy(FeatureStoreError):
-    """Another process has the store open."""
-
-
-class MissingFeatures(ChorusError):
-    """Features were requested for clips the store does not hold."""
 
 
 @dataclass

@@ -35,7 +35,7 @@ from ..evaluate import evaluate_logits, layer_features
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge.compose import build_encoder_from
 from ..taskvec.merge.heads import ComposedHeads, GroupGate, compose_heads
-from ..taskvec.merge.registry import MergeError
+from ..taskvec.merge.errors import MergeError
 from ..taskvec.merge.stream import MergePlan, apply_directions
 
 LAMBDA_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)

@@ -23,14 +23,11 @@ from ..errors import FileProblem
 from ..fileio import write_json
 from ..tensorfile import load_tensors, save_tensors
 from .schema import MODEL_FORMAT_VERSION, ClassifierSettings, EncoderEntry, HeadEntry, ModelJson
+from .errors import ModelFileError
 
 MODEL_JSON = "model.json"
 ENCODER_FILE = "encoder.safetensors"
 HEADS_FILE = "heads.safetensors"
-
-
-class ModelFileError(FileProblem):
-    """A chorus model directory (or one of its files) is missing or invalid."""
 
 
 def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:

@@ -10,12 +10,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..data.annotations import Event
-from ..errors import FileProblem
 from .scheduler import RecordingScores
-
-
-class ThresholdFileError(FileProblem):
-    """A per-class threshold file is unreadable or names unknown classes."""
+from .errors import ThresholdFileError
 
 
 def class_thresholds(labels: Sequence[str], default: float, overrides: Mapping[str, float] | None = None) -> np.ndarray:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..audio import SUPPORTED_EXTENSIONS
-from ..errors import ChorusError
 from ..fileio import write_json
 from ..model.classifier import MODEL_JSON, read_model_json
 from ..progress import ProgressFactory, resolve
@@ -25,12 +24,9 @@ from .journal import Journal, recording_key
 from .outputs import SUFFIXES, write_combined, write_recording
 from .scheduler import RecordingScores
 from .settings import PredictSettings, model_labels
+from .errors import OutputCollision
 
 SUMMARY_NAME = "chorus-predictions.json"
-
-
-class OutputCollision(ChorusError):
-    """Two recordings would write the same output file."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ task vector and check what the original domain lost."""
 from .config import PretrainConfig
 from .encoder_dir import load_saved_encoder, save_encoder
 from .forgetting import forgetting_check
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 from .objectives import OBJECTIVES, build_objective, resolve_objective
 from .adapt import PretrainResult, pretrain
 

@@ -40,7 +40,8 @@ from .config import PretrainConfig
 from .encoder_dir import save_encoder
 from .forgetting import forgetting_check
 from .masking import numpy_seeded
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 from .objectives import build_objective, resolve_objective
 from .plots import plot_curve
 

@@ -20,10 +20,11 @@ import torch
 from torch import Tensor
 
 from ..encoders.hf_common import load_pretrained, quiet_transformers, transformers_class
-from ..encoders.registry import EncoderLoadError
+from ..encoders.errors import EncoderLoadError
 from ..encoders.speech_ssl import ConvTransformerEncoder
 from .masking import frame_mask, span_mask
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 from .transformer_hooks import model_inputs
 
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from .. import __version__
 from ..encoders import Encoder, build_encoder
 from ..fileio import write_json
-from ..model.classifier import ModelFileError, load_checked, parse_json_file
+from ..model.errors import ModelFileError
+from ..model.classifier import load_checked, parse_json_file
 from ..model.schema import EncoderEntry, supported_version
 from ..tensorfile import load_tensors, save_tensors
 

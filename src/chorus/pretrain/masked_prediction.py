@@ -20,7 +20,8 @@ from ..encoders import Encoder
 from ..encoders.speech_ssl import ConvTransformerEncoder
 from ..data.clipset import crop_batch
 from .masking import frame_mask, span_mask
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 from .transformer_hooks import masked_forward
 
 

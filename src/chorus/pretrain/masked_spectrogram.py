@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from ..encoders.base import lengths_to_mask
 from ..encoders.sfx_cnn import POOLS, SfxCNN
 from .masking import patch_mask
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 
 RECONSTRUCTIONS = ("l1", "l2")
 

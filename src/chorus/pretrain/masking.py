@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..encoders.base import lengths_to_mask
 from ..encoders.hf_common import conv_output_lengths
-from .objective import PretrainError
+from .errors import PretrainError
 
 
 @contextlib.contextmanager

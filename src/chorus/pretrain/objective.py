@@ -13,11 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from ..encoders import Encoder
-from ..errors import ChorusError
-
-
-class PretrainError(ChorusError):
-    """Continual pre-training cannot run as asked (data, encoder or settings)."""
 
 
 class Objective(nn.Module, abc.ABC):

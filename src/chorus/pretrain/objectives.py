@@ -15,7 +15,8 @@ from .config import PretrainConfig
 from .contrastive import Contrastive
 from .masked_prediction import MaskedPrediction, fit_teacher
 from .masked_spectrogram import MaskedSpectrogram
-from .objective import Objective, PretrainError
+from .objective import Objective
+from .errors import PretrainError
 
 OBJECTIVES = ("contrastive", "masked-prediction", "masked-spectrogram")
 

@@ -23,7 +23,8 @@ from ..features.identity import digest_of
 from ..progress import ProgressFactory
 from .models import POOLINGS
 from .sweep import SplitData, describe_selection, evaluate, fit_and_select
-from .task import PROBE_SPLITS, ProbeTask, ProbeTaskError
+from .task import PROBE_SPLITS, ProbeTask
+from .errors import ProbeTaskError
 from .train import TrainConfig
 
 

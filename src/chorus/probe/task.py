@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, audio_info
-from ..data.annotations import AnnotationError, read_raven
+from ..data.errors import AnnotationError
+from ..data.annotations import read_raven
 from ..data.labels import LabelMap
 from ..data.manifest import Clip, Manifest
 from ..data.windows import label_windows, sliding_windows
-from ..errors import ChorusError
 from ..metrics import PRIMARY, TASK_KINDS
+from .errors import ProbeTaskError
 
 ANNOTATION_COLUMN = "annotations"
 """Manifest column naming each recording's Raven selection table (relative to the
@@ -29,10 +30,6 @@ manifest's folder). Without it, ``<stem>.Table.1.selections.txt`` or
 ``<stem>.selections.txt`` next to the recording is used."""
 
 PROBE_SPLITS = ("train", "valid", "test")
-
-
-class ProbeTaskError(ChorusError):
-    """The data cannot be probed as asked (missing splits, unlabelled clips...)."""
 
 
 @dataclass

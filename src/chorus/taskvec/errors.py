@@ -25,3 +25,8 @@ class BaseMismatchError(TaskVectorError):
 
 class IncompatibleVectorsError(TaskVectorError):
     """Vectors (or a vector and a network) disagree on tensor names, shapes or settings."""
+
+
+class HubError(ChorusError):
+    """The Hub refused or could not be reached (offline, unknown repo, no permission)."""
+

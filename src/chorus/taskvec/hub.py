@@ -10,18 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChorusError
 from ..fileio import write_text
 from .card import model_card
 from .manifest import DELTAS_FILE, HEAD_FILE, MANIFEST_FILE
 from .vector import TaskVector
+from .errors import HubError
 
 CARD_FILE = "README.md"
 SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, CARD_FILE]
-
-
-class HubError(ChorusError):
-    """The Hub refused or could not be reached (offline, unknown repo, no permission)."""
 
 
 def _api(api: Any | None) -> Any:

@@ -20,7 +20,6 @@ from torch import Tensor
 from ..data.loading import FailedClip
 from ..data.manifest import Clip, Manifest
 from ..encoders import Encoder, load_encoder
-from ..errors import ChorusError
 from ..fileio import write_json
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
 from ..model.inference import predict_clips
@@ -36,10 +35,7 @@ from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
 from .probe_init import probe_head
 from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, resolve_device, set_train_mode
-
-
-class FinetuneError(ChorusError):
-    """The data or settings cannot produce a fine-tuning run."""
+from .errors import FinetuneError
 
 
 @dataclass

@@ -6,7 +6,8 @@ Entry points: :func:`generate_dataset` (wav files + manifest + ``synth.json``),
 :func:`render_soundscape` (a long recording written block by block, with its call events).
 """
 
-from .config import SynthConfig, SynthError, make_config, species_label
+from .config import SynthConfig, make_config, species_label
+from ..errors import SynthError
 from .dataset import generate_dataset
 from .mixtures import Mixture, mix_sources
 from .regions import REGIONS, Region

@@ -6,13 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ...errors import ChorusError
 from .regions import REGIONS
 from .species import GROUPS
-
-
-class SynthError(ChorusError):
-    """Invalid synthetic-data request or output folder."""
+from ..errors import SynthError
 
 
 class SynthConfig(BaseModel):

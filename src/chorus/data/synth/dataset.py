@@ -18,7 +18,8 @@ from ...fileio import write_json
 from ...progress import ProgressFactory, resolve
 from ...seeding import derived_seed
 from ..manifest import Clip, Manifest, write_manifest
-from .config import SynthConfig, SynthError, species_label
+from .config import SynthConfig, species_label
+from ..errors import SynthError
 from .regions import REGIONS
 from .scene import render_clip, species_of
 from .species import GROUPS

@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from ...seeding import derived_seed
-from .config import SynthConfig, SynthError, species_label
+from .config import SynthConfig, species_label
+from ..errors import SynthError
 from .regions import REGIONS, Background, Channel
 from .scene import lay_out_calls, noise_gain
 

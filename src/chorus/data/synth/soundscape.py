@@ -16,7 +16,8 @@ import soundfile as sf
 from ...fileio import atomic_path
 from ...progress import ProgressFactory, resolve
 from ...seeding import derived_seed
-from .config import SynthConfig, SynthError, species_label
+from .config import SynthConfig, species_label
+from ..errors import SynthError
 from .regions import REGIONS, Background, Channel
 from .scene import CallEvent, noise_gain, species_of
 from .species import GROUPS, render_call

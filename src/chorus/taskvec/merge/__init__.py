@@ -10,9 +10,10 @@
 """
 
 from .compose import build_classifier, resolve_base, write_composed_model
-from .heads import ComposedHeads, HeadCompatibilityError, compose_heads
-from .recipe import Recipe, RecipeError, load_recipe, parse_recipe
-from .registry import MergeError, MergeMethod, get_method, method_names, register_method
+from .heads import ComposedHeads, compose_heads
+from .errors import HeadCompatibilityError, MergeError, RecipeError
+from .recipe import Recipe, load_recipe, parse_recipe
+from .registry import MergeMethod, get_method, method_names, register_method
 from .stream import MergePlan, apply_directions, plan_merge, write_merged_encoder
 
 __all__ = ["build_classifier", "resolve_base", "write_composed_model", "ComposedHeads", "HeadCompatibilityError",

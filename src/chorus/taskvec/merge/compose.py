@@ -22,7 +22,7 @@ from ...model.schema import MODEL_FORMAT_VERSION
 from ...progress import ProgressFactory
 from ...tensorfile import save_tensors
 from .heads import ComposedHeads
-from .registry import MergeError
+from .errors import MergeError
 from .sources import SafetensorsFile, StateDictSource, TensorSource
 from .stream import MergePlan, write_merged_encoder
 

@@ -37,15 +37,11 @@ import torch
 from torch import Tensor
 
 from ...model import Calibration, ClassifierSettings, HeadEntry
-from .registry import MergeError
+from .errors import HeadCompatibilityError
 
 CalibrationMethod = Literal["auto", "zscore", "temperature", "none"]
 DEFAULT_CALIBRATION = {"multiclass": "zscore", "multilabel": "temperature"}
 _MIN_STD = 1e-6
-
-
-class HeadCompatibilityError(MergeError):
-    """Heads (or the vectors carrying them) cannot be combined into one classifier."""
 
 
 def vector_label(vector, index: int) -> str:

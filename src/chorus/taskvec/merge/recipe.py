@@ -25,13 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...fileio import write_text
 from .heads import CalibrationMethod
-from .registry import MergeError, get_method
+from .registry import get_method
+from .errors import RecipeError
 
 RECIPE_FILE = "recipe.yaml"
-
-
-class RecipeError(MergeError):
-    """A recipe file is unreadable or invalid."""
 
 
 class _Strict(BaseModel):

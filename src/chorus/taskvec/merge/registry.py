@@ -13,11 +13,7 @@ from typing import Callable, Sequence
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
-from ...errors import ChorusError
-
-
-class MergeError(ChorusError):
-    """A merge cannot run as asked (unknown method, bad parameters, incompatible inputs)."""
+from .errors import MergeError
 
 
 class MethodParams(BaseModel):

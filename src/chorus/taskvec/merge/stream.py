@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from ...progress import ProgressFactory, resolve
-from .registry import MergeError, MergeMethod, MethodParams, TensorContext, get_method
+from .errors import MergeError
+from .registry import MergeMethod, MethodParams, TensorContext, get_method
 from .sources import FingerprintHasher, TensorSource
 from .thresholds import kth_largest_magnitudes
 from .writer import StreamingSafetensorsWriter

@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .registry import MergeError
+from .errors import MergeError
 
 SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
                       torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",

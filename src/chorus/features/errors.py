@@ -1,0 +1,22 @@
+"""Errors of :mod:`chorus.features` (all are :class:`~chorus.errors.ChorusError`)."""
+
+from __future__ import annotations
+
+from ..errors import ChorusError, FileProblem
+
+
+class FeatureStoreError(FileProblem):
+    """A feature store on disk is unusable (bad header, index or shard)."""
+
+
+class FeatureStoreMismatch(FeatureStoreError):
+    """The directory holds features computed with another encoder, transform or format."""
+
+
+class FeatureStoreBusy(FeatureStoreError):
+    """Another process has the store open."""
+
+
+class MissingFeatures(ChorusError):
+    """Features were requested for clips the store does not hold."""
+

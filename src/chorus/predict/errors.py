@@ -1,0 +1,14 @@
+"""Errors of :mod:`chorus.predict` (all are :class:`~chorus.errors.ChorusError`)."""
+
+from __future__ import annotations
+
+from ..errors import ChorusError, FileProblem
+
+
+class OutputCollision(ChorusError):
+    """Two recordings would write the same output file."""
+
+
+class ThresholdFileError(FileProblem):
+    """A per-class threshold file is unreadable or names unknown classes."""
+
