@@ -178,10 +178,12 @@ def _train(objective: Objective, waveforms: list[np.ndarray], config: PretrainCo
                         max_grad_norm=config.max_grad_norm)
     history: list[dict] = []
     resumed = None
-    restored = load_checkpoint(out_dir, objective, trainer) if resume else None
-    if restored is not None:
-        if restored.state["config_digest"] != config.digest():
+    def same_settings(state: dict) -> None:
+        if state["config_digest"] != config.digest():
             raise PretrainError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
+
+    restored = load_checkpoint(out_dir, objective, trainer, check=same_settings) if resume else None
+    if restored is not None:
         history, resumed = restored.state["history"], restored.step - 1
     start = trainer.step
     starts = set(stage_starts(config.stages))

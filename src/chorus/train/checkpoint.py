@@ -19,7 +19,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -89,9 +89,11 @@ def save_checkpoint(out_dir: Path, model: nn.Module, trainer: TrainStep, state: 
 
 
 def load_checkpoint(out_dir: Path, model: nn.Module, trainer: TrainStep,
-                    generators: dict[str, torch.Generator] | None = None) -> Checkpoint | None:
+                    generators: dict[str, torch.Generator] | None = None,
+                    check: Callable[[dict[str, Any]], None] | None = None) -> Checkpoint | None:
     """Restore ``model``, ``trainer`` (optimizer, step, loss scaler) and ``generators`` from
-    the newest checkpoint under ``out_dir``; None when there is none. Raises
+    the newest checkpoint under ``out_dir``; None when there is none. ``check(state)`` sees
+    the caller's state before anything is restored (to refuse other settings). Raises
     :class:`CheckpointError` (or a :class:`~chorus.tensorfile.TensorFileError`) for a
     damaged, altered or foreign checkpoint; nothing is ever unpickled."""
     root = Path(out_dir) / CHECKPOINT_DIR
@@ -110,6 +112,8 @@ def load_checkpoint(out_dir: Path, model: nn.Module, trainer: TrainStep,
             or not {f"{name}.safetensors" for name in _RESERVED} <= set(files) \
             or not {"trainer", "param_groups", "state"} <= set(record):
         raise CheckpointError(folder / "state.json", "malformed checkpoint record")
+    if check is not None:
+        check(record["state"])
     sets = {file.removesuffix(".safetensors"): load_tensors(folder / file, digest) for file, digest in files.items()}
     model.load_state_dict(sets.pop("model"))
     restored: dict[int, dict[str, Tensor]] = {}

@@ -184,11 +184,13 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
                      cosine_schedule(total_steps, config.warmup, config.min_lr_ratio),
                      config.accumulate, config.max_grad_norm, amp)
     fit = _Fit([], EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max"), {}, None)
-    resumed = load_checkpoint(out_dir, model, step) if resume else None
-    if resumed is not None:
-        state, fit.best_state = resumed.state, resumed.tensors["best"]
+    def same_settings(state: dict) -> None:
         if state["config_digest"] != config.digest():
             raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
+
+    resumed = load_checkpoint(out_dir, model, step, check=same_settings) if resume else None
+    if resumed is not None:
+        state, fit.best_state = resumed.state, resumed.tensors["best"]
         fit.history, fit.resumed_from_epoch = state["history"], state["epoch"] + 1
         fit.stopper = EarlyStopping(**state["early_stopping"])
     elif config.head_init == "probe":
