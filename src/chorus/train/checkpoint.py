@@ -49,7 +49,6 @@ class Checkpoint:
     caller's extra tensor sets by name.
     """
 
-    folder: Path
     step: int
     state: dict[str, Any]
     tensors: dict[str, dict[str, Tensor]] = field(default_factory=dict)
@@ -127,7 +126,7 @@ def load_checkpoint(out_dir: Path, model: nn.Module, trainer: TrainStep,
         if name not in states:
             raise CheckpointError(folder / "rng.safetensors", f"holds no state of the generator {name!r}")
         gen.set_state(states[name])
-    return Checkpoint(folder, trainer.step, record["state"], sets)
+    return Checkpoint(trainer.step, record["state"], sets)
 
 
 def remove_checkpoints(out_dir: Path) -> None:

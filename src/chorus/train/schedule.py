@@ -119,10 +119,6 @@ class MultiStage:
         if not self.stages:
             raise ValueError("no stages")
 
-    @property
-    def total_steps(self) -> int:
-        return sum(stage.steps for stage in self.stages)
-
     def __call__(self, step: int) -> float:
         return multi_stage_lr(step, self.stages)
 
@@ -136,9 +132,6 @@ class StepFunction:
 
     def __init__(self, function: Callable[[int], float]):
         self.function = function
-
-    def __call__(self, step: int) -> float:
-        return self.function(step)
 
     def group_lr(self, group: dict, step: int) -> float:
         return group["peak_lr"] * self.function(step)
