@@ -30,7 +30,7 @@ from chorus.progress import silent_progress
 from chorus.data.clipset import ClipSet
 from chorus.train.finetune import train_epoch
 from chorus.train.metrics import loss_function
-from chorus.train.step import TrainStep, cosine_schedule, parameter_groups, set_train_mode
+from chorus.train.step import TrainStep, classifier_loss, cosine_schedule, parameter_groups, set_train_mode
 
 
 def build(encoder_name: str, classes: int) -> ClassifierModel:
@@ -64,7 +64,7 @@ def main() -> None:
     device = torch.device("cpu")
 
     optimizer = torch.optim.AdamW(parameter_groups(model, 1e-4, 1e-3, 0.01))
-    step = TrainStep(model, optimizer, loss_function("multiclass"),
+    step = TrainStep(optimizer, classifier_loss(model, loss_function("multiclass")),
                      cosine_schedule(args.steps * (args.rounds + 1), 0.1, 0.0))
     bare_optimizer = torch.optim.AdamW(bare.parameters(), lr=1e-4, weight_decay=0.01)
     bare.train()

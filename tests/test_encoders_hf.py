@@ -273,7 +273,7 @@ def test_cli_lists_at_least_ten_pretrained_backbones(run_cli, monkeypatch):
 
 
 def test_tiny_configs_state_their_true_parameter_counts():
-    for spec in encoder_specs():
+    for spec in encoder_specs(include_test_configs=True):
         if spec.weights.startswith("random"):
             built = load_encoder(spec.name, pretrained=False, seed=0)
             assert spec.num_parameters == built.num_parameters, spec.name

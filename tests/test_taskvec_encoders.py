@@ -14,9 +14,9 @@ from chorus.model import ClassifierModel, ClassifierSettings, HeadEntry
 from chorus.taskvec import TaskVector, apply
 from chorus.train.lora import inject_lora, merge_lora
 from chorus.train.metrics import loss_function
-from chorus.train.step import TrainStep, parameter_groups, set_train_mode
+from chorus.train.step import TrainStep, classifier_loss, parameter_groups, set_train_mode
 
-TINY = [spec.name for spec in encoder_specs() if spec.weights.startswith("random")]
+TINY = [spec.name for spec in encoder_specs(include_test_configs=True) if spec.weights.startswith("random")]
 
 
 def one_step(base, seconds: float = 1.0) -> ClassifierModel:
@@ -24,7 +24,7 @@ def one_step(base, seconds: float = 1.0) -> ClassifierModel:
     model = ClassifierModel(copy.deepcopy(base), [HeadEntry(labels=["a", "b"])],
                             ClassifierSettings(layer=base.layer_names[-1]))
     optimizer = torch.optim.AdamW(parameter_groups(model, 1e-2, 1e-2, 0.01))
-    step = TrainStep(model, optimizer, loss_function("multiclass"), lambda s: 1.0)
+    step = TrainStep(optimizer, classifier_loss(model, loss_function("multiclass")), lambda s: 1.0)
     set_train_mode(model, frozen_encoder=False, train_bn_stats=False)
     samples = int(seconds * base.sample_rate)
     waves = 0.1 * torch.randn(2, samples)

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         group: Optional[str] = typer.Option(None, help="group name of the task vector (default: teacher names)"),
         epochs: int = typer.Option(10),
         batch_size: int = typer.Option(32),
-        lr: float = typer.Option(2e-3, help="peak learning rate (one-cycle)"),
+        lr: float = typer.Option(2e-3, help="peak learning rate (10 % warm-up, then cosine decay)"),
         cosine_weight: float = typer.Option(1.0, help="weight of the −log σ(cos) term"),
     ) -> None:
         """Distill frozen teachers into a student; write the student and τ = θ_student − θ0."""

@@ -15,8 +15,9 @@ class DistillConfig:
     ``teacher_layers``: per teacher name, the teacher layers to predict (absent: three
     layers spread over the teacher's depth, at 1/3, 2/3 and the end, as DistilHuBERT
     predicts layers 4, 8 and 12 of 12). ``head_hidden``: width of each head's hidden
-    layer. ``cosine_weight``: λ of the ``−log σ(cos)`` term. Learning rate ``lr`` for
-    AdamW with ``weight_decay``; ``epochs`` passes over the clips in batches of
+    layer. ``cosine_weight``: λ of the ``−log σ(cos)`` term. Peak learning rate ``lr`` for
+    AdamW with ``weight_decay`` (linear warm-up over the first 10 % of the optimizer steps,
+    then a cosine decay to 0); ``epochs`` passes over the clips in batches of
     ``batch_size`` (shuffled per epoch from ``seed``).
     """
 

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..encoders import Encoder, pad_batch
 from ..progress import ProgressFactory, resolve
+from ..train.schedule import WarmupCosine
+from ..train.step import TrainStep
 from .config import DistillConfig
 from .errors import DistillError
 from .heads import PredictionHead, align_frames
 from .loss import frame_loss
 from .targets import TeacherTargets
+
+WARMUP_FRACTION = 0.1
+"""Share of the optimizer steps spent warming the learning rate up (then a cosine to 0)."""
 
 
 @dataclass
@@ -66,11 +71,13 @@ def distill(student: Encoder, targets: Sequence[TeacherTargets], waveforms: Sequ
                                                                          config.head_hidden)
                                for t in targets for name, dim in zip(t.layers, t.dims)})
     parameters = list(student.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW([{"params": parameters, "peak_lr": config.lr}], lr=config.lr,
+                                  weight_decay=config.weight_decay)
     order_rng = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = -(-len(waveforms) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
-                                                   pct_start=0.1)
+    schedule = WarmupCosine.from_fraction(config.epochs * steps_per_epoch, WARMUP_FRACTION)
+    trainer = TrainStep(optimizer, _batch_loss(student, heads, slot, targets, waveforms, config.cosine_weight),
+                        schedule, max_grad_norm=None)
     result = DistillResult(student, heads)
     bar = resolve(progress)(config.epochs * steps_per_epoch, f"distilling {student.name}")
     for epoch in range(config.epochs):
@@ -80,29 +87,35 @@ def distill(student: Encoder, targets: Sequence[TeacherTargets], waveforms: Sequ
         sums: dict[str, float] = {}
         for start in range(0, len(order), config.batch_size):
             rows = order[start:start + config.batch_size]
-            batch, lengths = pad_batch([waveforms[i] for i in rows])
-            outputs = student(batch, lengths)
-            hidden, valid = outputs.hidden[slot], outputs.masks[slot].sum(dim=1)
-            losses = []
-            for teacher in targets:
-                for index, name in enumerate(teacher.layers):
-                    wanted = teacher.batch(index, rows)
-                    aligned = align_frames(hidden, valid, [w.shape[0] for w in wanted])
-                    total, l1, cosine = frame_loss(heads[head_key(teacher.teacher, name)](aligned), torch.cat(wanted),
-                                                   config.cosine_weight)
-                    losses.append(total)
-                    key = f"{teacher.teacher}/{name}"
-                    sums[f"{key} l1"] = sums.get(f"{key} l1", 0.0) + float(l1.detach()) * len(rows)
-                    sums[f"{key} cosine"] = sums.get(f"{key} cosine", 0.0) + float(cosine.detach()) * len(rows)
-            loss = torch.stack(losses).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * len(rows)
+            loss = trainer(rows, sums)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss) * len(rows)
             bar.update(1)
         result.history.append({"epoch": epoch + 1, **{k: v / len(order) for k, v in sums.items()}})
     bar.close()
     student.eval()
     heads.eval()
     return result
+
+
+def _batch_loss(student: Encoder, heads: nn.ModuleDict, slot: int, targets: Sequence[TeacherTargets],
+                waveforms: Sequence[np.ndarray], cosine_weight: float) -> Callable[[list[int], dict], Tensor]:
+    """``loss(rows, sums)``: the mean over every head of the student's frame loss on the clips
+    ``rows``; adds each head's ``l1`` and ``cosine`` terms, times the batch size, to ``sums``."""
+    def loss(rows: list[int], sums: dict[str, float]) -> Tensor:
+        batch, lengths = pad_batch([waveforms[i] for i in rows])
+        outputs = student(batch, lengths)
+        hidden, valid = outputs.hidden[slot], outputs.masks[slot].sum(dim=1)
+        losses = []
+        for teacher in targets:
+            for index, name in enumerate(teacher.layers):
+                wanted = teacher.batch(index, rows)
+                aligned = align_frames(hidden, valid, [w.shape[0] for w in wanted])
+                total, l1, cosine = frame_loss(heads[head_key(teacher.teacher, name)](aligned), torch.cat(wanted),
+                                               cosine_weight)
+                losses.append(total)
+                key = f"{teacher.teacher}/{name}"
+                sums[f"{key} l1"] = sums.get(f"{key} l1", 0.0) + float(l1.detach()) * len(rows)
+                sums[f"{key} cosine"] = sums.get(f"{key} cosine", 0.0) + float(cosine.detach()) * len(rows)
+        return torch.stack(losses).mean()
+
+    return loss

@@ -6,8 +6,7 @@ Outputs under ``out_dir``: ``encoder/`` (the adapted encoder, see
 encoder's tensors only: loss heads are discarded), ``pretrain.json`` (settings, loss and
 learning rate per step, stage starts, forgetting check), ``lr.png`` and ``loss.png``.
 While running, ``checkpoint/`` holds the newest checkpoint (written at every stage end and
-every ``checkpoint_every`` steps; :mod:`chorus.train.checkpoint` layout, its folder named
-after the optimizer step); ``resume=True`` continues from it, and the result is the same
+every ``checkpoint_every`` steps; :mod:`chorus.train.checkpoint` layout); ``resume=True`` continues from it, and the result is the same
 bytes as an uninterrupted run: every step's batch, crops, masks and dropout are drawn from
 generators seeded by ``(seed, step)``.
 """
@@ -19,6 +18,7 @@ import fnmatch
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,8 +34,8 @@ from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
 from ..train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from ..data.clipset import crop_batch
-from ..train.schedule import Stage, multi_stage_lr, stage_at, stage_starts
-from ..train.step import parameter_groups, resolve_device, set_train_mode
+from ..train.schedule import MultiStage, Stage, stage_at, stage_starts
+from ..train.step import TrainStep, parameter_groups, resolve_device, set_train_mode
 from .config import PretrainConfig
 from .encoder_dir import save_encoder
 from .forgetting import forgetting_check
@@ -171,19 +171,24 @@ def _apply_freeze(encoder: nn.Module, patterns: tuple[str, ...]) -> None:
 def _train(objective: Objective, waveforms: list[np.ndarray], config: PretrainConfig, out_dir: Path,
            device: torch.device, progress: ProgressFactory | None, resume: bool) -> tuple[list[dict], int | None]:
     """The step loop over all stages; resumable from the newest checkpoint."""
-    optimizer = torch.optim.AdamW(parameter_groups(objective, 1.0, config.head_lr_scale, config.weight_decay))
+    optimizer = torch.optim.AdamW(parameter_groups(objective, 1.0, config.head_lr_scale, config.weight_decay,
+                                                   key="lr_scale"))
+    schedule = MultiStage(tuple(config.stages))
+    clip_samples = int(round(config.clip_seconds * objective.encoder.sample_rate))
+    trainer = TrainStep(optimizer, _step_loss(objective, waveforms, clip_samples, config, device), schedule,
+                        max_grad_norm=config.max_grad_norm)
     history: list[dict] = []
-    start, resumed = 0, None
-    restored = load_checkpoint(out_dir, objective, optimizer) if resume else None
-    if restored is not None:
-        state, _ = restored
+    resumed = None
+    def same_settings(state: dict) -> None:
         if state["config_digest"] != config.digest():
             raise PretrainError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
-        history, resumed = state["history"], state["epoch"]
-        start = resumed + 1
+
+    restored = load_checkpoint(out_dir, objective, trainer, check=same_settings) if resume else None
+    if restored is not None:
+        history, resumed = restored.state["history"], restored.step - 1
+    start = trainer.step
     starts = set(stage_starts(config.stages))
     ends = {s + stage.steps - 1 for s, stage in zip(sorted(starts), config.stages)}
-    clip_samples = int(round(config.clip_seconds * objective.encoder.sample_rate))
     bar = resolve(progress)(config.total_steps - start, "pre-training")
     try:
         for step in range(start, config.total_steps):
@@ -191,35 +196,29 @@ def _train(objective: Objective, waveforms: list[np.ndarray], config: PretrainCo
             if step == start or step in starts:  # what a stage freezes holds for all its steps
                 _apply_freeze(objective.encoder, config.stages[stage].freeze)
                 set_train_mode(objective, False, config.train_bn_stats)
-            lr = multi_stage_lr(step, config.stages)
-            for group in optimizer.param_groups:
-                group["lr"] = group["peak_lr"] * lr
-            loss = _step(objective, optimizer, waveforms, clip_samples, config, step, device)
-            history.append({"step": step, "stage": stage + 1, "lr": lr, "loss": loss})
+            loss = float(trainer(step))
+            history.append({"step": step, "stage": stage + 1, "lr": schedule(step), "loss": loss})
             if step in ends or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0):
-                save_checkpoint(out_dir, objective, optimizer, None, {
-                    "epoch": step, "history": history, "config_digest": config.digest()})
+                save_checkpoint(out_dir, objective, trainer, {"history": history, "config_digest": config.digest()})
             bar.update(1)
     finally:
         bar.close()
     return history, resumed
 
 
-def _step(objective: Objective, optimizer: torch.optim.Optimizer, waveforms: list[np.ndarray], clip_samples: int,
-          config: PretrainConfig, step: int, device: torch.device) -> float:
-    """One optimizer step on a batch drawn for ``step``; returns the loss."""
-    gen = generator(config.seed, "batch", str(step))
-    indices = torch.randperm(len(waveforms), generator=gen)[:config.batch_size].tolist()
-    batch, lengths = crop_batch(waveforms, indices, clip_samples, gen)
-    torch.manual_seed(derived_seed(config.seed, "step", str(step)))
-    with numpy_seeded(derived_seed(config.seed, "numpy", str(step))):
-        loss = objective.loss(batch.to(device), lengths.to(device), generator(config.seed, "mask", str(step)))
-    if not torch.isfinite(loss):
-        raise PretrainError(f"step {step}: the loss is {float(loss)} (lower the learning rate?)")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trainable = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if config.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-    optimizer.step()
-    return float(loss.detach())
+def _step_loss(objective: Objective, waveforms: list[np.ndarray], clip_samples: int, config: PretrainConfig,
+               device: torch.device) -> Callable[[int], torch.Tensor]:
+    """``loss(step)``: the objective's loss on the batch, crops, masks and dropout drawn for
+    optimizer step ``step``."""
+    def loss(step: int) -> torch.Tensor:
+        gen = generator(config.seed, "batch", str(step))
+        indices = torch.randperm(len(waveforms), generator=gen)[:config.batch_size].tolist()
+        batch, lengths = crop_batch(waveforms, indices, clip_samples, gen)
+        torch.manual_seed(derived_seed(config.seed, "step", str(step)))
+        with numpy_seeded(derived_seed(config.seed, "numpy", str(step))):
+            value = objective.loss(batch.to(device), lengths.to(device), generator(config.seed, "mask", str(step)))
+        if not torch.isfinite(value):
+            raise PretrainError(f"step {step}: the loss is {float(value)} (lower the learning rate?)")
+        return value
+
+    return loss

@@ -34,8 +34,9 @@ from .early_stopping import EarlyStopping
 from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
 from .probe_init import probe_head
-from .step import TrainStep, autocast_dtype, cosine_schedule, parameter_groups, resolve_device, set_train_mode
 from .errors import FinetuneError
+from .step import (TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups, resolve_device,
+                   set_train_mode)
 
 
 @dataclass
@@ -176,16 +177,18 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
     optimizer = torch.optim.AdamW(parameter_groups(model, config.encoder_lr, config.head_lr, config.weight_decay))
     batches = math.ceil(len(data.train) / config.batch_size)
     total_steps = math.ceil(batches / config.accumulate) * config.epochs
-    step = TrainStep(model, optimizer, loss_function(data.task),
+    step = TrainStep(optimizer, classifier_loss(model, loss_function(data.task)),
                      cosine_schedule(total_steps, config.warmup, config.min_lr_ratio),
                      config.accumulate, config.max_grad_norm, amp)
     fit = _Fit([], EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max"), {}, None)
-    resumed = load_checkpoint(out_dir, model, optimizer) if resume else None
-    if resumed is not None:
-        state, fit.best_state = resumed
+    def same_settings(state: dict) -> None:
         if state["config_digest"] != config.digest():
             raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
-        fit.history, fit.resumed_from_epoch, step.step = state["history"], state["epoch"] + 1, state["step"]
+
+    resumed = load_checkpoint(out_dir, model, step, check=same_settings) if resume else None
+    if resumed is not None:
+        state, fit.best_state = resumed.state, resumed.tensors["best"]
+        fit.history, fit.resumed_from_epoch = state["history"], state["epoch"] + 1
         fit.stopper = EarlyStopping(**state["early_stopping"])
     elif config.head_init == "probe":
         fit.probe_penalty = init_head_from_probe(model, data, config.eval_batch_size or 2 * config.batch_size,
@@ -208,9 +211,9 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
             fit.history.append({"epoch": epoch, "train_loss": train_loss, "step": step.step,
                                 "lr": optimizer.param_groups[0]["lr"], **{f"valid_{k}": v for k, v in metrics.items()}})
             _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch)
-            save_checkpoint(out_dir, model, optimizer, fit.best_state, {
-                "epoch": epoch, "step": step.step, "history": fit.history, "early_stopping": fit.stopper.state(),
-                "config_digest": config.digest()})
+            save_checkpoint(out_dir, model, step, {
+                "epoch": epoch, "history": fit.history, "early_stopping": fit.stopper.state(),
+                "config_digest": config.digest()}, {"best": fit.best_state})
     finally:
         bar.close()
     return fit

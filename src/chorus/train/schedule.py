@@ -1,10 +1,11 @@
-"""Learning-rate schedule as a pure function of the optimizer step."""
+"""Learning-rate schedules as pure functions of the optimizer step: warm-up + cosine with a
+floor (:class:`WarmupCosine`), and multi-stage re-warm / re-decay (:class:`MultiStage`)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Protocol, Sequence
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float = 0.0) -> float:
@@ -80,3 +81,69 @@ def stage_starts(stages: Sequence[Stage]) -> list[int]:
         starts.append(total)
         total += stage.steps
     return starts
+
+
+@dataclass(frozen=True)
+class WarmupCosine:
+    """:func:`warmup_cosine` as a schedule object: each parameter group's learning rate is
+    its absolute ``peak_lr`` times ``self(step)`` (a multiplier, 0 to 1)."""
+
+    total_steps: int
+    warmup_steps: int = 0
+    floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        warmup_cosine(0, self.total_steps, self.warmup_steps, self.floor)  # validates
+
+    @classmethod
+    def from_fraction(cls, total_steps: int, warmup_fraction: float, floor: float = 0.0) -> "WarmupCosine":
+        """``warmup_fraction`` of ``total_steps`` (rounded) warm up."""
+        return cls(total_steps, min(total_steps, int(round(warmup_fraction * total_steps))), floor)
+
+    def __call__(self, step: int) -> float:
+        return warmup_cosine(step, self.total_steps, self.warmup_steps, self.floor)
+
+    def group_lr(self, group: dict, step: int) -> float:
+        return group["peak_lr"] * self(step)
+
+
+@dataclass(frozen=True)
+class MultiStage:
+    """:func:`multi_stage_lr` as a schedule object: ``self(step)`` is an absolute learning
+    rate; each parameter group's rate is that times the group's ``lr_scale`` (1 for the
+    encoder; larger for new, randomly initialised heads)."""
+
+    stages: tuple[Stage, ...]
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("no stages")
+
+    def __call__(self, step: int) -> float:
+        return multi_stage_lr(step, self.stages)
+
+    def group_lr(self, group: dict, step: int) -> float:
+        return group["lr_scale"] * self(step)
+
+
+class StepFunction:
+    """A plain function of the optimizer step giving a multiplier of each group's
+    ``peak_lr`` (for example ``lambda step: 1.0``), as a schedule object."""
+
+    def __init__(self, function: Callable[[int], float]):
+        self.function = function
+
+    def group_lr(self, group: dict, step: int) -> float:
+        return group["peak_lr"] * self.function(step)
+
+
+class Schedule(Protocol):
+    """What the training step asks a schedule: the learning rate of ``group`` (an optimizer
+    parameter group) at optimizer step ``step`` (0-based)."""
+
+    def group_lr(self, group: dict, step: int) -> float: ...
+
+
+def as_schedule(schedule: "Schedule | Callable[[int], float]") -> Schedule:
+    """``schedule`` itself when it is a schedule object, else :class:`StepFunction` of it."""
+    return schedule if hasattr(schedule, "group_lr") else StepFunction(schedule)

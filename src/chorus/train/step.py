@@ -1,25 +1,30 @@
-"""One training step: forward, loss, backward, and (every ``accumulate`` micro-batches) an
-AdamW update with gradient clipping and the warm-up + cosine learning rate."""
+"""The one training step of chorus, shared by fine-tuning, continual pre-training,
+distillation and source-prior training: forward through a loss callable, backward, and
+(every ``accumulate`` micro-batches) one optimizer update with the learning rate from a
+schedule object, gradient clipping, mixed precision on CUDA and an optional EMA hook."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from .schedule import warmup_cosine
+from .schedule import Schedule, WarmupCosine, as_schedule
 
 
-def parameter_groups(model: nn.Module, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
-    """AdamW groups of the trainable parameters of a ClassifierModel: encoder and heads get
-    their own learning rates; biases and 1-D (normalisation) parameters get no decay."""
+def parameter_groups(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
+                     key: str = "peak_lr") -> list[dict]:
+    """AdamW groups of the trainable parameters of a model with ``heads.*``: encoder and heads
+    get their own rates (stored under ``key``: ``peak_lr`` for :class:`WarmupCosine`,
+    ``lr_scale`` for :class:`~chorus.train.schedule.MultiStage`); biases and 1-D
+    (normalisation) parameters get no decay."""
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             part = "heads" if name.startswith("heads.") else "encoder"
             groups.setdefault((part, parameter.dim() >= 2), []).append(parameter)
-    return [{"params": params, "lr": head_lr if part == "heads" else lr, "peak_lr": head_lr if part == "heads" else lr,
+    return [{"params": params, "lr": head_lr if part == "heads" else lr, key: head_lr if part == "heads" else lr,
              "weight_decay": weight_decay if decay else 0.0}
             for (part, decay), params in sorted(groups.items())]
 
@@ -46,28 +51,34 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 class TrainStep:
     """Callable doing one micro-step; counts optimizer steps for the schedule.
 
-    ``schedule``: maps the optimizer step to a multiplier of each group's ``peak_lr``.
+    ``loss(*batch)``: a scalar loss tensor (run under autocast when ``amp_dtype`` is set;
+    see :func:`autocast_dtype`). ``schedule``: sets every group's learning rate before each
+    optimizer step (a schedule object, or a function of the step giving a multiplier of
+    each group's ``peak_lr``). ``after_update(step)``: called after optimizer step ``step``
+    (0-based), e.g. :meth:`~chorus.train.ema.WeightEMA.update`.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
-                 schedule: Callable[[int], float], accumulate: int = 1, max_grad_norm: float | None = 1.0,
-                 amp_dtype: torch.dtype | None = None):
+    def __init__(self, optimizer: torch.optim.Optimizer, loss: Callable[..., Tensor],
+                 schedule: Schedule | Callable[[int], float], accumulate: int = 1, max_grad_norm: float | None = 1.0,
+                 amp_dtype: torch.dtype | None = None, after_update: Callable[[int], None] | None = None):
         if accumulate < 1:
             raise ValueError(f"accumulate must be at least 1, got {accumulate}")
-        self.model, self.optimizer, self.loss_fn, self.schedule = model, optimizer, loss_fn, schedule
+        self.optimizer, self.loss, self.schedule = optimizer, loss, as_schedule(schedule)
         self.accumulate, self.max_grad_norm, self.amp_dtype = accumulate, max_grad_norm, amp_dtype
-        self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        self.after_update = after_update
+        # Disabled (float32, bfloat16): scale, unscale_ and update do nothing and step steps.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.step = 0
         self.pending = 0
         self._parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        self._device_type = self._parameters[0].device.type if self._parameters else "cpu"
 
-    def __call__(self, waveforms: Tensor, lengths: Tensor, targets: Tensor) -> Tensor:
+    def __call__(self, *batch: Any) -> Tensor:
         """Forward and backward on one batch; returns the detached loss (no device sync)."""
-        with torch.autocast(waveforms.device.type, dtype=self.amp_dtype or torch.float32,
+        with torch.autocast(self._device_type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            loss = self.loss_fn(self.model(waveforms, lengths).float(), targets)
-        scaled = loss / self.accumulate
-        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            loss = self.loss(*batch)
+        self.scaler.scale(loss / self.accumulate).backward()
         self.pending += 1
         if self.pending == self.accumulate:
             self.update()
@@ -77,27 +88,37 @@ class TrainStep:
         """Apply the accumulated gradients (also at the end of an epoch with a partial accumulation)."""
         if not self.pending:
             return
-        multiplier = self.schedule(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["peak_lr"] * multiplier
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
+            group["lr"] = self.schedule.group_lr(group, self.step)
+        self.scaler.unscale_(self.optimizer)
         if self.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self._parameters, self.max_grad_norm)
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.after_update is not None:
+            self.after_update(self.step)
         self.step += 1
         self.pending = 0
 
+    def state(self) -> dict:
+        """What a checkpoint needs besides the optimizer: optimizer steps done, loss scaler."""
+        return {"step": self.step, "scaler": self.scaler.state_dict()}
 
-def cosine_schedule(total_steps: int, warmup_fraction: float, floor: float) -> Callable[[int], float]:
-    """:func:`warmup_cosine` over ``total_steps`` with ``warmup_fraction`` of them warming up."""
-    warmup = min(total_steps, int(round(warmup_fraction * total_steps)))
-    return lambda step: warmup_cosine(step, total_steps, warmup, floor)
+    def load_state(self, state: dict) -> None:
+        self.step, self.pending = int(state["step"]), 0
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def classifier_loss(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    """``(waveforms [B, samples], lengths [B], targets) -> loss_fn(logits as float32, targets)``."""
+    return lambda waveforms, lengths, targets: loss_fn(model(waveforms, lengths).float(), targets)
+
+
+def cosine_schedule(total_steps: int, warmup_fraction: float, floor: float) -> WarmupCosine:
+    """:class:`WarmupCosine` over ``total_steps`` with ``warmup_fraction`` of them warming up."""
+    return WarmupCosine.from_fraction(total_steps, warmup_fraction, floor)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -7,17 +7,18 @@ maps them to compressed spectrograms and takes one AdamW step on the EDM loss
 (:mod:`chorus.separate.priors.edm`). A class-conditional prior draws the class first,
 uniformly, then a clip of that class.
 
-Every ``checkpoint_every`` steps the full training state (weights, EMA, optimiser
-moments, random state) goes to ``training-state.safetensors`` + ``.json`` in the output
-folder; running again with the same settings resumes from it, and a larger ``steps``
-continues training. The prior itself (EMA weights) is written at the end.
+Training runs through chorus's one training step (:class:`chorus.train.step.TrainStep`):
+linear warm-up of the learning rate, then a cosine decay to a tenth of it
+(:class:`chorus.train.schedule.WarmupCosine`), gradient clipping at norm 1 and an EMA of
+the weights (:class:`chorus.train.ema.WeightEMA`) after every step. Every
+``checkpoint_every`` steps the full training state (weights, EMA, optimiser moments,
+random state) goes to ``checkpoint/`` in the output folder (:mod:`chorus.train.checkpoint`);
+running again with the same settings resumes from it, and a larger ``steps`` continues
+training. The prior itself (EMA weights) is written at the end.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,9 +28,12 @@ import torch
 
 from ...data.loading import FailedClip, iter_clips
 from ...data.manifest import Clip
-from ...fileio import atomic_path, write_json
 from ...progress import ProgressFactory, resolve
 from ...seeding import generator as seeded_generator
+from ...train.checkpoint import load_checkpoint, save_checkpoint
+from ...train.ema import WeightEMA
+from ...train.schedule import WarmupCosine
+from ...train.step import TrainStep
 from ..errors import SeparationError
 from .edm import SIGMA_DATA, training_loss
 from .model import SourcePrior
@@ -38,8 +42,8 @@ from .spectral import REPRESENTATIONS, SpectralConfig, analysis
 
 TRAIN_RMS = 0.1
 """RMS every training clip is scaled to; separation scales mixtures to match."""
-STATE_WEIGHTS = "training-state.safetensors"
-STATE_JSON = "training-state.json"
+FLOOR = 0.1
+"""The cosine decays the learning rate to this fraction of its peak."""
 CLASS_KEYS = ("label", "group")
 
 
@@ -163,54 +167,11 @@ def _spectral_scale(corpus: _Corpus, config: PriorTrainConfig) -> float:
     return float(SIGMA_DATA / max(float(rms), 1e-8))
 
 
-def _learning_rate(config: PriorTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth over the run."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def _save_state(out_dir: Path, config: PriorTrainConfig, step: int, scale: float, labels: list[str],
-                network: TFAttentionNet, ema: TFAttentionNet, optimizer: torch.optim.Optimizer,
-                gen: torch.Generator, losses: list[float], seconds: float) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"net.{k}": v.detach().contiguous() for k, v in network.state_dict().items()}
-    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).contiguous()
-    tensors["rng"] = gen.get_state()
-    with atomic_path(out_dir / STATE_WEIGHTS) as tmp:
-        save_file(tensors, str(tmp))
-    write_json(out_dir / STATE_JSON, {"config": asdict(config), "step": step, "scale": scale, "labels": labels,
-                                      "losses": losses, "seconds": seconds})
-
-
-def _load_state(out_dir: Path, config: PriorTrainConfig, network: TFAttentionNet, ema: TFAttentionNet,
-                optimizer: torch.optim.Optimizer, gen: torch.Generator) -> dict | None:
-    """Restore a checkpoint into the given objects; its JSON record, or None if there is none."""
-    from safetensors.torch import load_file
-
-    record_path = out_dir / STATE_JSON
-    if not record_path.is_file() or not (out_dir / STATE_WEIGHTS).is_file():
-        return None
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    if not PriorTrainConfig(**record["config"]).resumable_with(config):
-        raise SeparationError(f"{out_dir} holds a training run with other settings; choose another --out "
-                              f"or the same settings to resume")
-    tensors = load_file(str(out_dir / STATE_WEIGHTS))
-    network.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    moments: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            moments.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": moments, "param_groups": optimizer.state_dict()["param_groups"]})
-    gen.set_state(tensors["rng"])
-    return record
+def _batch_loss(network: TFAttentionNet, corpus: _Corpus, config: PriorTrainConfig, spectral: SpectralConfig,
+                gen: torch.Generator) -> torch.Tensor:
+    """EDM loss of ``network`` on a batch drawn from ``corpus`` with ``gen``."""
+    waves, ids = _draw_batch(corpus, config, gen)
+    return training_loss(network, analysis(waves, spectral), gen, ids if config.class_conditional else None)
 
 
 def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig = PriorTrainConfig(),
@@ -230,52 +191,53 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
         patch_freq=config.patch_freq, patch_time=config.patch_time,
         num_classes=len(corpus.labels) if config.class_conditional else 0,
         in_channels=1 if config.representation == "magnitude" else 2))
-    ema = copy.deepcopy(network).requires_grad_(False)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    ema = WeightEMA(network, config.ema_decay)
+    optimizer = torch.optim.AdamW([{"params": list(network.parameters()), "peak_lr": config.learning_rate}],
+                                  lr=config.learning_rate, weight_decay=0.01)
     gen = seeded_generator(config.seed, "prior", "batches")
-    record = _load_state(out_dir, config, network, ema, optimizer, gen)
-    if record is not None and record["labels"] != corpus.labels:
-        raise SeparationError(f"{out_dir}: the checkpoint was trained on {record['labels']}, the data holds "
-                              f"{corpus.labels}")
-    start = 0 if record is None else int(record["step"])
+    # Warm-up longer than the run: every step warms up, so the cosine's length is moot.
+    schedule = WarmupCosine(max(config.steps, config.warmup_steps), config.warmup_steps, FLOOR)
+    trainer = TrainStep(optimizer, lambda spectral: _batch_loss(network, corpus, config, spectral, gen), schedule,
+                        max_grad_norm=1.0, after_update=ema.update)
+    def resumable(record: dict) -> None:
+        if not PriorTrainConfig(**record["config"]).resumable_with(config):
+            raise SeparationError(f"{out_dir} holds a training run with other settings; choose another --out "
+                                  f"or the same settings to resume")
+        if record["labels"] != corpus.labels:
+            raise SeparationError(f"{out_dir}: the checkpoint was trained on {record['labels']}, the data holds "
+                                  f"{corpus.labels}")
+
+    resumed = load_checkpoint(out_dir, network, trainer, {"batches": gen}, check=resumable)
+    record = None if resumed is None else resumed.state
+    if resumed is not None:
+        ema.model.load_state_dict(resumed.tensors["ema"])
+    start = trainer.step
     scale = _spectral_scale(corpus, config) if record is None else float(record["scale"])
     losses: list[float] = [] if record is None else list(record["losses"])
     elapsed = 0.0 if record is None else float(record["seconds"])
     spectral = SpectralConfig(config.n_fft, config.hop, 0.5, scale, config.representation)
     began = time.monotonic()
     bar = resolve(progress)(config.steps - start, "training prior")
-    step = start
     try:
-        while step < config.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step)
-            waves, ids = _draw_batch(corpus, config, gen)
-            loss = training_loss(network, analysis(waves, spectral), gen, ids if config.class_conditional else None)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            with torch.no_grad():
-                decay = min(config.ema_decay, (1 + step) / (10 + step))
-                for e, p in zip(ema.parameters(), network.parameters()):
-                    e.lerp_(p, 1.0 - decay)
-            losses.append(loss.item())
-            step += 1
+        while trainer.step < config.steps:
+            losses.append(trainer(spectral).item())
             bar.update(1)
             out_of_time = max_seconds is not None and time.monotonic() - began >= max_seconds
-            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
-                _save_state(out_dir, config, step, scale, corpus.labels, network, ema, optimizer, gen, losses,
-                            elapsed + time.monotonic() - began)
+            if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps or out_of_time:
+                save_checkpoint(out_dir, network, trainer, {
+                    "config": asdict(config), "scale": scale, "labels": corpus.labels, "losses": losses,
+                    "seconds": elapsed + time.monotonic() - began}, {"ema": ema.model.state_dict()}, {"batches": gen})
             if out_of_time:
                 break
     finally:
         bar.close()
+    step = trainer.step
     seconds = elapsed + time.monotonic() - began
     recent = losses[-50:]
     training = {**asdict(config), "steps_done": step, "seconds": round(seconds, 1),
                 "final_loss": float(np.mean(recent)) if recent else float("nan"), "clips": len(corpus.waveforms)}
     labels = corpus.labels
-    prior = SourcePrior(ema, spectral, config.sample_rate,
+    prior = SourcePrior(ema.model, spectral, config.sample_rate,
                         config.segment_seconds, name or "+".join(labels), labels, training)
     prior.save_pretrained(out_dir)
     return TrainSummary(out_dir, step, start, training["final_loss"], seconds, len(corpus.waveforms), labels, failures)
