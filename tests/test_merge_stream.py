@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from chorus.encoders import load_encoder
 from chorus.fileio import sha256_file
-from chorus.taskvec import BaseMismatchError, TaskVector, apply, base_fingerprint
+from chorus.taskvec import BaseMismatchError, IncompatibleVectorsError, TaskVector, apply, base_fingerprint
 from chorus.taskvec.merge.core import kept_count
 from chorus.taskvec.merge.errors import MergeError
 from chorus.taskvec.merge.sources import FingerprintHasher, SafetensorsFile, StateDictSource
@@ -94,7 +94,7 @@ def test_vectors_with_other_tensors_are_refused(base, vectors):
     # same base fingerprint, but a vector that lacks a tensor
     partial = toy_vector(base, "partial", ["p"], seed=4)
     del partial.manifest.tensors["blocks.2.0.bias"]
-    with pytest.raises(MergeError, match=r"task vector 1 \(partial\) does not match .*missing: blocks.2.0.bias"):
+    with pytest.raises(IncompatibleVectorsError, match=r"task vector 1 \(partial\) does not match .*missing: blocks.2.0.bias"):
         plan_merge([vectors[0], partial], "mean")
     with pytest.raises(MergeError, match="weights"):
         plan_merge(vectors, "mean", weights=[1.0])

@@ -28,7 +28,7 @@ from torch import Tensor
 from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge import apply_directions, compose_heads, plan_merge
-from ..merging.sweep import vector_group
+from ..taskvec.naming import is_buffer, require_groups
 from .errors import AnalysisError
 from .scoring import features_of, rows_of_groups, score
 
@@ -93,7 +93,7 @@ def _straight_state(start: dict[str, Tensor], end: dict[str, Tensor], t: float) 
 def _mirrors(vectors: Sequence, alphas: Sequence[float]) -> bool:
     weights = {float(v.manifest.buffer_weight) for v in vectors}
     symmetric = all(round(1.0 - a, 6) in {round(b, 6) for b in alphas} for a in alphas)
-    has_buffers = any(name.startswith("buffers.") for v in vectors for name in v.keys())
+    has_buffers = any(is_buffer(name) for v in vectors for name in v.keys())
     return symmetric and (len(weights) == 1 or not has_buffers)
 
 
@@ -104,7 +104,7 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
     scored on the validation clips of both groups in ``audio``."""
     alphas = _check_grid(alphas if alphas is not None else alpha_grid())
     vectors = list(vectors)
-    groups = [vector_group(v, i) for i, v in enumerate(vectors)]
+    groups = require_groups(vectors, "the analysis of groups")
     plan = plan_merge(vectors, "mean")
     everything = audio.subset(rows_of_groups(audio, groups).tolist())
     for group in groups:

@@ -29,12 +29,12 @@ import torch
 from torch import Tensor
 
 from ..progress import ProgressFactory, resolve
+from ..taskvec.naming import shared_parameter_names
 from .errors import AnalysisError
 from .layers import layer_of, ordered_layers
 from ..taskvec.merge.core import as_matrix
 from .rank import effective_rank
 
-BUFFER_PREFIX = "buffers."
 SIGN_THRESHOLD = 0.0
 TOPK = 0.2
 _CHUNK = 1 << 18
@@ -172,18 +172,14 @@ class Geometry:
 
 def parameter_names(vectors: Sequence) -> list[str]:
     """The parameters every vector holds, in the first vector's (network) order; raises
-    :class:`AnalysisError` when bases, names or shapes differ."""
-    names = [name for name in vectors[0].keys() if not name.startswith(BUFFER_PREFIX)]
+    :class:`AnalysisError` when bases differ (and the task vectors' error when names or
+    shapes do)."""
     for index, vector in enumerate(vectors[1:], start=1):
         if vector.manifest.base.fingerprint != vectors[0].manifest.base.fingerprint:
             raise AnalysisError(f"task vector {index} was taken against another base than task vector 0 "
                                 f"(fingerprints {vector.manifest.base.fingerprint[:12]}… and "
                                 f"{vectors[0].manifest.base.fingerprint[:12]}…)")
-        mine = [name for name in vector.keys() if not name.startswith(BUFFER_PREFIX)]
-        if set(mine) != set(names) or any(tuple(vector.shape(n)) != tuple(vectors[0].shape(n)) for n in names):
-            raise AnalysisError(f"task vector {index} does not hold the same parameters (names and shapes) as "
-                                "task vector 0")
-    return names
+    return shared_parameter_names(vectors)
 
 
 def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_threshold: float = SIGN_THRESHOLD,

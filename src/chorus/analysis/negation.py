@@ -16,7 +16,7 @@ from torch import Tensor
 from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge import apply_directions, compose_heads, plan_merge
-from ..merging.sweep import vector_group
+from ..taskvec.naming import require_groups
 from .errors import AnalysisError
 from .scoring import features_of, rows_of_groups, score
 
@@ -30,7 +30,7 @@ def negation(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
     lambdas = [float(value) for value in lambdas]
     if not lambdas:
         raise AnalysisError("the negation λ grid is empty")
-    groups = [vector_group(v, i) for i, v in enumerate(vectors)]
+    groups = require_groups(vectors, "the analysis of groups")
     plan = plan_merge(vectors, "mean")
     own_heads = [compose_heads([v], "none") for v in vectors]
     everything = audio.subset(rows_of_groups(audio, groups).tolist())

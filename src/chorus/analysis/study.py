@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory
+from ..taskvec.naming import require_groups
 from .errors import AnalysisError
 from .connectivity import ALPHA_POINTS, alpha_grid, connectivity
 from .geometry import SIGN_THRESHOLD, TOPK, vector_geometry
@@ -50,7 +51,6 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
     clips of every group; ``base_state``: the base encoder's weights) it includes
     connectivity, negation and spectra. Returns ``analysis.json``'s content (strict JSON:
     non-finite numbers are None)."""
-    from ..merging.sweep import vector_group
     from .report import clean
 
     settings = settings or AnalysisSettings()
@@ -61,7 +61,7 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
                                ranks=settings.ranks, progress=progress)
     result = {"settings": settings.model_dump(mode="json"), "geometry": geometry.as_dict()}
     if audio is not None and len(vectors) > 1:
-        groups = [vector_group(v, i) for i, v in enumerate(vectors)]
+        groups = require_groups(vectors, "the analysis of groups")
         result["connectivity"] = connectivity(vectors, base_state, audio, alpha_grid(settings.alpha_points),
                                               settings.calibration, progress)
         result["negation"] = negation(vectors, base_state, audio, settings.lambdas, progress)
@@ -114,7 +114,6 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
     from ..data.clipset import load_eval_audio
     from ..taskvec import TaskVector
     from ..taskvec.merge.compose import base_state, resolve_base
-    from ..merging.sweep import vector_group
     from .report import write_analysis
 
     if not paths:
@@ -124,7 +123,7 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
     if data is not None:
         if len(vectors) < 2:
             raise AnalysisError("connectivity, negation and spectra compare groups: give two or more task vectors")
-        groups = [vector_group(v, i) for i, v in enumerate(vectors)]
+        groups = require_groups(vectors, "the analysis of groups")
         manifest = read_manifest(data)
         clips = manifest.select(split=split).clips if split else manifest.clips
         missing = [g for g in groups if not any(c.group == g for c in clips)]

@@ -34,6 +34,7 @@ def info_command(
 ) -> None:
     """Show a task vector's manifest (validated, every sha256 checked)."""
     from ..taskvec import TaskVector
+    from ..taskvec.naming import is_buffer
     from ..taskvec.stats import parameter_count, tensor_stats
 
     vector = TaskVector.load(path)
@@ -53,7 +54,7 @@ def info_command(
                    f"{' ...' if len(manifest.labels) > 8 else ''}"),
         ("heads", str(len(manifest.heads))),
         ("tensors", f"{len(manifest.tensors)} ({parameter_count(vector):,} parameter entries)"),
-        ("buffers", ", ".join(n for n in manifest.tensors if n.startswith("buffers."))
+        ("buffers", ", ".join(n for n in manifest.tensors if is_buffer(n))
          or "none (BatchNorm statistics frozen)"),
         ("storage", f"{manifest.storage.dtype}, density {manifest.storage.density:g}"),
         ("training", "-" if training is None else

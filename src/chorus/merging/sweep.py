@@ -34,6 +34,7 @@ from ..data.clipset import EvalAudio
 from ..evaluate import evaluate_logits, layer_features
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge.compose import build_encoder_from
+from ..taskvec.naming import require_groups
 from ..taskvec.merge.heads import ComposedHeads, GroupGate, compose_heads
 from ..taskvec.merge.errors import MergeError
 from ..taskvec.merge.stream import MergePlan, apply_directions
@@ -52,14 +53,6 @@ def default_grid(plan: MergePlan) -> list[float]:
 
 def score_key(task: str) -> str:
     return "accuracy" if task == "multiclass" else "map"
-
-
-def vector_group(vector, index: int) -> str:
-    group = vector.manifest.group or next((h.group for h in vector.manifest.heads if h.group), None)
-    if group is None:
-        raise MergeError(f"task vector {index} names no group; a sweep needs each vector's group to pick its "
-                         "validation clips")
-    return group
 
 
 def group_audio(audio: EvalAudio, group: str) -> EvalAudio:
@@ -81,8 +74,8 @@ def individual_scores(plan: MergePlan, base_state: dict[str, Tensor], audio: Eva
     bar = resolve(progress)(len(plan.vectors), "individual models")
     scores = {}
     try:
-        for index, vector in enumerate(plan.vectors):
-            group = vector_group(vector, index)
+        groups = require_groups(plan.vectors, "a λ sweep (to pick its validation clips)")
+        for vector, group in zip(plan.vectors, groups):
             state = apply_directions(base_state, {name: vector.tensor(name) for name in vector.keys()}, 1.0)
             heads = compose_heads([vector], "none")
             part = group_audio(audio, group)
@@ -127,7 +120,7 @@ def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[
     fitted on these clips' features at that λ), and pick the best (module docstring)."""
     lambdas = list(lambdas) if lambdas else default_grid(plan)
     references = references or individual_scores(plan, base_state, audio, progress)
-    groups = [vector_group(v, i) for i, v in enumerate(plan.vectors)]
+    groups = require_groups(plan.vectors, "a λ sweep (to pick its validation clips)")
     for group in groups:
         group_audio(audio, group)
     part = audio.of_groups(groups)

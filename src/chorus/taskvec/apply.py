@@ -15,7 +15,8 @@ from torch import nn
 from ..model import ClassifierModel
 from .errors import BaseMismatchError, IncompatibleVectorsError, TaskVectorError
 from .fingerprint import base_fingerprint
-from .vector import TaskVector, state_name
+from .naming import state_name
+from .vector import TaskVector
 
 
 def combine(vectors: Sequence[TaskVector], coefficients: Sequence[float] | None = None) -> TaskVector:

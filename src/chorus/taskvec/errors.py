@@ -30,3 +30,7 @@ class IncompatibleVectorsError(TaskVectorError):
 class HubError(ChorusError):
     """The Hub refused or could not be reached (offline, unknown repo, no permission)."""
 
+
+
+class MissingGroupError(TaskVectorError):
+    """A workflow needs to know which group a task vector was trained for, and it names none."""

@@ -13,7 +13,6 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "taskvector.json"
 DELTAS_FILE = "deltas.safetensors"
 HEAD_FILE = "head.safetensors"
-BUFFER_PREFIX = "buffers."
 """Logical names of buffer deltas (BatchNorm running statistics) start with this prefix."""
 
 DeltaDtype = Literal["float32", "bfloat16", "float16"]

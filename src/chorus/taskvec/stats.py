@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 
 from .errors import BaseMismatchError
-from .vector import TaskVector, is_buffer
+from .naming import is_buffer
+from .vector import TaskVector
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from ..tensorfile import read_header, save_tensors, verify_sha256
 from . import storage
 from .errors import BaseMismatchError, IncompatibleVectorsError, TaskVectorError, TaskVectorFileError
 from .fingerprint import base_fingerprint
-from .manifest import (BUFFER_PREFIX, DELTAS_FILE, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, BaseEntry,
+from .manifest import (DELTAS_FILE, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, BaseEntry,
                        StorageSpec, TaskVectorManifest, TensorEntry, TrainingSummary)
+from .naming import BUFFER_PREFIX, is_buffer
 
 HeadTensors = tuple[Tensor, Tensor]
 """``(weight [classes, features], bias [classes])`` of one linear head."""
@@ -101,16 +102,6 @@ class _FileLeaf(_Leaf):
         with self._open(HEAD_FILE) as handle:
             return [(handle.get_tensor(f"{i}.weight"), handle.get_tensor(f"{i}.bias"))
                     for i in range(len(self.manifest.heads))]
-
-
-def is_buffer(name: str) -> bool:
-    """True for the logical name of a buffer delta (``buffers.<state-dict name>``)."""
-    return name.startswith(BUFFER_PREFIX)
-
-
-def state_name(name: str) -> str:
-    """The encoder state-dict entry a logical delta name refers to."""
-    return name[len(BUFFER_PREFIX):] if is_buffer(name) else name
 
 
 class TaskVector:

@@ -28,14 +28,12 @@ import torch
 from torch import Tensor
 
 from ...progress import ProgressFactory, resolve
+from ..naming import BUFFER_PREFIX, shared_parameter_names, vector_label
 from .errors import MergeError
 from .registry import MergeMethod, MethodParams, TensorContext, get_method
 from .sources import FingerprintHasher, TensorSource
 from .thresholds import kth_largest_magnitudes
 from .writer import StreamingSafetensorsWriter
-
-BUFFER_PREFIX = "buffers."
-
 
 class DeltaSource(Protocol):
     """What the driver needs of a task vector (:class:`chorus.taskvec.TaskVector` fits)."""
@@ -51,11 +49,6 @@ class DeltaSource(Protocol):
 
 def _fingerprint(vector: DeltaSource) -> str:
     return vector.manifest.base.fingerprint
-
-
-def _vector_label(vector: DeltaSource, index: int) -> str:
-    group = getattr(vector.manifest, "group", None)
-    return f"task vector {index} ({group})" if group else f"task vector {index}"
 
 
 def _vector_id(vector: DeltaSource, index: int) -> str:
@@ -151,8 +144,8 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
     first = _fingerprint(vectors[0])
     for index, vector in enumerate(vectors[1:], start=1):
         if _fingerprint(vector) != first:
-            raise BaseMismatchError(first, _fingerprint(vector), what=f"{_vector_label(vector, index)}'s base")
-    parameters = _parameter_names(vectors)
+            raise BaseMismatchError(first, _fingerprint(vector), what=f"{vector_label(vector, index)}'s base")
+    parameters = sorted(shared_parameter_names(vectors))
     buffers = sorted({name for vector in vectors for name in vector.keys() if name.startswith(BUFFER_PREFIX)})
     plan = MergePlan(vectors, spec, parsed, weights, seed, parameters, buffers, first,
                      vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)))
@@ -178,20 +171,6 @@ def _numel(shape: Sequence[int]) -> int:
     for dim in shape:
         count *= int(dim)
     return count
-
-
-def _parameter_names(vectors: Sequence[DeltaSource]) -> list[str]:
-    reference = {name: tuple(vectors[0].shape(name)) for name in vectors[0].keys() if not name.startswith(BUFFER_PREFIX)}
-    for index, vector in enumerate(vectors[1:], start=1):
-        found = {name: tuple(vector.shape(name)) for name in vector.keys() if not name.startswith(BUFFER_PREFIX)}
-        if found != reference:
-            missing = sorted(set(reference) - set(found))
-            extra = sorted(set(found) - set(reference))
-            wrong = sorted(n for n in set(found) & set(reference) if found[n] != reference[n])
-            details = "; ".join(f"{label}: {', '.join(names[:4])}" for label, names in
-                                (("missing", missing), ("extra", extra), ("other shape", wrong)) if names)
-            raise MergeError(f"{_vector_label(vector, index)} does not match task vector 0's parameters ({details})")
-    return sorted(reference)
 
 
 def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
