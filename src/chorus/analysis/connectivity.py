@@ -30,7 +30,7 @@ from ..progress import ProgressFactory, resolve
 from ..taskvec.merge import apply_directions, compose_heads, plan_merge
 from ..taskvec.naming import is_buffer, require_groups
 from .errors import AnalysisError
-from .scoring import features_of, rows_of_groups, score
+from .scoring import features_of, score
 
 ALPHA_POINTS = 11
 
@@ -106,9 +106,9 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
     vectors = list(vectors)
     groups = require_groups(vectors, "the analysis of groups")
     plan = plan_merge(vectors, "mean")
-    everything = audio.subset(rows_of_groups(audio, groups).tolist())
+    everything = audio.of_groups(groups)
     for group in groups:
-        if not len(rows_of_groups(everything, [group])):
+        if not everything.rows_of_groups([group]):
             raise AnalysisError(f"the validation data hold no clips of group {group!r}")
     reader = compose_heads(vectors[:1], "none")
     ends = [_path_state([v], base_state, 1.0) for v in vectors]
@@ -120,7 +120,7 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
         for i, j in pairs:
             pair = [vectors[i], vectors[j]]
             heads = compose_heads(pair, calibration)
-            rows = rows_of_groups(everything, [groups[i], groups[j]])
+            rows = torch.tensor(everything.rows_of_groups([groups[i], groups[j]]), dtype=torch.int64)
             part = everything.subset(rows.tolist())
             curve = {"accuracy": [], "loss": []}
             in_memory = [_ReadOnce(v) for v in pair] if alphas[1:-1] else pair  # interior α only

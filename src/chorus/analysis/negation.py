@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
 from ..data.clipset import EvalAudio
@@ -18,7 +19,7 @@ from ..progress import ProgressFactory, resolve
 from ..taskvec.merge import apply_directions, compose_heads, plan_merge
 from ..taskvec.naming import require_groups
 from .errors import AnalysisError
-from .scoring import features_of, rows_of_groups, score
+from .scoring import features_of, score
 
 LAMBDAS = (0.0, 0.5, 1.0, 2.0)
 
@@ -33,8 +34,8 @@ def negation(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
     groups = require_groups(vectors, "the analysis of groups")
     plan = plan_merge(vectors, "mean")
     own_heads = [compose_heads([v], "none") for v in vectors]
-    everything = audio.subset(rows_of_groups(audio, groups).tolist())
-    rows = [rows_of_groups(everything, [g]) for g in groups]
+    everything = audio.of_groups(groups)
+    rows = [torch.tensor(everything.rows_of_groups([g]), dtype=torch.int64) for g in groups]
     if any(not len(r) for r in rows):
         raise AnalysisError("the validation data must hold clips of every group for the negation curves")
     base_features = features_of(plan, base_state, own_heads[0], everything) if 0.0 in lambdas else None

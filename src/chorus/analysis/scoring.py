@@ -46,9 +46,3 @@ def score(heads: ComposedHeads, features: Tensor, clips: Sequence) -> dict[str, 
             truth[row, index[label]] = 1.0
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, truth)
     return {"accuracy": ranking_metrics(torch.sigmoid(logits).numpy(), truth.numpy())["map"], "loss": float(loss)}
-
-
-def rows_of_groups(audio: EvalAudio, groups: Sequence[str]) -> Tensor:
-    """Indices (int64) of ``audio``'s clips in ``groups``, in clip order."""
-    wanted = set(groups)
-    return torch.tensor([i for i, clip in enumerate(audio.clips) if clip.group in wanted], dtype=torch.int64)

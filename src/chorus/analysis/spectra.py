@@ -64,8 +64,7 @@ def group_spectra(audio: EvalAudio, groups: Sequence[str], n_mels: int = N_MELS)
     """Each group's mean normalised log-mel spectrum over its clips in ``audio``."""
     spectra = {}
     for group in groups:
-        rows = [log_mel_spectrum(w, audio.sample_rate, n_mels) for c, w in zip(audio.clips, audio.waveforms)
-                if c.group == group]
+        rows = [log_mel_spectrum(w, audio.sample_rate, n_mels) for w in audio.of_groups([group]).waveforms]
         rows = [r for r in rows if r is not None]
         if not rows:
             raise AnalysisError(f"no audible clip of group {group!r} to measure its spectrum")

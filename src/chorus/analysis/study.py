@@ -125,12 +125,12 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
             raise AnalysisError("connectivity, negation and spectra compare groups: give two or more task vectors")
         groups = require_groups(vectors, "the analysis of groups")
         manifest = read_manifest(data)
-        clips = manifest.select(split=split).clips if split else manifest.clips
-        missing = [g for g in groups if not any(c.group == g for c in clips)]
+        clips = manifest.select(split=split or None, group=groups).clips
+        missing = sorted(set(groups) - {c.group for c in clips})
         if missing:
             raise AnalysisError(f"{data}: no {split or 'any'} clips of group(s) {', '.join(missing)} "
                                 f"(the vectors' groups: {', '.join(groups)})")
-        audio = load_eval_audio([c for c in clips if c.group in set(groups)], vectors[0].manifest.sample_rate,
+        audio = load_eval_audio(clips, vectors[0].manifest.sample_rate,
                                 progress, "loading validation clips")
         state = base_state(resolve_base(vectors, base), vectors[0].fingerprint)
     result = analyze(vectors, state, audio, settings, progress)

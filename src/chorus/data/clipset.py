@@ -100,9 +100,14 @@ class EvalAudio:
         return EvalAudio([self.clips[i] for i in keep], [self.waveforms[i] for i in keep], self.sample_rate,
                          self.failures)
 
+    def rows_of_groups(self, groups: Sequence[str]) -> list[int]:
+        """Indices of the clips whose group is in ``groups``, in clip order."""
+        wanted = set(groups)
+        return [i for i, clip in enumerate(self.clips) if clip.group in wanted]
+
     def of_groups(self, groups: Sequence[str]) -> "EvalAudio":
         """The clips whose group is in ``groups``."""
-        return self.subset([i for i, clip in enumerate(self.clips) if clip.group in set(groups)])
+        return self.subset(self.rows_of_groups(groups))
 
 
 def load_eval_audio(clips: Sequence[Clip], sample_rate: int, progress: ProgressFactory | None = None,
