@@ -6,10 +6,23 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from chorus.encoders import EncoderLoadError, build_encoder, load_encoder
-from chorus.encoders.crepe import Crepe, logits_to_hz
+from chorus.encoders.crepe import CENTS_OFFSET, CENTS_PER_BIN, PITCH_BINS, Crepe
 from encoder_checks import assert_padding_exact
+
+
+def logits_to_hz(logits: Tensor) -> Tensor:
+    """Pitch in Hz from ``logits [..., 360]``: the activation-weighted mean of the cents of
+    the 9 bins around the most active one (CREPE's local average)."""
+    activation = torch.sigmoid(logits)
+    centre = activation.argmax(dim=-1, keepdim=True)
+    window = (centre + torch.arange(-4, 5, device=logits.device)).clamp(0, PITCH_BINS - 1)
+    weights = activation.gather(-1, window)
+    cents = CENTS_OFFSET + CENTS_PER_BIN * window.to(logits.dtype)
+    mean_cents = (weights * cents).sum(-1) / weights.sum(-1).clamp_min(1e-12)
+    return 10.0 * 2.0 ** (mean_cents / 1200.0)
 
 
 def _sine(hz: float, seconds: float, rate: int = 16_000) -> torch.Tensor:

@@ -20,7 +20,7 @@ def test_synthetic_dataset_manifest_reads_back_and_splits(tmp_path):
     manifest = read_manifest(tmp_path / "ds" / "manifest.csv")
     assert manifest.clips == generated.clips and manifest.groups == ["anurans", "birds"]
     resplit = stratified_split(manifest, seed=1, overwrite=True)
-    assert LabelMap.from_manifest(resplit).encode(resplit.select(split="test")).shape == (4,)
+    assert LabelMap(tuple(resplit.labels)).encode(resplit.select(split="test")).shape == (4,)
 
 
 def test_soundscape_events_survive_a_raven_table_and_label_their_windows(tmp_path):

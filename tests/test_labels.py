@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +9,14 @@ import pytest
 
 from chorus.data.clips import Clip, Manifest
 from chorus.data.labels import LabelMap
-from chorus.data.errors import LabelMapError, UnknownLabelError
+from chorus.data.errors import UnknownLabelError
 from chorus.errors import ChorusError
 
 
 def test_from_manifest_is_sorted_and_indexes_both_ways():
     manifest = Manifest([Clip(Path(f"/d/{i}.wav"), labels) for i, labels in enumerate([("wren",), ("owl", "jay")])],
                         Path("/d"))
-    labels = LabelMap.from_manifest(manifest)
+    labels = LabelMap(tuple(manifest.labels))
     assert labels.labels == ("jay", "owl", "wren") and len(labels) == 3
     assert labels.index("owl") == 1 and labels[2] == "wren" and "jay" in labels and "crow" not in labels
     assert labels.decode([2, 0]) == ["wren", "jay"]
@@ -52,32 +51,3 @@ def test_invalid_label_lists_are_refused():
     for bad in (("a", "a"), ("a", ""), ("a", 3)):
         with pytest.raises(ValueError):
             LabelMap(bad)
-
-
-def test_json_round_trip(tmp_path):
-    labels = LabelMap(("wren", "owl", "élan"))
-    labels.to_json(tmp_path / "labels.json")
-    assert LabelMap.from_json(tmp_path / "labels.json") == labels
-
-
-@pytest.mark.parametrize("content, message", [
-    (None, "file not found"),
-    ("{not json", "not a JSON label map"),
-    ('["a", "b"]', "not a label map"),
-    ('{"format": "chorus.labels", "version": 9, "labels": ["a"]}', "unsupported label-map version 9"),
-    ('{"format": "chorus.labels", "version": 1, "labels": []}', "non-empty list"),
-    ('{"format": "chorus.labels", "version": 1, "labels": ["a", "a"]}', "duplicate labels: a"),
-    ('{"format": "chorus.labels", "version": 1, "labels": ["a", null]}', "non-empty strings"),
-])
-def test_bad_json_files_raise_label_map_errors_naming_the_file(tmp_path, content, message):
-    path = tmp_path / "labels.json"
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(LabelMapError, match=message) as caught:
-        LabelMap.from_json(path)
-    assert str(caught.value).startswith(str(path))
-
-
-def test_json_file_is_the_documented_format(tmp_path):
-    LabelMap(("b", "a")).to_json(tmp_path / "l.json")
-    assert json.loads((tmp_path / "l.json").read_text()) == {"format": "chorus.labels", "version": 1, "labels": ["b", "a"]}

@@ -57,8 +57,3 @@ class UnknownLabelError(ChorusError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-class LabelMapError(FileProblem):
-    """A label-map file that is missing or malformed."""
-

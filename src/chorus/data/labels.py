@@ -6,20 +6,13 @@ validates it (shared files are untrusted).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..fileio import write_json
-from .clips import Clip, Manifest
-from .errors import LabelMapError, UnknownLabelError
-
-FORMAT = "chorus.labels"
-VERSION = 1
-
+from .clips import Clip
+from .errors import UnknownLabelError
 
 def _check_labels(labels: Sequence[object]) -> str | None:
     """A problem with a label list, or None."""
@@ -46,11 +39,6 @@ class LabelMap:
             raise ValueError(problem)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "_index", {label: i for i, label in enumerate(labels)})
-
-    @classmethod
-    def from_manifest(cls, manifest: Manifest) -> "LabelMap":
-        """The manifest's labels, sorted."""
-        return cls(tuple(manifest.labels))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -106,32 +94,3 @@ class LabelMap:
         for other in others:
             merged.update(dict.fromkeys(other.labels))
         return LabelMap(tuple(merged))
-
-    def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "labels": list(self.labels)}
-
-    def to_json(self, path: str | Path) -> None:
-        """Write the map as JSON, atomically."""
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> "LabelMap":
-        """Read and validate a label-map file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise LabelMapError(path, "file not found") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise LabelMapError(path, f"not a JSON label map: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise LabelMapError(path, f"not a label map (expected an object with \"format\": \"{FORMAT}\")")
-        if data.get("version") != VERSION:
-            raise LabelMapError(path, f"unsupported label-map version {data.get('version')!r} (this chorus reads {VERSION})")
-        labels = data.get("labels")
-        if not isinstance(labels, list) or not labels:
-            raise LabelMapError(path, "\"labels\" must be a non-empty list")
-        problem = _check_labels(labels)
-        if problem:
-            raise LabelMapError(path, problem)
-        return cls(tuple(labels))

@@ -138,18 +138,6 @@ class Crepe(Encoder):
                                    f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
-def logits_to_hz(logits: Tensor) -> Tensor:
-    """Pitch in Hz from ``logits [..., 360]``: the activation-weighted mean of the cents of
-    the 9 bins around the most active one (CREPE's local average)."""
-    activation = torch.sigmoid(logits)
-    centre = activation.argmax(dim=-1, keepdim=True)
-    window = (centre + torch.arange(-4, 5, device=logits.device)).clamp(0, PITCH_BINS - 1)
-    weights = activation.gather(-1, window)
-    cents = CENTS_OFFSET + CENTS_PER_BIN * window.to(logits.dtype)
-    mean_cents = (weights * cents).sum(-1) / weights.sum(-1).clamp_min(1e-12)
-    return 10.0 * 2.0 ** (mean_cents / 1200.0)
-
-
 def _loader(capacity: str):
     def load(source: str | None, pretrained: bool) -> Crepe:
         model = Crepe(CAPACITIES[capacity])

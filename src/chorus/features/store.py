@@ -194,10 +194,6 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self._index.shard_of)
 
-    @property
-    def shard_paths(self) -> list[Path]:
-        return [self._shards / name for name in self._index.shard_names]
-
     # -- writing ---------------------------------------------------------------
     def write(self, batch: FeatureBatch) -> None:
         """Store one batch: the shard first, then its index record (both atomic)."""

@@ -35,10 +35,6 @@ class ClipTransform:
         if self.noise_kind not in NOISE_KINDS:
             raise ValueError(f"noise kind must be one of {NOISE_KINDS}, not {self.noise_kind!r}")
 
-    @property
-    def is_identity(self) -> bool:
-        return self.pitch_factor == 1.0 and self.noise_snr is None
-
     def describe(self) -> dict:
         """JSON description (part of the feature store's identity)."""
         return asdict(self)

@@ -30,10 +30,6 @@ Sparsifier = Callable[[Tensor, int, TensorContext], Tensor]
 """``sparsify(delta, vector_index, ctx) -> sparsified delta``."""
 
 
-def no_sparsifier(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
-    return delta
-
-
 def magnitude_sparsifier(density: float) -> Sparsifier:
     """Keep the top ``density`` by magnitude; global bounds (one threshold per vector) win."""
 
