@@ -8,3 +8,4 @@ from . import breadcrumbs  # noqa: F401
 from . import tsv  # noqa: F401
 from . import iso_c  # noqa: F401
 from . import negation  # noqa: F401
+from . import iso_cts  # noqa: F401
