@@ -9,3 +9,8 @@ from . import tsv  # noqa: F401
 from . import iso_c  # noqa: F401
 from . import negation  # noqa: F401
 from . import iso_cts  # noqa: F401
+from . import model_stock  # noqa: F401
+from . import della  # noqa: F401
+from . import slerp  # noqa: F401
+from . import karcher  # noqa: F401
+from . import wudi  # noqa: F401
