@@ -14,3 +14,5 @@ from . import della  # noqa: F401
 from . import slerp  # noqa: F401
 from . import karcher  # noqa: F401
 from . import wudi  # noqa: F401
+from . import regmean  # noqa: F401
+from . import regmean_pp  # noqa: F401

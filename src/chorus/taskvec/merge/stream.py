@@ -85,8 +85,9 @@ class MergePlan:
     def direction(self, name: str) -> Tensor:
         """The merged direction ``f`` of parameter ``name`` (float32)."""
         deltas = [vector.tensor(name).float() for vector in self.vectors]
+        gram = (lambda index: self.vectors[index].gram(name)) if self.method.gram_source else None
         context = TensorContext(name=name, weights=self.weights, vector_ids=self.vector_ids, seed=self.seed,
-                                bounds=self.bounds)
+                                bounds=self.bounds, gram=gram)
         merged = self.method.function(deltas, self.params, context)
         if tuple(merged.shape) != tuple(deltas[0].shape):
             raise MergeError(f"method {self.method.name!r} returned shape {tuple(merged.shape)} for {name!r} "
@@ -152,6 +153,8 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
         if _fingerprint(vector) != first:
             raise BaseMismatchError(first, _fingerprint(vector), what=f"{_vector_label(vector, index)}'s base")
     parameters = _parameter_names(vectors)
+    if spec.gram_source:
+        _check_grams(vectors, spec)
     buffers = sorted({name for vector in vectors for name in vector.keys() if name.startswith(BUFFER_PREFIX)})
     plan = MergePlan(vectors, spec, parsed, weights, seed, parameters, buffers, first,
                      vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)))
@@ -170,6 +173,28 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
         finally:
             bar.close()
     return plan
+
+
+def _check_grams(vectors: Sequence[DeltaSource], spec: MergeMethod) -> None:
+    """Every vector carries Gram statistics of the kind ``spec`` reads (:class:`MergeError`
+    naming the vectors that do not)."""
+    missing = [_vector_label(v, i) for i, v in enumerate(vectors) if not getattr(v, "has_gram", False)]
+    if missing:
+        raise MergeError(f"method {spec.name!r} needs Gram statistics, which {', '.join(missing)} lack "
+                         "(chorus tv gram VECTOR --data MANIFEST, or chorus finetune --gram)")
+    sources = [v.manifest.gram.computed_on for v in vectors]
+    if spec.gram_source == "finetuned":
+        other = [_vector_label(v, i) for i, (v, s) in enumerate(zip(vectors, sources)) if s != "finetuned"]
+        if other:
+            raise MergeError(f"method {spec.name!r} needs Grams of each party's own fine-tuned encoder; those of "
+                             f"{', '.join(other)} were computed on another encoder (use regmean_pp)")
+    else:
+        merged = [s for s in sources if s != "finetuned"]
+        reference = max(merged, key=merged.count) if merged else None
+        other = [_vector_label(v, i) for i, (v, s) in enumerate(zip(vectors, sources)) if s != reference]
+        if other:
+            raise MergeError(f"method {spec.name!r} needs every vector's Grams computed on one merged encoder "
+                             f"(chorus tv gram VECTOR --on MERGED_MODEL); those of {', '.join(other)} were not")
 
 
 def _numel(shape: Sequence[int]) -> int:
