@@ -18,6 +18,7 @@ they take the convex combination of the vectors' buffer deltas with weights
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -66,7 +67,10 @@ def _vector_id(vector: DeltaSource, index: int) -> str:
 
 @dataclass
 class MergePlan:
-    """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds."""
+    """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds.
+    ``scales``: per vector, a factor applied to its parameter deltas before the method
+    (``--equalize-norms``); None: unscaled. Each merged tensor's squared delta norms are
+    recorded on the way, so :meth:`norms` is known after a merge without a second pass."""
 
     vectors: list[DeltaSource]
     method: MergeMethod
@@ -78,6 +82,31 @@ class MergePlan:
     fingerprint: str
     bounds: tuple[tuple[float, ...], ...] | None = None
     vector_ids: tuple[str, ...] = field(default_factory=tuple)
+    scales: tuple[float, ...] | None = None
+    _squares: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
+
+    def norms(self) -> list[float] | None:
+        """``‖τ_i‖`` over every parameter delta (before ``scales``), once every parameter was
+        read (by a merge, :meth:`directions` or :meth:`measure_norms`); None before."""
+        if len(self._squares) < len(self.parameters):
+            return None
+        return [math.sqrt(sum(squares[i] for squares in self._squares.values())) for i in range(len(self.vectors))]
+
+    def measure_norms(self, progress: ProgressFactory | None = None) -> list[float]:
+        """Read every parameter delta once for :meth:`norms` (what ``--equalize-norms`` needs
+        before merging)."""
+        bar = resolve(progress)(len(self.parameters), "task-vector norms")
+        try:
+            for name in self.parameters:
+                if name not in self._squares:
+                    self._record(name, [vector.tensor(name) for vector in self.vectors])
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.norms()
+
+    def _record(self, name: str, deltas: Sequence[Tensor]) -> None:
+        self._squares[name] = tuple(float(torch.linalg.vector_norm(delta.float())) ** 2 for delta in deltas)
 
     def default_lambda(self) -> float:
         return self.method.default_lambda(self.params, len(self.vectors))
@@ -85,6 +114,9 @@ class MergePlan:
     def direction(self, name: str) -> Tensor:
         """The merged direction ``f`` of parameter ``name`` (float32)."""
         deltas = [vector.tensor(name).float() for vector in self.vectors]
+        self._record(name, deltas)
+        if self.scales is not None:
+            deltas = [delta * scale for delta, scale in zip(deltas, self.scales)]
         gram = (lambda index: self.vectors[index].gram(name)) if self.method.gram_source else None
         context = TensorContext(name=name, weights=self.weights, vector_ids=self.vector_ids, seed=self.seed,
                                 bounds=self.bounds, gram=gram)
