@@ -167,3 +167,13 @@ def test_cli_tv_gram_stores_the_statistics_of_the_finetuned_encoder(run_cli, vec
     tuned = apply(load_encoder("toy-cnn", pretrained=False), [vector])
     expected = compute_gram(tuned, waves)
     torch.testing.assert_close(gram, expected.grams["blocks.1.0.weight"].float().double())
+
+
+def test_list_methods_and_tv_info_show_the_new_pieces(run_cli, vector_dir):
+    listing = run_cli("merge", "--list-methods")
+    assert listing.exit_code == 0
+    for name in ("regmean_pp", "iso_cts", "wudi", "model_stock", "della", "slerp", "karcher"):
+        assert name in listing.output
+    write_gram(vector_dir, _stats(TaskVector.load(vector_dir)))
+    info = run_cli("tv", "info", vector_dir)
+    assert info.exit_code == 0 and "5 clips, on finetuned" in info.output

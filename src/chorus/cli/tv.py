@@ -60,6 +60,8 @@ def info_command(
          f"{training.method}, {training.epochs} epochs, best {training.best_epoch}, {training.hours:.3f} h"),
         ("metrics", "-" if training is None else
          ", ".join(f"{k} {v:.4f}" for k, v in sorted(training.metrics.items()))),
+        ("gram statistics", "-" if manifest.gram is None else
+         f"{manifest.gram.clips} clips, on {manifest.gram.computed_on}"),
         ("derivation", manifest.derivation or "-"), ("creator", manifest.creator or "-"),
         ("license", manifest.license or "-"), ("chorus version", manifest.chorus_version),
     ]

@@ -13,11 +13,11 @@ from typing import Any
 from ..errors import ChorusError
 from ..fileio import write_text
 from .card import model_card
-from .manifest import DELTAS_FILE, HEAD_FILE, MANIFEST_FILE
+from .manifest import DELTAS_FILE, GRAM_FILE, HEAD_FILE, MANIFEST_FILE
 from .vector import TaskVector
 
 CARD_FILE = "README.md"
-SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, CARD_FILE]
+SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, GRAM_FILE, CARD_FILE]
 
 
 class HubError(ChorusError):
