@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import torch
 from pydantic import Field
 from torch import Tensor
 
