@@ -18,7 +18,7 @@ from chorus.taskvec.merge.stream import plan_merge
 def _ctx(grams, weights=None) -> TensorContext:
     k = len(grams)
     return TensorContext(name="w", weights=tuple(weights or [1.0] * k), vector_ids=tuple(f"v{i}" for i in range(k)),
-                         gram=lambda i: grams[i])
+                         gram=lambda i: None if grams[i] is None else grams[i].clone())
 
 
 def _merge(method, deltas, ctx, **params):

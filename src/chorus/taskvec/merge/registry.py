@@ -36,7 +36,8 @@ class TensorContext:
     magnitude thresholds computed over the whole vector by a first pass (global scope), in
     the order the method's ``global_ranks`` asked for them; None for per-tensor scope.
     ``gram``: for methods that need Gram statistics, ``gram(i)`` reads vector ``i``'s
-    ``XᵀX`` ``[d, d]`` (float64) of this tensor's layer inputs, or None when it has none.
+    ``XᵀX`` ``[d, d]`` (float64, a new tensor each call: the method may change it) of
+    this tensor's layer inputs, or None when it has none.
     """
 
     name: str

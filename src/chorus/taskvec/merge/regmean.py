@@ -37,9 +37,11 @@ class RegMeanParams(MethodParams):
     alpha: float = Field(0.9, ge=0.0, le=1.0, description="scale of the Grams' off-diagonal entries")
 
 
-def shrink(gram: Tensor, alpha: float) -> Tensor:
-    """``α G + (1 − α) diag(G)``."""
-    return alpha * gram + (1.0 - alpha) * torch.diag(torch.diagonal(gram))
+def shrink_(gram: Tensor, alpha: float) -> Tensor:
+    """``α G + (1 − α) diag(G)`` in place (off-diagonal entries scaled by ``α``); returns ``gram``."""
+    diagonal = gram.diagonal().clone()
+    gram.mul_(alpha).diagonal().copy_(diagonal)
+    return gram
 
 
 def regmean_solve(deltas: Sequence[Tensor], params: RegMeanParams, ctx: TensorContext) -> Tensor:
@@ -52,20 +54,25 @@ def regmean_solve(deltas: Sequence[Tensor], params: RegMeanParams, ctx: TensorCo
     for index, (weight, delta) in enumerate(zip(ctx.weights, deltas)):
         gram = ctx.gram(index)
         if gram is None:
-            if total is None and index == 0:
+            if index == 0:
                 return weighted_mean(deltas, ctx.weights)
             raise MergeError(f"task vector {index} has no Gram for {ctx.name!r} but task vector 0 has")
         if total is None and index:
             raise MergeError(f"task vector 0 has no Gram for {ctx.name!r} but task vector {index} has")
-        part = weight * shrink(gram, params.alpha)
+        part = shrink_(gram, params.alpha)
         term = as_matrix(delta).double() @ part
-        total = part if total is None else total.add_(part)
-        numerator = term if numerator is None else numerator.add_(term)
+        if total is None:
+            total, numerator = part.mul_(weight), term.mul_(weight)
+        else:
+            total.add_(part, alpha=weight)
+            numerator.add_(term, alpha=weight)
+        del gram, part
     result = weighted_mean(deltas, ctx.weights).double().reshape(numerator.shape)
     live = (torch.diagonal(total) > 0).nonzero().squeeze(1)
-    if live.numel():
-        solved = torch.linalg.solve(total[live][:, live], numerator[:, live].T).T
-        result[:, live] = solved
+    if live.numel() == total.shape[0]:
+        result = torch.linalg.solve(total, numerator.T).T
+    elif live.numel():
+        result[:, live] = torch.linalg.solve(total[live][:, live], numerator[:, live].T).T
     return result.float().reshape(deltas[0].shape)
 
 
