@@ -126,3 +126,26 @@ def test_regmean_pp_reads_grams_computed_on_one_merged_encoder(tmp_path):
     pp = plan_merge(vectors, "regmean_pp").direction("blocks.2.0.weight")
     ctx = _ctx([v.gram("blocks.2.0.weight") for v in vectors])
     torch.testing.assert_close(pp, _merge("regmean", [v.tensor("blocks.2.0.weight") for v in vectors], ctx))
+
+
+def test_every_method_streams_through_the_driver_to_finite_weights(tmp_path):
+    from chorus.taskvec.merge import method_names, write_merged_encoder
+    from chorus.taskvec.merge.sources import SafetensorsFile, StateDictSource
+    from safetensors.torch import load_file
+
+    base = load_encoder("toy-cnn")
+    paths = saved_vectors(tmp_path, base)
+    for seed, path in enumerate(paths):
+        write_gram(path, _stats(TaskVector.load(path), seed))
+    vectors, _ = open_vectors(paths)
+    source = StateDictSource(base.state_dict())
+    for method in method_names():
+        chosen = vectors[:2] if method == "slerp" else vectors
+        if method == "regmean_pp":
+            continue  # needs Grams computed on a merged encoder (tested above)
+        out = tmp_path / f"{method}.safetensors"
+        write_merged_encoder(plan_merge(chosen, method), source, out)
+        merged = load_file(out)
+        assert all(bool(torch.isfinite(t).all()) for t in merged.values() if t.is_floating_point()), method
+        assert not torch.equal(merged["blocks.1.0.weight"], base.state_dict()["blocks.1.0.weight"]), method
+    assert sorted(SafetensorsFile(out).keys()) == sorted(base.state_dict())
