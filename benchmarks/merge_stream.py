@@ -22,13 +22,20 @@ warm in the page cache for all three (a read pass runs first), fastest of ``--re
 - naive: every state dict loaded into memory (``safetensors.torch.load_file``), summed,
   saved with ``save_file`` — what merging toolkits that hold all models do.
 
-Usage: ``python benchmarks/merge_stream.py [--vectors 8] [--workdir DIR]``. Prints the peak
-RSS over one model's size and the wall time over the I/O floor, ratios last.
+``--method regmean`` (or ``regmean_pp``, any method needing Gram statistics) also stores
+synthetic Gram statistics with every vector (``c·I + Y Yᵀ``, ``Y`` ``[d, 8]``, for each
+linear layer and ungrouped convolution of WavLM Base; about 0.6 GB per vector) and merges
+with that method in the chorus runs, so the peak RSS includes reading the Grams; the
+naive run stays task arithmetic in memory (no toolkit offers RegMean from stored Grams).
+
+Usage: ``python benchmarks/merge_stream.py [--vectors 8] [--workdir DIR] [--method M]``.
+Prints the peak RSS over one model's size and the wall time over the I/O floor, ratios last.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -41,14 +48,38 @@ from pathlib import Path
 CHUNK = 1 << 24
 
 
-def model_shapes() -> dict[str, tuple[int, ...]]:
-    """Parameter names and shapes of WavLM Base (no weights allocated)."""
+def meta_model():
+    """WavLM Base on the meta device (no weights allocated)."""
     import torch
     from transformers import WavLMConfig, WavLMModel
 
     with torch.device("meta"):
-        model = WavLMModel(WavLMConfig())
-    return {name: tuple(p.shape) for name, p in model.named_parameters()}
+        return WavLMModel(WavLMConfig())
+
+
+def model_shapes() -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of WavLM Base."""
+    return {name: tuple(p.shape) for name, p in meta_model().named_parameters()}
+
+
+def write_grams(paths: list[Path]) -> None:
+    """Synthetic Gram statistics for every vector that has none yet (seeded)."""
+    import torch
+
+    from chorus.taskvec.gram import GramStatistics, gram_layers, input_width, write_gram
+    from chorus.taskvec.manifest import GRAM_FILE
+
+    widths = {name: input_width(tuple(module.weight.shape)) for name, module in gram_layers(meta_model()).items()}
+    for index, path in enumerate(paths):
+        if (path / GRAM_FILE).exists():
+            continue
+        gen = torch.Generator().manual_seed(100 + index)
+        grams = {}
+        for name, width in widths.items():
+            factor = torch.randn(width, 8, generator=gen, dtype=torch.float64)
+            grams[name] = factor @ factor.T + torch.eye(width, dtype=torch.float64)
+        write_gram(path, GramStatistics(grams, dict.fromkeys(grams, 1000), clips=100))
+        del grams
 
 
 def holder(state):
@@ -110,13 +141,16 @@ def io_floor(base_file: Path, paths: list[Path], out: Path) -> None:
         os.fsync(handle.fileno())
 
 
+METHOD = "task_arithmetic"
+
+
 def ours(base_file: Path, paths: list[Path], out: Path) -> None:
     from chorus.taskvec.merge import plan_merge, write_merged_encoder
     from chorus.merging.recipe_run import open_vectors
     from chorus.taskvec.merge.sources import SafetensorsFile
 
     vectors, checks = open_vectors(paths, verify_now=False)
-    write_merged_encoder(plan_merge(vectors, "task_arithmetic"), SafetensorsFile(base_file), out, 0.3, checks=checks)
+    write_merged_encoder(plan_merge(vectors, METHOD), SafetensorsFile(base_file), out, 0.3, checks=checks)
 
 
 def unverified(base_file: Path, paths: list[Path], out: Path) -> None:
@@ -126,7 +160,7 @@ def unverified(base_file: Path, paths: list[Path], out: Path) -> None:
     from chorus.taskvec.merge.sources import SafetensorsFile, StoredDeltas
 
     vectors = [StoredDeltas(TaskVector.load(p, verify=False), p) for p in paths]
-    write_merged_encoder(plan_merge(vectors, "task_arithmetic"), SafetensorsFile(base_file), out, 0.3)
+    write_merged_encoder(plan_merge(vectors, METHOD), SafetensorsFile(base_file), out, 0.3)
 
 
 def runtime(base_file: Path, paths: list[Path], out: Path) -> None:
@@ -148,13 +182,19 @@ def naive(base_file: Path, paths: list[Path], out: Path) -> None:
 KINDS = {"floor": io_floor, "ours": ours, "unverified": unverified, "naive": naive, "runtime": runtime}
 
 
-def child(kind: str, workdir: Path, vectors: int) -> None:
+def child(kind: str, workdir: Path, vectors: int, method: str) -> None:
     """Run one measurement and print ``{"seconds", "peak_rss"}`` as JSON. (The parent never
     imports torch: a child inherits its parent's peak RSS at fork.)"""
     import torch
 
+    from chorus.taskvec.merge import get_method
+
+    global METHOD
+    METHOD = method
     torch.set_num_threads(1)
     base_file, paths = prepare(workdir, vectors)
+    if kind == "prepare" and get_method(method).gram_source:
+        write_grams(paths)
     if kind == "prepare":
         print(json.dumps({"model_bytes": base_file.stat().st_size,
                           "input_bytes": sum(f.stat().st_size for f in [base_file] + [p / "deltas.safetensors"
@@ -172,9 +212,10 @@ def child(kind: str, workdir: Path, vectors: int) -> None:
                       "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before}))
 
 
-def measure(kind: str, workdir: Path, vectors: int, cache: Path | None = None) -> dict:
+def measure_in_child(kind: str, workdir: Path, vectors: int, cache: Path | None = None, method: str = METHOD) -> dict:
     """``kind`` in a fresh process; ``cache``: its ``CHORUS_CACHE_DIR`` (default: a new, empty one)."""
-    command = [sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--vectors", str(vectors)]
+    command = [sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--vectors", str(vectors),
+               "--method", method]
     env = {**os.environ, "CHORUS_CACHE_DIR": str(cache or tempfile.mkdtemp(prefix="chorus-bench-cache-"))}
     done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -185,13 +226,16 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-merge")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each kind (the fastest counts)")
+    parser.add_argument("--method", default=METHOD, help="merge method of the chorus runs")
     parser.add_argument("--child", choices=["prepare", *KINDS])
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.workdir, args.vectors)
+        child(args.child, args.workdir, args.vectors, args.method)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
+    measure = functools.partial(measure_in_child, method=args.method)
     sizes = measure("prepare", args.workdir, args.vectors)
+    print(f"chorus runs merge with {args.method}; the naive run is task arithmetic in memory")
     model_bytes = sizes["model_bytes"]
     print(f"{args.vectors} task vectors of a {model_bytes / 1e6:.0f} MB encoder; inputs {sizes['input_bytes'] / 1e9:.2f} GB")
     measure("floor", args.workdir, args.vectors)  # warm the page cache

@@ -12,12 +12,13 @@ def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path
     out = tmp_path / "out"
     result = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "data" / "manifest.csv", "--out", out,
                      "--group", "g1,g2", "--epochs", "2", "--batch-size", "4", "--lr", "3e-3", "--patience", "0",
-                     "--creator", "test lab", "--license", "cc-by-4.0")
+                     "--creator", "test lab", "--license", "cc-by-4.0", "--gram")
     assert result.exit_code == 0, result.output
     assert "valid_accuracy" in result.output and "task vector:" in result.output
     manifest = json.loads((out / "taskvector" / "taskvector.json").read_text())
     assert manifest["group"] == "g1+g2" and manifest["creator"] == "test lab"
     assert len(manifest["heads"][0]["labels"]) == 4
+    assert manifest["gram"] == {"computed_on": "finetuned", "clips": 16}  # --gram: the training clips
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 2
     info = run_cli("tv", "info", out / "taskvector")
     assert info.exit_code == 0 and "g1+g2" in info.output

@@ -73,7 +73,11 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
 
 def summary(result: dict) -> dict:
     """Headline numbers: mean off-diagonal cosine and its range, the all-vector and the mean
-    pairwise sign-conflict rates, the largest LMC barriers, the Spearman ρ, and negation at the largest λ."""
+    pairwise sign-conflict rates, the whole-model norm ratio max/min (a merge warns above
+    :data:`~chorus.taskvec.merge.norms.NORM_RATIO_THRESHOLD`), the largest LMC barriers, the
+    Spearman ρ, and negation at the largest λ."""
+    from ..taskvec.merge.norms import norm_ratio
+
     geometry = result["geometry"]
     cosine = geometry["whole_model"]["cosine"]
     pairs = [cosine[i][j] for i in range(len(cosine)) for j in range(i + 1, len(cosine)) if cosine[i][j] is not None]
@@ -83,7 +87,8 @@ def summary(result: dict) -> dict:
     found = {"mean_off_diagonal_cosine": geometry["mean_off_diagonal_cosine"],
              "pair_cosine_range": [min(pairs), max(pairs)] if pairs else None,
              "sign_conflict_rate": geometry["whole_model"]["sign_conflict_rate"],
-             "mean_pairwise_sign_conflicts": sum(pairwise) / len(pairwise) if pairwise else None}
+             "mean_pairwise_sign_conflicts": sum(pairwise) / len(pairwise) if pairwise else None,
+             "norm_ratio": norm_ratio(geometry["whole_model"]["norms"])}
     if "connectivity" in result:
         curves = result["connectivity"]
         found["max_loss_barrier"] = max(c["loss_barrier"] for c in curves)

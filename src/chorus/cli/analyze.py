@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"mean off-diagonal cosine: {_fmt(s['mean_off_diagonal_cosine'])}; sign conflicts: "
                       f"{_fmt(s['mean_pairwise_sign_conflicts'])} per pair, {_fmt(s['sign_conflict_rate'])} among "
                       "all vectors")
+        console.print(f"norm ratio max/min ‖τ‖: {_fmt(s['norm_ratio'])}"
+                      + (" (merges warn above 3; see --equalize-norms)" if (s["norm_ratio"] or 0) > 3 else ""))
         if "spearman_rho" in s:
             console.print(f"Spearman ρ (spectral JS distance vs cosine): {_fmt(s['spearman_rho'])}; largest LMC "
                           f"loss barrier {_fmt(s['max_loss_barrier'])}, accuracy barrier "

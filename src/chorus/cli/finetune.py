@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
         creator: Optional[str] = typer.Option(None),
         license: Optional[str] = typer.Option(None),
         resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out"),
+        gram: bool = typer.Option(False, "--gram", help="store Gram statistics of the training clips (for RegMean)"),
     ) -> None:
         """Fine-tune an encoder plus a linear head (softmax or sigmoid, chosen from the manifest)."""
         from pydantic import ValidationError
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
         except ValidationError as exc:
             raise FinetuneError(f"bad settings: {validation_problems(exc)}") from None
-        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume)
+        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram)
         console = Console()
         for failure in result.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)

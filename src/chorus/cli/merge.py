@@ -23,7 +23,8 @@ def _params(items: list[str]) -> dict:
     return params
 
 
-def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base, sweep_data, sweep_split, seed):
+def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base, sweep_data, sweep_split, seed,
+                       equalize_norms=False):
     from ..taskvec.merge import RecipeError, parse_recipe
 
     if not method or not vectors:
@@ -31,6 +32,7 @@ def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base,
     if weights and len(weights) != len(vectors):
         raise RecipeError(f"{len(vectors)} --vector but {len(weights)} --weight")
     data = {"method": method, "params": _params(params), "calibration": calibration, "base": base, "seed": seed,
+            "equalize_norms": equalize_norms,
             "vectors": [{"path": str(Path(v).resolve()), "weight": w} for v, w in zip(vectors, weights or [1.0] * len(vectors))]}
     if lam is not None:
         data["lambda"] = lam
@@ -73,6 +75,8 @@ def register(app: typer.Typer) -> None:
         sweep_split: str = typer.Option("valid", "--sweep-split", help="Split of --sweep-data to use."),
         seed: int = typer.Option(0, help="Seed of random masks (DARE)."),
         list_methods: bool = typer.Option(False, "--list-methods", help="List the merge methods and exit."),
+        equalize_norms: bool = typer.Option(False, "--equalize-norms",
+                                            help="Rescale every task vector to the mean norm before merging."),
     ) -> None:
         """Merge task vectors into one classifier over the union of their labels."""
         from rich.console import Console
@@ -91,11 +95,15 @@ def register(app: typer.Typer) -> None:
             if method or vector or param or lam is not None or sweep_data is not None:
                 raise RecipeError("give either a recipe file or --method/--vector/--param/--lambda/--sweep-data flags")
             parsed = load_recipe(recipe)
+            if equalize_norms:
+                parsed = parsed.model_copy(update={"equalize_norms": True})
         else:
             parsed = _recipe_from_flags(method, vector, weight, lam, param, calibration, base, sweep_data,
-                                        sweep_split, seed)
+                                        sweep_split, seed, equalize_norms)
         record = run_merge(parsed, out, progress=tqdm_progress)
         console = Console()
+        for warning in record.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         if "sweep" in record:
             sweep = record["sweep"]
             table = Table(title=f"λ sweep ({sweep['metric']}, normalized to the individual models; best calibration "

@@ -61,6 +61,8 @@ def info_command(
          f"{training.method}, {training.epochs} epochs, best {training.best_epoch}, {training.hours:.3f} h"),
         ("metrics", "-" if training is None else
          ", ".join(f"{k} {v:.4f}" for k, v in sorted(training.metrics.items()))),
+        ("gram statistics", "-" if manifest.gram is None else
+         f"{manifest.gram.clips} clips, on {manifest.gram.computed_on}"),
         ("derivation", manifest.derivation or "-"), ("creator", manifest.creator or "-"),
         ("license", manifest.license or "-"), ("chorus version", manifest.chorus_version),
     ]
@@ -172,3 +174,36 @@ def pull_command(
     vector = pull(repo_id, out, revision=revision)
     _say(f"pulled {repo_id} into {out}: {vector.manifest.group or 'task vector'} for "
                     f"{vector.manifest.base.encoder}, {len(vector.manifest.labels)} labels")
+
+
+@tv_app.command("gram")
+def gram_command(
+    path: Path = typer.Argument(..., help="task-vector directory (gram.safetensors is written into it)"),
+    data: Path = typer.Option(..., "--data", help="manifest of the party's own clips"),
+    split: str = typer.Option("train", help="split of --data to use ('all': every clip)"),
+    on: Optional[Path] = typer.Option(None, "--on", help="compute on this model directory's encoder (e.g. a "
+                                                          "merged model, for regmean_pp) instead of base + vector"),
+    source: Optional[str] = typer.Option(None, help="where the base weights come from (hub id or local path)"),
+    random_init: bool = typer.Option(False, "--random-init", help="random base weights (seeded)"),
+    seed: int = typer.Option(0, help="seed of --random-init weights"),
+    batch_size: int = typer.Option(8, help="clips per forward pass (equal lengths only)"),
+) -> None:
+    """Store Gram statistics (XᵀX of every linear/conv layer's inputs) with a task vector, for RegMean."""
+    from ..encoders import load_encoder
+    from ..model import ClassifierModel
+    from ..progress import tqdm_progress
+    from ..taskvec import TaskVector
+    from ..taskvec.gram_pass import vector_gram
+
+    base = other = None
+    if on is not None:
+        other = ClassifierModel.from_pretrained(on).encoder
+    else:
+        name = TaskVector.load(path, verify=False).manifest.base.encoder
+        base = load_encoder(name, source=source, pretrained=not random_init, seed=seed)
+    result = vector_gram(path, data, None if split == "all" else split, base=base, on=other,
+                         batch_size=batch_size, progress=tqdm_progress)
+    for failure in result.failures:
+        _say(f"skipped {failure.error}")
+    on_what = "the fine-tuned encoder" if result.computed_on == "finetuned" else f"encoder {result.computed_on[:12]}"
+    _say(f"wrote {result.path}: {len(result.stats.grams)} layers, {result.stats.clips} clips, on {on_what}")

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 from ..progress import ProgressFactory
 from ..taskvec.merge.compose import base_state, resolve_base, write_composed_model
 from ..taskvec.merge.heads import GroupGate, compose_heads
+from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
 from ..taskvec.merge.stream import plan_merge
 from .sweep import CALIBRATIONS, GATE_STRENGTHS, sweep_lambda
@@ -50,6 +51,8 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
     vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)
     plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
                       progress)
+    if recipe.equalize_norms:
+        plan.scales = equalizing_scales(plan.measure_norms(progress))
     base = resolve_base(vectors, recipe.base)
     lam, calibration, extra, note = recipe.lambda_, recipe.calibration, {}, None
     gate = GroupGate.load(recipe.gate.file, recipe.gate.strength) if recipe.gate is not None else None

@@ -13,6 +13,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "taskvector.json"
 DELTAS_FILE = "deltas.safetensors"
 HEAD_FILE = "head.safetensors"
+GRAM_FILE = "gram.safetensors"
 """Logical names of buffer deltas (BatchNorm running statistics) start with this prefix."""
 
 DeltaDtype = Literal["float32", "bfloat16", "float16"]
@@ -79,6 +80,18 @@ class TrainingSummary(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class GramEntry(_Strict):
+    """Gram statistics stored in ``gram.safetensors`` (see :mod:`chorus.taskvec.gram`).
+
+    ``computed_on``: ``finetuned`` (the party's own model, base + this vector) or the
+    fingerprint of the encoder whose layers produced the inputs (e.g. a merged model, for
+    RegMean++). ``clips``: how many clips were summed.
+    """
+
+    computed_on: str = Field(pattern=r"^(finetuned|[0-9a-f]{64})$")
+    clips: int = Field(ge=0)
+
+
 class TaskVectorManifest(_Strict):
     """Everything about a task vector except its tensors."""
 
@@ -95,6 +108,7 @@ class TaskVectorManifest(_Strict):
     training: TrainingSummary | None = None
     derivation: str | None = Field(default=None, description="arithmetic that made it, e.g. 0.5*birds + 1*frogs")
     files: dict[str, str] = Field(default_factory=dict, description="sha256 per file name")
+    gram: GramEntry | None = None
     creator: str | None = None
     license: str | None = None
     chorus_version: str
@@ -112,7 +126,9 @@ class TaskVectorManifest(_Strict):
     def _consistent(self) -> "TaskVectorManifest":
         if self.heads and self.classifier is None:
             raise ValueError("heads need classifier settings")
-        unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE}
+        unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE, GRAM_FILE}
         if unknown:
             raise ValueError(f"unknown files {sorted(unknown)}")
+        if (self.gram is None) != (GRAM_FILE not in self.files):
+            raise ValueError(f"gram and the sha256 of {GRAM_FILE} in files go together")
         return self

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,7 +31,8 @@ from ..tensorfile import read_header, save_tensors, verify_sha256
 from . import storage
 from .errors import BaseMismatchError, IncompatibleVectorsError, TaskVectorError, TaskVectorFileError
 from .fingerprint import base_fingerprint
-from .manifest import (DELTAS_FILE, FORMAT_VERSION, HEAD_FILE, MANIFEST_FILE, BaseEntry,
+from .gram import COUNT_SUFFIX, check_gram_header, read_gram
+from .manifest import (DELTAS_FILE, FORMAT_VERSION, GRAM_FILE, HEAD_FILE, MANIFEST_FILE, BaseEntry,
                        StorageSpec, TaskVectorManifest, TensorEntry, TrainingSummary)
 from .naming import BUFFER_PREFIX, is_buffer
 
@@ -55,6 +57,10 @@ class _Leaf(abc.ABC):
     def head_tensors(self) -> list[HeadTensors]:
         """Weights of the heads in ``manifest.heads``, in order."""
 
+    def gram(self, name: str) -> Tensor | None:
+        """The stored Gram of weight ``name`` (float64, validated), None when there is none."""
+        return None
+
 
 class _MemoryLeaf(_Leaf):
     def __init__(self, manifest: TaskVectorManifest, deltas: dict[str, Tensor],
@@ -78,8 +84,11 @@ class _MemoryLeaf(_Leaf):
 
 
 class _FileLeaf(_Leaf):
-    def __init__(self, directory: Path, manifest: TaskVectorManifest):
-        self.directory, self.manifest = directory, manifest
+    def __init__(self, directory: Path, manifest: TaskVectorManifest, gram_names: frozenset[str] = frozenset()):
+        self.directory, self.manifest, self.gram_names = directory, manifest, gram_names
+
+    def gram(self, name: str) -> Tensor | None:
+        return read_gram(self.directory / GRAM_FILE, name) if name in self.gram_names else None
 
     def _open(self, file: str):
         from safetensors import safe_open
@@ -162,6 +171,17 @@ class TaskVector:
         """``(weight, bias)`` of every head in :attr:`heads`, in order."""
         return [pair for leaf in _unique_leaves(self._terms) for pair in leaf.head_tensors()]
 
+    @property
+    def has_gram(self) -> bool:
+        """True for a stored vector (not a combination) that carries Gram statistics."""
+        return len(self._terms) == 1 and self._terms[0][0] == 1.0 and isinstance(self._terms[0][1], _FileLeaf) \
+            and self.manifest.gram is not None
+
+    def gram(self, name: str) -> Tensor | None:
+        """``XᵀX`` ``[d, d]`` (float64) of the inputs of weight ``name`` over the party's clips
+        (see :mod:`chorus.taskvec.gram`); None when the vector holds none for ``name``."""
+        return self._terms[0][1].gram(name) if self.has_gram else None
+
     # -------------------------------------------------------------- arithmetic
     def __add__(self, other: "TaskVector") -> "TaskVector":
         if not isinstance(other, TaskVector):
@@ -215,7 +235,15 @@ class TaskVector:
         _check_deltas_header(directory / DELTAS_FILE, headers[DELTAS_FILE], manifest)
         if manifest.heads:
             _check_head_header(directory / HEAD_FILE, headers[HEAD_FILE], manifest.heads)
-        return cls([(1.0, _FileLeaf(directory, manifest))])
+        gram_names: frozenset[str] = frozenset()
+        if manifest.gram is not None:
+            header = read_header(directory / GRAM_FILE)
+            if verify:
+                verify_sha256(directory / GRAM_FILE, manifest.files[GRAM_FILE])
+            check_gram_header(directory / GRAM_FILE, header,
+                              {name: entry.shape for name, entry in manifest.tensors.items() if not is_buffer(name)})
+            gram_names = frozenset(key for key in header if not key.endswith(COUNT_SUFFIX))
+        return cls([(1.0, _FileLeaf(directory, manifest, gram_names))])
 
     def save(self, path: str | Path, *, dtype: str = "float32", density: float = 1.0,
              creator: str | None = None, license: str | None = None) -> Path:
@@ -223,7 +251,7 @@ class TaskVector:
         directory ``path``. ``dtype``: float32 (default), bfloat16 or float16. ``density``
         < 1 keeps only the top ``density`` fraction of each parameter delta by magnitude
         (buffers stay dense). The exactness correction is kept for float32 dense saves of
-        a single, unscaled vector."""
+        a single, unscaled vector; so is ``gram.safetensors`` (copied) for any save of one."""
         if dtype not in storage.DTYPES:
             raise TaskVectorError(f"unknown delta dtype {dtype!r}; choose {', '.join(storage.DTYPES)}")
         spec = StorageSpec(dtype=dtype, density=density)
@@ -242,8 +270,14 @@ class TaskVector:
             heads = {f"{i}.{part}": tensor for i, pair in enumerate(self.head_tensors())
                      for part, tensor in zip(("weight", "bias"), pair)}
             files[HEAD_FILE] = save_tensors(directory / HEAD_FILE, heads)
+        gram = self.manifest.gram if self.has_gram else None
+        if gram is not None:
+            source = self._terms[0][1].directory / GRAM_FILE
+            if source.resolve() != (directory / GRAM_FILE).resolve():
+                shutil.copyfile(source, directory / GRAM_FILE)
+            files[GRAM_FILE] = self.manifest.files[GRAM_FILE]
         manifest = self.manifest.model_copy(update={
-            "storage": spec, "tensors": entries, "files": files, "chorus_version": __version__,
+            "storage": spec, "tensors": entries, "files": files, "chorus_version": __version__, "gram": gram,
             "creator": creator if creator is not None else self.manifest.creator,
             "license": license if license is not None else self.manifest.license,
         })

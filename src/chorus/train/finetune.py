@@ -26,6 +26,7 @@ from ..model.inference import predict_clips
 from ..progress import ProgressBar, ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
+from ..taskvec.gram import compute_gram, write_gram
 from .calibration import calibration_stats, class_counts
 from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from .config import MAX_DEFAULT_CLIP_SECONDS, FinetuneConfig
@@ -99,11 +100,12 @@ class _Fit:
 
 
 def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
-             progress: ProgressFactory | None = None, resume: bool = False) -> FinetuneResult:
+             progress: ProgressFactory | None = None, resume: bool = False, gram: bool = False) -> FinetuneResult:
     """Fine-tune ``config.encoder`` on the selected groups of ``manifest`` (``train`` and
     ``valid`` splits, carved when missing; ``test`` is evaluated when present). Files that
     fail to decode are reported in the result and left out. On CPU the same seed gives the
-    same bytes."""
+    same bytes. ``gram``: also store the Gram statistics of the training clips with the
+    task vector (:mod:`chorus.taskvec.gram`)."""
     out_dir = Path(out_dir)
     seed_everything(config.seed)
     base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
@@ -142,6 +144,8 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,
                                         creator=config.creator, license=config.license)
     vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
+    if gram:
+        write_gram(out_dir / "taskvector", compute_gram(model.encoder, data.train.waveforms, eval_size))
     write_json(out_dir / "finetune.json", {
         "config": config.model_dump(mode="json"), "task": data.task, "labels": data.labels, "groups": data.groups,
         "device": str(device), "mixed_precision": None if amp is None else str(amp).removeprefix("torch."),

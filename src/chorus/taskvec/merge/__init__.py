@@ -1,8 +1,9 @@
 """Merging task vectors into one model: methods, the streaming driver, heads, recipes.
 
 - methods (one per module, registered by name): ``mean``, ``task_arithmetic``, ``ties``,
-  ``dare``, ``breadcrumbs``, ``tsv``, ``iso_c``, ``negation``; the functional core in
-  :mod:`.core`;
+  ``dare``, ``breadcrumbs``, ``tsv``, ``iso_c``, ``iso_cts``, ``negation``, ``model_stock``,
+  ``della``, ``slerp``, ``karcher``, ``wudi``; the functional core in :mod:`.core`, span-keeping
+  SVD helpers in :mod:`.spectral`;
 - :func:`plan_merge` + :func:`write_merged_encoder`: streaming, tensor by tensor;
 - :func:`compose_heads`: one classifier over the union of label spaces, calibrated;
 - :func:`sweep_lambda`: λ chosen on validation data by normalized accuracy;

@@ -7,6 +7,7 @@ loads it), plus ``merge.json`` recording what was merged and how.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,6 +24,7 @@ from ...progress import ProgressFactory
 from ...tensorfile import save_tensors
 from .heads import ComposedHeads
 from .errors import MergeError
+from .norms import norm_ratio, norm_warning
 from .sources import SafetensorsFile, StateDictSource, TensorSource
 from .stream import MergePlan, write_merged_encoder
 
@@ -84,7 +86,12 @@ def build_classifier(plan: MergePlan, heads: ComposedHeads, state: dict[str, Ten
 
 
 def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[str, Any] | None = None) -> dict:
-    """The content of ``merge.json``."""
+    """The content of ``merge.json``. ``norms``: the vectors' parameter norms (before any
+    equalizing ``scales``), their max/min ratio; ``warnings``: lines for the user (a norm
+    mismatch above :data:`~chorus.taskvec.merge.norms.NORM_RATIO_THRESHOLD` unless equalized)."""
+    norms = plan.norms()
+    labels = [v.manifest.group or f"task vector {i}" for i, v in enumerate(plan.vectors)]
+    warning = norm_warning(norms, labels) if norms and plan.scales is None else None
     return {
         "method": plan.method.name, "source": plan.method.source,
         "params": plan.params.model_dump(mode="json"), "lambda": lam, "seed": plan.seed,
@@ -95,8 +102,15 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
         "global_thresholds": [list(b) for b in plan.bounds] if plan.bounds else None,
         "shared_labels": heads.shared,
         "labels": heads.labels,
+        "norms": None if norms is None else {"values": norms, "ratio": _finite(norm_ratio(norms)),
+                                             "scales": None if plan.scales is None else list(plan.scales)},
+        "warnings": [warning] if warning else [],
         **(extra or {}),
     }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSource, out_dir: str | Path,

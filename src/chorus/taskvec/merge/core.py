@@ -144,24 +144,3 @@ def as_matrix(tensor: Tensor) -> Tensor | None:
     if tensor.dim() < 2:
         return None
     return tensor.reshape(tensor.shape[0], -1)
-
-
-def orthogonalize(matrix: Tensor) -> Tensor:
-    """The orthonormal matrix nearest to ``matrix`` (orthogonal Procrustes): ``P Qᵀ`` from
-    ``matrix = P S Qᵀ``. Columns become decorrelated while staying close to the input."""
-    p, _, qh = torch.linalg.svd(matrix, full_matrices=False)
-    return p @ qh
-
-
-def isotropic(matrix: Tensor) -> Tensor:
-    """``σ̄ U Vᵀ`` from ``matrix = U Σ Vᵀ``: the same singular vectors with every singular
-    value replaced by their mean (a flat, isotropic spectrum)."""
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-    return s.mean() * (u @ vh)
-
-
-def low_rank_factors(matrix: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Top-``rank`` SVD factors ``(U [m, r], S [r], V [n, r])`` of ``matrix``."""
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-    rank = max(1, min(rank, s.numel()))
-    return u[:, :rank], s[:rank], vh[:rank].T

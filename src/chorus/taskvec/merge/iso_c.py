@@ -5,8 +5,11 @@ Source: Marczak et al., *No Task Left Behind: Isotropic Model Merging with Commo
 Task-Specific Subspaces* (ICML 2025). For a matrix (convolution kernels read as
 ``[out, in * prod(k)]``) with ``M = Σ w_i Δ_i = U Σ Vᵀ`` the merged direction is
 ``σ̄ U Vᵀ``, ``σ̄`` the mean singular value: every direction the tasks span gets the same
-weight, so tasks with small updates are not drowned by dominant ones. Vectors and scalars
-fall back to the weighted mean. Default λ = 1 (the paper tunes it on validation data).
+weight, so tasks with small updates are not drowned by dominant ones. Only the span of ``M``
+counts: singular directions with ``σ ≤ max(m, n)·eps32·σ_max`` are dropped (and left out of
+``σ̄``), so rows or columns no delta touches stay exactly zero (see :mod:`.spectral`).
+Vectors and scalars fall back to the weighted mean. Default λ = 1 (the paper tunes it on
+validation data).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Sequence
 
 from torch import Tensor
 
-from .core import all_zero, as_matrix, isotropic, weighted_mean, weighted_sum
+from .core import all_zero, as_matrix, weighted_mean, weighted_sum
 from .registry import MethodParams, TensorContext, register_method
+from .spectral import isotropic
 
 
 class IsoCParams(MethodParams):

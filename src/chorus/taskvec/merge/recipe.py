@@ -14,6 +14,7 @@ Example::
     # gate: {file: gate.safetensors, strength: 0.1}   # a group gate a sweep fitted (saved recipes)
     base: sfx-cnn                   # optional: registered name, model dir or .safetensors
     seed: 0
+    equalize_norms: false           # true: rescale every vector to the mean norm first
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Recipe(_Strict):
     base: str | None = None
     sweep: SweepSpec | None = None
     seed: int = 0
+    equalize_norms: bool = False
 
     @field_validator("vectors", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ returns the merged *direction* ``f(τ_1..τ_K)`` of that tensor; the driver adds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
@@ -31,6 +31,9 @@ class TensorContext:
     the vectors (seed their masks). ``seed``: the merge's seed. ``bounds``: per vector,
     magnitude thresholds computed over the whole vector by a first pass (global scope), in
     the order the method's ``global_ranks`` asked for them; None for per-tensor scope.
+    ``gram``: for methods that need Gram statistics, ``gram(i)`` reads vector ``i``'s
+    ``XᵀX`` ``[d, d]`` (float64, a new tensor each call: the method may change it) of
+    this tensor's layer inputs, or None when it has none.
     """
 
     name: str
@@ -38,9 +41,13 @@ class TensorContext:
     vector_ids: tuple[str, ...]
     seed: int = 0
     bounds: tuple[tuple[float, ...], ...] | None = None
+    gram: Callable[[int], Tensor | None] | None = None
 
 
 MergeFunction = Callable[[Sequence[Tensor], MethodParams, TensorContext], Tensor]
+GramSource = Literal["finetuned", "merged"]
+"""Which Gram statistics a method reads: each party's own fine-tuned encoder's, or all
+computed on one merged encoder (``computed_on`` in the task-vector manifest)."""
 GlobalRanks = Callable[[MethodParams, int], tuple[int, ...]]
 """``ranks(params, numel)``: which k-th largest magnitudes (k from 1) of each whole vector of
 ``numel`` parameter entries the method needs, or ``()`` when it works per tensor."""
@@ -51,7 +58,8 @@ class MergeMethod:
     """A registered merge method.
 
     ``default_lambda(params, k)``: the scaling λ used when a recipe sets none and no
-    validation sweep runs. ``source``: the paper the method comes from.
+    validation sweep runs. ``source``: the paper the method comes from. ``gram_source``:
+    the Gram statistics every vector must carry (None: the method needs none).
     """
 
     name: str
@@ -61,6 +69,7 @@ class MergeMethod:
     source: str
     summary: str
     global_ranks: GlobalRanks | None = None
+    gram_source: GramSource | None = None
 
     def parse(self, values: dict | MethodParams | None) -> MethodParams:
         """Validate ``values`` into this method's parameters (:class:`MergeError` if bad)."""
@@ -83,14 +92,15 @@ _METHODS: dict[str, MergeMethod] = {}
 
 def register_method(name: str, *, params: type[MethodParams], source: str, summary: str,
                     default_lambda: float | Callable[[MethodParams, int], float] = 1.0,
-                    global_ranks: GlobalRanks | None = None) -> Callable[[MergeFunction], MergeFunction]:
+                    global_ranks: GlobalRanks | None = None,
+                    gram_source: GramSource | None = None) -> Callable[[MergeFunction], MergeFunction]:
     """Decorator registering ``function(deltas, params, ctx) -> Tensor`` under ``name``."""
     lam = default_lambda if callable(default_lambda) else (lambda _p, _k, value=float(default_lambda): value)
 
     def decorate(function: MergeFunction) -> MergeFunction:
         if name in _METHODS:
             raise ValueError(f"merge method {name!r} registered twice")
-        _METHODS[name] = MergeMethod(name, function, params, lam, source, summary, global_ranks)
+        _METHODS[name] = MergeMethod(name, function, params, lam, source, summary, global_ranks, gram_source)
         return function
 
     return decorate

@@ -18,6 +18,7 @@ they take the convex combination of the vectors' buffer deltas with weights
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ...progress import ProgressFactory, resolve
-from ..naming import BUFFER_PREFIX, shared_parameter_names, vector_label
+from ..naming import BUFFER_PREFIX, is_buffer, shared_parameter_names, state_name, vector_label
 from .errors import MergeError
 from .registry import MergeMethod, MethodParams, TensorContext, get_method
 from .sources import FingerprintHasher, TensorSource
@@ -60,7 +61,10 @@ def _vector_id(vector: DeltaSource, index: int) -> str:
 
 @dataclass
 class MergePlan:
-    """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds."""
+    """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds.
+    ``scales``: per vector, a factor applied to its parameter deltas before the method
+    (``--equalize-norms``); None: unscaled. Each merged tensor's squared delta norms are
+    recorded on the way, so :meth:`norms` is known after a merge without a second pass."""
 
     vectors: list[DeltaSource]
     method: MergeMethod
@@ -72,6 +76,31 @@ class MergePlan:
     fingerprint: str
     bounds: tuple[tuple[float, ...], ...] | None = None
     vector_ids: tuple[str, ...] = field(default_factory=tuple)
+    scales: tuple[float, ...] | None = None
+    _squares: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
+
+    def norms(self) -> list[float] | None:
+        """``‖τ_i‖`` over every parameter delta (before ``scales``), once every parameter was
+        read (by a merge, :meth:`directions` or :meth:`measure_norms`); None before."""
+        if len(self._squares) < len(self.parameters):
+            return None
+        return [math.sqrt(sum(squares[i] for squares in self._squares.values())) for i in range(len(self.vectors))]
+
+    def measure_norms(self, progress: ProgressFactory | None = None) -> list[float]:
+        """Read every parameter delta once for :meth:`norms` (what ``--equalize-norms`` needs
+        before merging)."""
+        bar = resolve(progress)(len(self.parameters), "task-vector norms")
+        try:
+            for name in self.parameters:
+                if name not in self._squares:
+                    self._record(name, [vector.tensor(name) for vector in self.vectors])
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.norms()
+
+    def _record(self, name: str, deltas: Sequence[Tensor]) -> None:
+        self._squares[name] = tuple(float(torch.linalg.vector_norm(delta.float())) ** 2 for delta in deltas)
 
     def default_lambda(self) -> float:
         return self.method.default_lambda(self.params, len(self.vectors))
@@ -79,8 +108,12 @@ class MergePlan:
     def direction(self, name: str) -> Tensor:
         """The merged direction ``f`` of parameter ``name`` (float32)."""
         deltas = [vector.tensor(name).float() for vector in self.vectors]
+        self._record(name, deltas)
+        if self.scales is not None:
+            deltas = [delta * scale for delta, scale in zip(deltas, self.scales)]
+        gram = (lambda index: self.vectors[index].gram(name)) if self.method.gram_source else None
         context = TensorContext(name=name, weights=self.weights, vector_ids=self.vector_ids, seed=self.seed,
-                                bounds=self.bounds)
+                                bounds=self.bounds, gram=gram)
         merged = self.method.function(deltas, self.params, context)
         if tuple(merged.shape) != tuple(deltas[0].shape):
             raise MergeError(f"method {self.method.name!r} returned shape {tuple(merged.shape)} for {name!r} "
@@ -146,7 +179,9 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
         if _fingerprint(vector) != first:
             raise BaseMismatchError(first, _fingerprint(vector), what=f"{vector_label(vector, index)}'s base")
     parameters = sorted(shared_parameter_names(vectors))
-    buffers = sorted({name for vector in vectors for name in vector.keys() if name.startswith(BUFFER_PREFIX)})
+    if spec.gram_source:
+        _check_grams(vectors, spec)
+    buffers = sorted({name for vector in vectors for name in vector.keys() if is_buffer(name)})
     plan = MergePlan(vectors, spec, parsed, weights, seed, parameters, buffers, first,
                      vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)))
     numel = sum(_numel(vectors[0].shape(name)) for name in parameters)
@@ -166,6 +201,28 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
     return plan
 
 
+def _check_grams(vectors: Sequence[DeltaSource], spec: MergeMethod) -> None:
+    """Every vector carries Gram statistics of the kind ``spec`` reads (:class:`MergeError`
+    naming the vectors that do not)."""
+    missing = [vector_label(v, i) for i, v in enumerate(vectors) if not getattr(v, "has_gram", False)]
+    if missing:
+        raise MergeError(f"method {spec.name!r} needs Gram statistics, which {', '.join(missing)} lack "
+                         "(chorus tv gram VECTOR --data MANIFEST, or chorus finetune --gram)")
+    sources = [v.manifest.gram.computed_on for v in vectors]
+    if spec.gram_source == "finetuned":
+        other = [vector_label(v, i) for i, (v, s) in enumerate(zip(vectors, sources)) if s != "finetuned"]
+        if other:
+            raise MergeError(f"method {spec.name!r} needs Grams of each party's own fine-tuned encoder; those of "
+                             f"{', '.join(other)} were computed on another encoder (use regmean_pp)")
+    else:
+        merged = [s for s in sources if s != "finetuned"]
+        reference = max(merged, key=merged.count) if merged else None
+        other = [vector_label(v, i) for i, (v, s) in enumerate(zip(vectors, sources)) if s != reference]
+        if other:
+            raise MergeError(f"method {spec.name!r} needs every vector's Grams computed on one merged encoder "
+                             f"(chorus tv gram VECTOR --on MERGED_MODEL); those of {', '.join(other)} were not")
+
+
 def _numel(shape: Sequence[int]) -> int:
     count = 1
     for dim in shape:
@@ -177,7 +234,7 @@ def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
     """Every delta must name a floating base tensor of the same shape (:class:`MergeError`)."""
     available = set(base.keys())
     for name in plan.parameters + plan.buffers:
-        target = name[len(BUFFER_PREFIX):] if name.startswith(BUFFER_PREFIX) else name
+        target = state_name(name)
         if target not in available:
             raise MergeError(f"the base encoder has no tensor {target!r} that the task vectors change")
         dtype, shape = base.info(target)
