@@ -122,14 +122,14 @@ def test_ties_global_scope_uses_one_threshold_per_whole_vector():
     method = get_method("ties")
     params = method.parse({"density": density, "scope": "global"})
     numel = 2 * vectors[0][0].numel()
-    (rank,) = method.ranks(params, numel)
+    rank = method.ranks(params, numel)["kept"]
     assert rank == kept_count(numel, density)
 
     def stream():
         for j in range(2):
             yield [vectors[i][j] for i in range(3)]
 
-    bounds = tuple(kth_largest_magnitudes(stream, 3, (rank,)))
+    bounds = tuple({"kept": value} for (value,) in kth_largest_magnitudes(stream, 3, (rank,)))
     for j in range(2):
         trimmed = []
         for i in range(3):

@@ -71,7 +71,8 @@ def test_dare_merges_are_reproducible_and_global_ties_reads_thresholds_first(tmp
     assert sha256_file(first) == sha256_file(again) != sha256_file(other)
     plan = plan_merge(vectors, "ties", params={"density": 0.1, "scope": "global"})
     total = sum(t.numel() for t in base.parameters())
-    for vector, (threshold,) in zip(vectors, plan.bounds):
+    for vector, bounds in zip(vectors, plan.bounds):
+        threshold = bounds["kept"]
         whole = torch.cat([vector.tensor(name).reshape(-1) for name in plan.parameters]).abs()
         assert int((whole >= threshold).sum()) == kept_count(total, 0.1)
 

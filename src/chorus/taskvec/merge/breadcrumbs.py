@@ -15,7 +15,7 @@ from pydantic import Field
 from torch import Tensor
 
 from .core import SignRule, kept_count
-from .generalized import Scope, breadcrumbs_sparsifier, generalized_merge
+from .generalized import KEPT, OUTLIERS, Scope, breadcrumbs_sparsifier, generalized_merge
 from .registry import MethodParams, TensorContext, register_method
 from .task_arithmetic import DEFAULT_LAMBDA
 
@@ -28,10 +28,10 @@ class BreadcrumbsParams(MethodParams):
     sign: SignRule = "mass"
 
 
-def _ranks(params: BreadcrumbsParams, numel: int) -> tuple[int, ...]:
+def _ranks(params: BreadcrumbsParams, numel: int) -> dict[str, int]:
     if params.scope != "global":
-        return ()
-    return kept_count(numel, params.gamma), kept_count(numel, min(1.0, params.gamma + params.density))
+        return {}
+    return {OUTLIERS: kept_count(numel, params.gamma), KEPT: kept_count(numel, min(1.0, params.gamma + params.density))}
 
 
 @register_method("breadcrumbs", params=BreadcrumbsParams, global_ranks=_ranks,

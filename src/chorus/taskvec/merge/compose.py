@@ -99,7 +99,7 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
         "vectors": [{"group": v.manifest.group, "weight": w,
                      "deltas_sha256": (v.manifest.files or {}).get("deltas.safetensors")}
                     for v, w in zip(plan.vectors, plan.weights)],
-        "global_thresholds": [list(b) for b in plan.bounds] if plan.bounds else None,
+        "global_thresholds": [dict(b) for b in plan.bounds] if plan.bounds else None,
         "shared_labels": heads.shared,
         "labels": heads.labels,
         "norms": None if norms is None else {"values": norms, "ratio": _finite(norm_ratio(norms)),

@@ -26,6 +26,10 @@ from .core import SignRule, breadcrumbs_trim, dare_drop, disjoint_mean, elect_si
 from .registry import TensorContext
 
 Scope = Literal["per_tensor", "global"]
+KEPT = "kept"
+"""Global threshold name: the smallest magnitude a sparsifier keeps."""
+OUTLIERS = "outliers"
+"""Global threshold name: magnitudes at or above it are outliers Breadcrumbs removes."""
 Sparsifier = Callable[[Tensor, int, TensorContext], Tensor]
 """``sparsify(delta, vector_index, ctx) -> sparsified delta``."""
 
@@ -34,7 +38,7 @@ def magnitude_sparsifier(density: float) -> Sparsifier:
     """Keep the top ``density`` by magnitude; global bounds (one threshold per vector) win."""
 
     def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
-        threshold = ctx.bounds[index][0] if ctx.bounds else None
+        threshold = ctx.bounds[index][KEPT] if ctx.bounds else None
         return trim_topk(delta, density, threshold)
 
     return sparsify
@@ -51,10 +55,11 @@ def random_sparsifier(density: float, rescale: bool = True) -> Sparsifier:
 
 
 def breadcrumbs_sparsifier(density: float, gamma: float) -> Sparsifier:
-    """Breadcrumbs' window; global bounds are ``(low, high)`` per vector."""
+    """Breadcrumbs' window between the global ``KEPT`` (low) and ``OUTLIERS`` (high)
+    thresholds of each vector, or per tensor without them."""
 
     def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
-        bounds = (ctx.bounds[index][1], ctx.bounds[index][0]) if ctx.bounds else None
+        bounds = (ctx.bounds[index][KEPT], ctx.bounds[index][OUTLIERS]) if ctx.bounds else None
         return breadcrumbs_trim(delta, density, gamma, bounds)
 
     return sparsify

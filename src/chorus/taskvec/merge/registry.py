@@ -29,8 +29,8 @@ class TensorContext:
     ``name``: the tensor's name (seeds random masks, so results never depend on the order
     tensors are processed in). ``weights``: one per vector. ``vector_ids``: stable ids of
     the vectors (seed their masks). ``seed``: the merge's seed. ``bounds``: per vector,
-    magnitude thresholds computed over the whole vector by a first pass (global scope), in
-    the order the method's ``global_ranks`` asked for them; None for per-tensor scope.
+    magnitude thresholds computed over the whole vector by a first pass (global scope),
+    under the names the method's ``global_ranks`` gave them; None for per-tensor scope.
     ``gram``: for methods that need Gram statistics, ``gram(i)`` reads vector ``i``'s
     ``XᵀX`` ``[d, d]`` (float64, a new tensor each call: the method may change it) of
     this tensor's layer inputs, or None when it has none.
@@ -40,7 +40,7 @@ class TensorContext:
     weights: tuple[float, ...]
     vector_ids: tuple[str, ...]
     seed: int = 0
-    bounds: tuple[tuple[float, ...], ...] | None = None
+    bounds: tuple[dict[str, float], ...] | None = None
     gram: Callable[[int], Tensor | None] | None = None
 
 
@@ -48,9 +48,11 @@ MergeFunction = Callable[[Sequence[Tensor], MethodParams, TensorContext], Tensor
 GramSource = Literal["finetuned", "merged"]
 """Which Gram statistics a method reads: each party's own fine-tuned encoder's, or all
 computed on one merged encoder (``computed_on`` in the task-vector manifest)."""
-GlobalRanks = Callable[[MethodParams, int], tuple[int, ...]]
-"""``ranks(params, numel)``: which k-th largest magnitudes (k from 1) of each whole vector of
-``numel`` parameter entries the method needs, or ``()`` when it works per tensor."""
+GlobalRanks = Callable[[MethodParams, int], dict[str, int]]
+"""``ranks(params, numel)``: the k-th largest magnitudes (k from 1) of each whole vector of
+``numel`` parameter entries the method needs, by name (e.g. ``{"kept": k}``), or ``{}`` when
+it works per tensor; the thresholds come back in :attr:`TensorContext.bounds` under the
+same names."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ class MergeMethod:
             reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
             raise MergeError(f"invalid parameters for merge method {self.name!r}: {reasons}") from None
 
-    def ranks(self, params: MethodParams, numel: int) -> tuple[int, ...]:
-        return self.global_ranks(params, numel) if self.global_ranks else ()
+    def ranks(self, params: MethodParams, numel: int) -> dict[str, int]:
+        return self.global_ranks(params, numel) if self.global_ranks else {}
 
 
 _METHODS: dict[str, MergeMethod] = {}

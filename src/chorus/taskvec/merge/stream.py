@@ -74,7 +74,7 @@ class MergePlan:
     parameters: list[str]
     buffers: list[str]
     fingerprint: str
-    bounds: tuple[tuple[float, ...], ...] | None = None
+    bounds: tuple[dict[str, float], ...] | None = None
     vector_ids: tuple[str, ...] = field(default_factory=tuple)
     scales: tuple[float, ...] | None = None
     _squares: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
@@ -195,7 +195,8 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
                 bar.update(1)
 
         try:
-            plan.bounds = tuple(kth_largest_magnitudes(stream, len(vectors), ranks))
+            thresholds = kth_largest_magnitudes(stream, len(vectors), list(ranks.values()))
+            plan.bounds = tuple(dict(zip(ranks, values)) for values in thresholds)
         finally:
             bar.close()
     return plan

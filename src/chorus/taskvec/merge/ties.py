@@ -15,7 +15,7 @@ from pydantic import Field
 from torch import Tensor
 
 from .core import SignRule, kept_count
-from .generalized import Scope, generalized_merge, magnitude_sparsifier
+from .generalized import KEPT, Scope, generalized_merge, magnitude_sparsifier
 from .registry import MethodParams, TensorContext, register_method
 
 
@@ -25,8 +25,8 @@ class TiesParams(MethodParams):
     sign: SignRule = "mass"
 
 
-def _ranks(params: TiesParams, numel: int) -> tuple[int, ...]:
-    return (kept_count(numel, params.density),) if params.scope == "global" else ()
+def _ranks(params: TiesParams, numel: int) -> dict[str, int]:
+    return {KEPT: kept_count(numel, params.density)} if params.scope == "global" else {}
 
 
 @register_method("ties", params=TiesParams, default_lambda=1.0, global_ranks=_ranks,
