@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor
 
+from ..schema import FrozenModel
 from ..data.clipset import EvalAudio
 from ..progress import ProgressFactory
 from ..taskvec.naming import require_groups
@@ -24,7 +25,7 @@ from .negation import LAMBDAS, negation
 from .spectra import N_MELS, spectral_distances
 
 
-class AnalysisSettings(BaseModel):
+class AnalysisSettings(FrozenModel):
     """What :func:`analyze` measures (recorded in ``analysis.json``).
 
     ``sign_threshold``: |τ| an entry must exceed to take part in sign conflicts (absolute,
@@ -33,9 +34,6 @@ class AnalysisSettings(BaseModel):
     grid. ``calibration``: of the composed heads on the connectivity paths. ``ranks``:
     compute effective ranks (one SVD per matrix per vector).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     sign_threshold: float = Field(SIGN_THRESHOLD, ge=0)
     topk: float = Field(TOPK, gt=0, le=1)
     alpha_points: int = Field(ALPHA_POINTS, ge=2)

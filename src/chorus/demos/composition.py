@@ -26,14 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..schema import FrozenModel
 from ..fileio import write_json
 from ..progress import ProgressFactory
 from .errors import DemoError
 
 
-class CompositionDemoSettings(BaseModel):
+class CompositionDemoSettings(FrozenModel):
     """What the demo generates, trains and merges (recorded in ``demo.json``).
 
     ``species``: per taxon group. ``seconds``/``clips_per_species``/``snr_db``/``jitter``:
@@ -44,9 +45,6 @@ class CompositionDemoSettings(BaseModel):
     default λ. ``lmc_points`` / ``negation_lambdas``: the analysis' α grid and negation λ
     grid (coarse, to keep the stage cheap: each point is a forward pass over the clips).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     encoder: str = "sfx-cnn"
     species: dict[str, int] = Field(default_factory=lambda: {"birds": 12, "anurans": 6, "insects": 5, "mammals": 3})
     clips_per_species: int = Field(15, ge=6)

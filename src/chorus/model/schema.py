@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from ..schema import StrictModel
 
 MODEL_FORMAT = "chorus-model"
 MODEL_FORMAT_VERSION = 1
@@ -20,11 +22,7 @@ def supported_version(version: int, supported: int) -> int:
     return version
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Calibration(_Strict):
+class Calibration(StrictModel):
     """Statistics of one head's logits on its contributor's own validation split.
 
     Enough to z-score or temperature-scale heads trained apart without sharing data.
@@ -47,7 +45,7 @@ class Calibration(_Strict):
                 raise ValueError(f"calibration.{name} has {len(getattr(self, name))} entries for {classes} labels")
 
 
-class HeadEntry(_Strict):
+class HeadEntry(StrictModel):
     """One linear classification head: its labels, the group it was trained on, calibration."""
 
     group: str | None = None
@@ -63,7 +61,7 @@ class HeadEntry(_Strict):
         return self
 
 
-class EncoderEntry(_Strict):
+class EncoderEntry(StrictModel):
     """Which encoder the model wraps: registry name and the architecture to rebuild it."""
 
     name: str
@@ -77,7 +75,7 @@ class EncoderEntry(_Strict):
         return self
 
 
-class ClassifierSettings(_Strict):
+class ClassifierSettings(StrictModel):
     """How encoder outputs reach the heads.
 
     ``layer``: name of the encoder layer feeding the heads. ``pooling``: over valid frames.
@@ -90,7 +88,7 @@ class ClassifierSettings(_Strict):
     task: Task = "multiclass"
 
 
-class ModelJson(_Strict):
+class ModelJson(StrictModel):
     """``model.json`` of a chorus model directory."""
 
     format: Literal["chorus-model"] = MODEL_FORMAT

@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..schema import StrictModel
 from ..train.schedule import Stage
 
 ObjectiveName = Literal["auto", "contrastive", "masked-prediction", "masked-spectrogram"]
@@ -19,7 +20,7 @@ def default_stages() -> list[Stage]:
             Stage(steps=20, peak_lr=5e-5, warmup_steps=4, floor=0.1)]
 
 
-class PretrainConfig(BaseModel):
+class PretrainConfig(StrictModel):
     """Everything that decides what a continual pre-training run computes.
 
     ``objective``: ``auto`` picks ``contrastive`` for wav2vec2, ``masked-prediction`` for the
@@ -32,9 +33,6 @@ class PretrainConfig(BaseModel):
     (teacher layer by name or index, default the middle layer). ``checkpoint_every``:
     optimizer steps between checkpoints (stage ends are always checkpointed).
     """
-
-    model_config = ConfigDict(extra="forbid")
-
     encoder: str = "sfx-cnn"
     source: str | None = None
     pretrained: bool = True

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import field_validator
 
+from ..schema import StrictModel
 from .. import __version__
 from ..encoders import Encoder, build_encoder
 from ..fileio import write_json
@@ -26,11 +27,8 @@ ENCODER_TENSORS = "encoder.safetensors"
 ENCODER_FORMAT_VERSION = 1
 
 
-class EncoderJson(BaseModel):
+class EncoderJson(StrictModel):
     """``encoder.json`` of an encoder directory."""
-
-    model_config = ConfigDict(extra="forbid")
-
     format: Literal["chorus-encoder"] = "chorus-encoder"
     format_version: int
     encoder: EncoderEntry

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ..schema import StrictModel
 from ..model.schema import ClassifierSettings, HeadEntry, supported_version
 
 FORMAT = "chorus-task-vector"
@@ -19,11 +20,7 @@ GRAM_FILE = "gram.safetensors"
 DeltaDtype = Literal["float32", "bfloat16", "float16"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaseEntry(_Strict):
+class BaseEntry(StrictModel):
     """The base encoder a vector was taken against."""
 
     encoder: str = Field(description="registry name, e.g. sfx-cnn")
@@ -31,14 +28,14 @@ class BaseEntry(_Strict):
     fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="base_fingerprint of its state dict")
 
 
-class StorageSpec(_Strict):
+class StorageSpec(StrictModel):
     """How deltas are stored: element dtype and kept fraction (1.0 = dense)."""
 
     dtype: DeltaDtype = "float32"
     density: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
-class TensorEntry(_Strict):
+class TensorEntry(StrictModel):
     """One logical delta tensor.
 
     ``sparse``: stored as ``::indices``/``::values`` (top-|value| entries, flat row-major
@@ -66,7 +63,7 @@ class TensorEntry(_Strict):
         return self
 
 
-class TrainingSummary(_Strict):
+class TrainingSummary(StrictModel):
     """What the contributor trained on and how it went (no data, only counts)."""
 
     method: str = Field(description="full, head-only, lora or frozen:<patterns>")
@@ -80,7 +77,7 @@ class TrainingSummary(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class GramEntry(_Strict):
+class GramEntry(StrictModel):
     """Gram statistics stored in ``gram.safetensors`` (see :mod:`chorus.taskvec.gram`).
 
     ``computed_on``: ``finetuned`` (the party's own model, base + this vector) or the
@@ -92,7 +89,7 @@ class GramEntry(_Strict):
     clips: int = Field(ge=0)
 
 
-class TaskVectorManifest(_Strict):
+class TaskVectorManifest(StrictModel):
     """Everything about a task vector except its tensors."""
 
     format: Literal["chorus-task-vector"] = FORMAT

@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..schema import StrictModel
 from ..model.schema import Pooling
 from ..taskvec.manifest import DeltaDtype
 
@@ -18,7 +19,7 @@ DEFAULT_LR = {"full": 1e-4, "head-only": 1e-3, "lora": 1e-3}
 MAX_DEFAULT_CLIP_SECONDS = 10.0
 
 
-class FinetuneConfig(BaseModel):
+class FinetuneConfig(StrictModel):
     """Everything that decides what a fine-tuning run computes.
 
     ``method``: ``full`` (every encoder parameter not matched by ``freeze``), ``head-only``
@@ -32,9 +33,6 @@ class FinetuneConfig(BaseModel):
     1e-3 LoRA). ``warmup``: fraction of optimizer steps warming up. ``patience``:
     epochs without improvement of the validation ``monitor`` metric before stopping.
     """
-
-    model_config = ConfigDict(extra="forbid")
-
     encoder: str = "sfx-cnn"
     source: str | None = None
     pretrained: bool = True

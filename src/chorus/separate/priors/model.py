@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from ...schema import StrictModel
 from ...fileio import atomic_path, write_json
 from ..errors import ModelLoadError
 from .edm import denoise
@@ -35,8 +36,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class _SpectralModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _SpectralModel(StrictModel):
     n_fft: int = Field(ge=16, le=8192)
     hop: int = Field(ge=1)
     alpha: float = Field(gt=0, le=1)
@@ -44,8 +44,7 @@ class _SpectralModel(BaseModel):
     representation: Literal["magnitude", "complex"]
 
 
-class _NetworkModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _NetworkModel(StrictModel):
     freq_bins: int = Field(ge=1)
     channels: int = Field(ge=1, le=4096)
     depth: int = Field(ge=1, le=64)
@@ -58,8 +57,7 @@ class _NetworkModel(BaseModel):
     in_channels: int = Field(ge=1, le=2)
 
 
-class _PriorConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _PriorConfigModel(StrictModel):
     format: str
     version: int
     name: str

@@ -22,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ...schema import StrictModel
 from ...fileio import write_text
 from .heads import CalibrationMethod
 from .registry import get_method
@@ -32,18 +33,20 @@ from .errors import RecipeError
 RECIPE_FILE = "recipe.yaml"
 
 
-class _Strict(BaseModel):
+class _RecipeModel(StrictModel):
+    """Recipe sections also accept their fields' aliases (mergekit-style key names)."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class VectorRef(_Strict):
+class VectorRef(_RecipeModel):
     """One task vector: its directory and its weight ``w_i``."""
 
     path: str
     weight: float = 1.0
 
 
-class SweepSpec(_Strict):
+class SweepSpec(_RecipeModel):
     """λ selection on the composer's validation data: a manifest, the split to use, the
     λ grid (default: multiples 0.25..2 of the method's default λ) and the group-gate
     strengths tried (default 0, 0.1, 0.3, 1; ``[0]``: no gate)."""
@@ -54,14 +57,14 @@ class SweepSpec(_Strict):
     gates: list[float] | None = None
 
 
-class GateSpec(_Strict):
+class GateSpec(_RecipeModel):
     """A group gate fitted earlier (a safetensors file written by a sweep) and its strength."""
 
     file: str
     strength: float = Field(gt=0)
 
 
-class Recipe(_Strict):
+class Recipe(_RecipeModel):
     """What to merge and how (see the module docstring)."""
 
     method: str

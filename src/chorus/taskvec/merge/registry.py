@@ -10,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
+from ...schema import FrozenModel
 from .errors import MergeError
 
 
-class MethodParams(BaseModel):
+class MethodParams(FrozenModel):
     """Base of every method's parameters: strict, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 @dataclass(frozen=True)
 class TensorContext:
