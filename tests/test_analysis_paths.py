@@ -12,7 +12,7 @@ from _toydata import TONES, tone_manifest
 
 from chorus.analysis import AnalysisError, AnalysisSettings, analyze
 from chorus.analysis.connectivity import alpha_grid, barriers, connectivity
-from chorus.analysis.negation import negation
+from chorus.analysis.negation import score_negations
 from chorus.analysis.spectra import js_distance, log_mel_spectrum, rank_correlation
 from chorus.encoders import load_encoder
 from chorus.data.clipset import load_eval_audio
@@ -74,7 +74,7 @@ def test_barrier_heights():
 
 
 def test_negation_curves(base, vectors, audio):
-    records = negation(vectors, base.state_dict(), audio, [0.0, 1.0])
+    records = score_negations(vectors, base.state_dict(), audio, [0.0, 1.0])
     assert [r["negated"] for r in records] == ["g1", "g2"]
     first = records[0]
     assert set(first["accuracy"]) == {"g1", "g2"} and first["lambda"] == [0.0, 1.0]
@@ -84,7 +84,7 @@ def test_negation_curves(base, vectors, audio):
     g1 = vectors[0]
     zero = TaskVector.from_models(base, copy.deepcopy(base), group="g1", classifier=SETTINGS, heads=g1.heads,
                                   head_tensors=g1.head_tensors())
-    flat, _ = negation([zero, vectors[1]], base.state_dict(), audio, [0.0, 2.0])
+    flat, _ = score_negations([zero, vectors[1]], base.state_dict(), audio, [0.0, 2.0])
     assert flat["loss"]["g1"][0] == pytest.approx(flat["loss"]["g1"][1], rel=1e-6)
 
 

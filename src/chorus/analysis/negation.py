@@ -24,8 +24,8 @@ from .scoring import features_of, score
 LAMBDAS = (0.0, 0.5, 1.0, 2.0)
 
 
-def negation(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
-             lambdas: Sequence[float] = LAMBDAS, progress: ProgressFactory | None = None) -> list[dict]:
+def score_negations(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
+                    lambdas: Sequence[float] = LAMBDAS, progress: ProgressFactory | None = None) -> list[dict]:
     """Per negated group: ``{"negated", "lambda", "accuracy": {group: [...]}, "loss": {...}}``."""
     vectors = list(vectors)
     lambdas = [float(value) for value in lambdas]

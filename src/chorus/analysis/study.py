@@ -21,7 +21,7 @@ from ..taskvec.naming import require_groups
 from .errors import AnalysisError
 from .connectivity import ALPHA_POINTS, alpha_grid, connectivity
 from .geometry import SIGN_THRESHOLD, TOPK, vector_geometry
-from .negation import LAMBDAS, negation
+from .negation import LAMBDAS, score_negations
 from .spectra import N_MELS, spectral_distances
 
 
@@ -62,7 +62,7 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
         groups = require_groups(vectors, "the analysis of groups")
         result["connectivity"] = connectivity(vectors, base_state, audio, alpha_grid(settings.alpha_points),
                                               settings.calibration, progress)
-        result["negation"] = negation(vectors, base_state, audio, settings.lambdas, progress)
+        result["negation"] = score_negations(vectors, base_state, audio, settings.lambdas, progress)
         result["spectra"] = spectral_distances(audio, groups, result["geometry"]["whole_model"]["cosine"],
                                                settings.n_mels)
     result["summary"] = summary(result)
