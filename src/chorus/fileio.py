@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
-A crash mid-write leaves either the old file or the new one, never half of one.
+A crash mid-write leaves either the old file or the new one, never half of one. Files get
+the mode the process's umask gives a new file (0644 under the usual 022), so that
+collaborators on a shared machine can read results.
 """
 
 from __future__ import annotations
@@ -14,6 +16,28 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+def new_file_mode() -> int:
+    """The permission bits a newly created file gets under this process's umask."""
+    try:  # Linux reports the umask without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temporary_sibling(target: Path) -> tuple[int, Path]:
+    """``(fd, path)`` of a new, empty temporary file next to ``target`` (hidden, ``.tmp``),
+    open for writing, with the umask's mode rather than mkstemp's private 0600."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, new_file_mode())
+    return fd, Path(name)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -21,10 +45,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Use it for writers that want a file name (soundfile, safetensors, matplotlib).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = temporary_sibling(target)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -16,13 +16,13 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from ...fileio import temporary_sibling
 from .errors import MergeError
 
 SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -57,9 +57,7 @@ class StreamingSafetensorsWriter:
             offset += size
         raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
         raw += b" " * (-len(raw) % 8)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self._tmp = Path(tmp)
+        fd, self._tmp = temporary_sibling(self.path)
         self._handle = os.fdopen(fd, "wb")
         self._digest = hashlib.sha256()
         self._emit(struct.pack("<Q", len(raw)) + raw)
