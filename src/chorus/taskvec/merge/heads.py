@@ -37,16 +37,12 @@ import torch
 from torch import Tensor
 
 from ...model import Calibration, ClassifierSettings, HeadEntry
+from ..naming import vector_label
 from .errors import HeadCompatibilityError
 
 CalibrationMethod = Literal["auto", "zscore", "temperature", "none"]
 DEFAULT_CALIBRATION = {"multiclass": "zscore", "multilabel": "temperature"}
 _MIN_STD = 1e-6
-
-
-def vector_label(vector, index: int) -> str:
-    group = vector.manifest.group
-    return f"task vector {index} ({group})" if group else f"task vector {index}"
 
 
 def resolve_calibration(method: CalibrationMethod, task: str) -> str:
