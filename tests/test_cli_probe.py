@@ -54,7 +54,7 @@ def test_probe_command_writes_the_report(manifest_path, tmp_path, run_cli):
 
 @pytest.mark.parametrize("arguments, message", [
     (("--encoder", "no-such-encoder"), "unknown encoder"),
-    (("--pooling", "median"), "choose among mean, max, mean+max, attention, layer-sum, native"),
+    (("--pooling", "median"), "choose among mean, max"),
     (("--noise-snr", "loud"), "comma-separated numbers"),
     (("--task", "multilabel"), "multiclass task"),
     (("--pitch-shift", "0"), "[0.05, 20]"),
