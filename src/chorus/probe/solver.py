@@ -1,23 +1,32 @@
 """Full-batch L-BFGS for many L2-regularised linear probes at once.
 
-Probe ``p = block * R + r`` is a linear map of feature block ``block`` (``[rows, D]``) to
-the logits, with weights ``[D, C]``, a bias ``[C]`` and the penalty ``l2[r]``. Its objective
-is the one of scikit-learn's ``LogisticRegression(C)`` with ``l2 = 1 / (C · rows)``::
+Probe ``(block, r)`` is a linear map of feature block ``block`` (``[rows, D]``, e.g. one
+layer under one pooling) to the logits, with weights ``[D, C]``, a bias ``[C]`` and the
+penalty ``l2[r]``. Its objective is the one of scikit-learn's ``LogisticRegression(C)``
+with ``l2 = 1 / (C · rows)``::
 
-    f_p = mean loss over rows + (l2[r] / 2) ||W_p||²      (the bias is not penalised)
+    f = mean loss over rows + (l2[r] / 2) ||W||²      (the bias is not penalised)
 
 with softmax cross-entropy for class-index targets (scikit-learn's multinomial loss) or
 binary cross-entropy averaged over rows and classes for multi-hot targets. Each probe is
-convex and, with ``l2 > 0``, strongly convex, so each has one optimum whatever the solver.
+strongly convex (``l2 > 0``): one optimum, whatever the solver.
 
-All probes are minimised together by limited-memory BFGS (Nocedal & Wright, "Numerical
-Optimization", 2006, Algorithm 7.4 and 7.5) with a backtracking Armijo line search per
-probe: every parameter of every probe sits in one flat tensor with its probe alongside,
-so one iteration is one matrix product per block for the loss and its closed-form
-gradient, and the per-probe scalars of the two-loop recursion are segment sums. A probe
-stops when its largest gradient entry is at most ``tol`` (scikit-learn's ``gtol``), when
-its objective no longer decreases (float precision), or after ``max_iter`` iterations;
-stopped probes keep their parameters and take no further steps.
+How all of them are solved together:
+
+- each block's features are rotated once onto their principal axes (``r`` axes, at most
+  ``rows``; float64 eigen-decomposition): the penalty is rotation-invariant and the
+  optimum lies in the span of the rows, so the problem is the same in ``r`` coordinates,
+  where the loss's curvature at the start (uniform probabilities: ``κ λ``, κ = 1/C for
+  softmax cross-entropy, 1/(4 C) for the binary one averaged over C classes) plus ``l2``
+  is diagonal. Parameters are scaled by ``1 / sqrt(κ λ + l2)``, a diagonal preconditioner;
+- blocks of similar width (within 2×) are zero-padded to one width, so each group is one
+  batched matrix product per evaluation for all its blocks × L2 strengths, and per-probe
+  scalars are sums over two axes; every probe takes limited-memory BFGS steps (Nocedal &
+  Wright, "Numerical Optimization", 2006, Algorithms 7.4/7.5; 5 pairs) with its own
+  backtracking Armijo line search;
+- a probe stops when no gradient entry along its principal axes exceeds ``tol``
+  (scikit-learn's ``gtol``), when its objective stops decreasing (float precision), or
+  after ``max_iter`` iterations; a block leaves the computation once all its probes stopped.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ _BACKTRACKS = 30
 @dataclass
 class LinearFit:
     """Solutions of every probe: ``weights[b]`` ``[D_b, R, C]``, ``biases[b]`` ``[R, C]``;
-    per probe ``[blocks * R]``: the objective, iterations taken and whether the gradient
+    per probe ``[blocks, R]``: the objective, L-BFGS iterations and whether the gradient
     test (``max |grad| <= tol``) was met."""
 
     weights: list[Tensor]
@@ -48,162 +57,256 @@ class LinearFit:
     converged: Tensor
 
 
-class _Problem:
-    """The objectives of all probes over one flat parameter vector.
+@dataclass
+class _Block:
+    """One feature block on its principal axes: ``x [rows, r + 1]`` (rotated features and
+    a column of ones), ``basis [D, r]`` (float64) and the curvature bound ``[r + 1]``."""
 
-    Block ``b`` occupies ``[D_b + 1, R, C]`` elements (the last row holds the biases).
-    """
+    x: Tensor
+    basis: Tensor
+    bound: Tensor
 
-    def __init__(self, features: list[Tensor], targets: Tensor, l2: Tensor, classes: int):
-        dtype = features[0].dtype
-        self.rows, self.rates, self.classes = features[0].shape[0], len(l2), classes
-        ones = torch.ones(self.rows, 1, dtype=dtype)
-        self.x = [torch.cat([x, ones], dim=1) for x in features]
-        self.shapes = [(x.shape[1], self.rates, classes) for x in self.x]
-        self.sizes = [depth * self.rates * classes for depth, _, _ in self.shapes]
-        owners, decays = [], []
-        for block, (depth, rates, _) in enumerate(self.shapes):
-            probe = torch.arange(rates).view(1, rates, 1) + block * rates
-            owners.append(probe.expand(depth, rates, classes).reshape(-1))
-            decay = l2.to(dtype).view(1, rates, 1).expand(depth, rates, classes).clone()
-            decay[-1] = 0.0
-            decays.append(decay.reshape(-1))
-        self.owner, self.decay = torch.cat(owners), torch.cat(decays)
-        self.probes = len(self.x) * self.rates
+
+def _principal_axes(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Orthonormal axes ``[D, r]`` spanning the rows of ``x [rows, D]`` (float64) and the
+    eigenvalues ``[r]`` of ``x^T x / rows`` along them (directions without variance dropped)."""
+    rows, width = x.shape
+    if width <= rows:
+        eigen, basis = torch.linalg.eigh(x.T @ x / rows)
+    else:
+        eigen, basis = torch.linalg.eigh(x @ x.T / rows)
+    keep = eigen > eigen.max().clamp_min(1e-300) * 1e-10
+    eigen = eigen[keep]
+    if width <= rows:
+        return basis[:, keep], eigen
+    return x.T @ basis[:, keep] / (rows * eigen).sqrt(), eigen
+
+
+def _block(x: Tensor, curvature: float, dtype: torch.dtype) -> _Block:
+    x64 = x.double()
+    basis, eigen = _principal_axes(x64)
+    ones = torch.ones(len(x), 1, dtype=dtype)
+    bound = torch.cat([eigen, torch.ones(1, dtype=torch.float64)]) * curvature
+    return _Block(torch.cat([(x64 @ basis).to(dtype), ones], dim=1), basis, bound)
+
+
+class _Bucket:
+    """Blocks of similar width solved together, zero-padded to one width ``depth``:
+    ``x [B, rows, depth]`` (column 0: ones, for the biases; then the block's principal
+    axes). Parameters are ``[B, depth, R, C]``, scaled: ``theta = scale * u``; probe
+    ``(b, r)`` owns ``[b, :, r, :]``. Padded columns see no data and stay at zero."""
+
+    def __init__(self, blocks: list[_Block], ids: list[int], l2: Tensor, targets: Tensor, classes: int,
+                 dtype: torch.dtype):
+        self.ids, self.targets, self.classes, self.rows = list(ids), targets, classes, len(targets)
         self.exclusive = targets.dim() == 1
-        self.targets = targets
-        self.dense = dense_targets(targets, classes).to(dtype)
+        self.dense = dense_targets(targets, classes).to(dtype).view(self.rows, 1, classes)
+        self.depth = max(blocks[i].x.shape[1] for i in ids)
+        self.x = torch.zeros(len(ids), self.rows, self.depth, dtype=dtype)
+        bound = torch.zeros(len(ids), self.depth, 1, 1, dtype=torch.float64)
+        for row, i in enumerate(ids):
+            width = blocks[i].x.shape[1]
+            self.x[row, :, 0] = 1.0
+            self.x[row, :, 1:width] = blocks[i].x[:, :-1]
+            bound[row, 0] = blocks[i].bound[-1]
+            bound[row, 1:width, 0, 0] = blocks[i].bound[:-1]
+        self.xt = self.x.transpose(1, 2).contiguous()
+        decay = l2.double().view(1, 1, -1, 1).expand(1, self.depth, -1, 1).clone()
+        decay[:, 0] = 0.0
+        self.scale = (bound + decay).rsqrt().to(dtype)
+        self.decay = decay.to(dtype)
 
-    def segment_sum(self, values: Tensor) -> Tensor:
-        """``[elements]`` -> ``[probes]`` sums per probe."""
-        return torch.zeros(self.probes, dtype=values.dtype).index_add_(0, self.owner, values)
+    def __len__(self) -> int:
+        return len(self.ids)
 
-    def segment_max(self, values: Tensor) -> Tensor:
-        return torch.zeros(self.probes, dtype=values.dtype).scatter_reduce_(0, self.owner, values, "amax")
+    def keep(self, kept: Tensor) -> None:
+        """Keep the blocks where ``kept [B]``."""
+        self.ids = [i for i, k in zip(self.ids, kept.tolist()) if k]
+        self.x, self.xt, self.scale = self.x[kept], self.xt[kept], self.scale[kept]
 
-    def evaluate(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """Objective ``[probes]`` and gradient ``[elements]`` at ``theta [elements]``."""
-        losses, grads = [], []
-        rows, rates, classes = self.rows, self.rates, self.classes
-        for x, part, (depth, _, _) in zip(self.x, theta.split(self.sizes), self.shapes):
-            logits = (x @ part.view(depth, -1)).view(rows, rates, classes)
-            if self.exclusive:
-                log_p = torch.log_softmax(logits, dim=-1)
-                picked = log_p.gather(2, self.targets.view(rows, 1, 1).expand(rows, rates, 1))
-                losses.append(-picked.view(rows, rates).mean(dim=0))
-                residual, scale = log_p.exp_().sub_(self.dense.unsqueeze(1)), 1.0 / rows
-            else:
-                target = self.dense.unsqueeze(1).expand(rows, rates, classes)
-                losses.append(F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(0, 2)))
-                residual, scale = torch.sigmoid(logits).sub_(target), 1.0 / (rows * classes)
-            grads.append((x.T @ residual.view(rows, -1)).view(-1).mul_(scale))
+    def evaluate(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Objective ``[B, R]`` and its gradient with respect to ``u`` ``[B, depth, R, C]``."""
+        blocks, depth, rates, classes = u.shape
+        theta = u * self.scale
+        logits = torch.bmm(self.x, theta.view(blocks, depth, -1)).view(blocks, self.rows, rates, classes)
+        if self.exclusive:
+            log_p = torch.log_softmax(logits, dim=-1)
+            picked = log_p.gather(3, self.targets.view(1, -1, 1, 1).expand(blocks, -1, rates, 1))
+            loss = -picked.mean(dim=(1, 3))
+            residual, norm = log_p.exp_().sub_(self.dense), 1.0 / self.rows
+        else:
+            target = self.dense.expand(blocks, -1, rates, -1)
+            loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 3))
+            residual, norm = torch.sigmoid(logits).sub_(target), 1.0 / (self.rows * classes)
+        grad = torch.bmm(self.xt, residual.view(blocks, self.rows, -1)).view(u.shape).mul_(norm)
         penalty = self.decay * theta
-        objective = torch.cat(losses) + 0.5 * self.segment_sum(penalty * theta)
-        return objective, torch.cat(grads).add_(penalty)
+        objective = loss + 0.5 * (penalty * theta).sum(dim=(1, 3))
+        return objective, grad.add_(penalty).mul_(self.scale)
+
+    def unpadded(self, theta: Tensor, blocks: list[_Block]) -> dict[int, Tensor]:
+        """Per block id ``[r + 1, R, C]`` (last row: biases) from padded ``theta``."""
+        out = {}
+        for row, i in enumerate(self.ids):
+            width = blocks[i].x.shape[1]
+            out[i] = torch.cat([theta[row, 1:width], theta[row, :1]])
+        return out
+
+
+def _buckets(blocks: list[_Block], ratio: float = 2.0) -> list[list[int]]:
+    """Block ids grouped by width (widest at most ``ratio`` times the narrowest of a group)."""
+    order = sorted(range(len(blocks)), key=lambda i: blocks[i].x.shape[1])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and blocks[i].x.shape[1] <= ratio * blocks[groups[-1][0]].x.shape[1]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 @torch.no_grad()
 def fit_linear(features: list[Tensor], targets: Tensor, l2: Tensor, classes: int, *, max_iter: int = 1000,
-               tol: float = 1e-4, history: int = 10) -> LinearFit:
+               tol: float = 1e-4, history: int = 5, dtype: torch.dtype = torch.float32) -> LinearFit:
     """Minimise every probe's objective (see the module docstring).
 
     ``features[b]``: ``[rows, D_b]`` (standardised); ``targets``: ``[rows]`` int64 class
     indices or ``[rows, classes]`` float multi-hot; ``l2``: ``[R]`` penalties, each applied
-    to every block. Deterministic: no random draw.
+    to every block; ``dtype``: of the iterations (principal axes are found in float64).
+    Deterministic: no random draw.
     """
-    problem = _Problem(features, targets, l2, classes)
-    owner = problem.owner
-    theta = torch.zeros(len(owner), dtype=features[0].dtype)
-    objective, grad = problem.evaluate(theta)
-    active = problem.segment_max(grad.abs()) > tol
-    iterations = torch.zeros(problem.probes, dtype=torch.int64)
-    pairs: list[tuple[Tensor, Tensor, Tensor]] = []
-    gamma = 1.0 / problem.segment_sum(grad * grad).sqrt().clamp_min(1e-12)
-    tiny = torch.finfo(theta.dtype).eps
-    for _ in range(max_iter):
-        if not bool(active.any()):
-            break
-        direction = _two_loop(problem, grad, pairs, gamma).mul_(active[owner].to(theta.dtype)).neg_()
-        slope = problem.segment_sum(grad * direction)
-        theta_new, objective_new, grad_new, moved = _line_search(problem, theta, objective, grad, direction, slope,
-                                                                  active)
-        step, change = theta_new - theta, grad_new - grad
-        curvature = problem.segment_sum(step * change)
-        usable = moved & (curvature > tiny * problem.segment_sum(change * change).clamp_min(tiny))
-        rho = torch.where(usable, 1.0 / curvature.clamp_min(tiny), torch.zeros_like(curvature))
-        pairs = (pairs + [(step, change, rho)])[-history:]
-        gamma = torch.where(usable, curvature / problem.segment_sum(change * change).clamp_min(tiny), gamma)
-        decrease = objective - objective_new
-        iterations += active.to(torch.int64)
-        stalled = ~moved | (decrease <= tiny * torch.maximum(objective.abs(), objective_new.abs()).clamp_min(1.0))
-        theta, objective, grad = theta_new, objective_new, grad_new
-        active &= (problem.segment_max(grad.abs()) > tol) & ~stalled
-    converged = problem.segment_max(grad.abs()) <= tol
+    curvature = 1.0 / classes if targets.dim() == 1 else 0.25 / classes
+    blocks = [_block(x, curvature, dtype) for x in features]
+    count, rates = len(blocks), len(l2)
+    thetas: dict[int, Tensor] = {}
+    objective = torch.zeros(count, rates, dtype=torch.float64)
+    iterations = torch.zeros(count, rates, dtype=torch.int64)
+    converged = torch.zeros(count, rates, dtype=torch.bool)
+    for ids in _buckets(blocks):
+        bucket = _Bucket(blocks, ids, l2, targets, classes, dtype)
+        for i, (theta, value, steps, met) in _minimise(bucket, blocks, rates, max_iter, tol, history).items():
+            thetas[i], objective[i], iterations[i], converged[i] = theta, value, steps, met
     weights, biases = [], []
-    for part, shape in zip(theta.split(problem.sizes), problem.shapes):
-        block = part.view(shape)
-        weights.append(block[:-1].clone())
-        biases.append(block[-1].clone())
+    for i, block in enumerate(blocks):
+        theta = thetas[i].double()
+        weights.append(torch.einsum("dk,krc->drc", block.basis, theta[:-1]))
+        biases.append(theta[-1])
     return LinearFit(weights, biases, objective, iterations, converged)
 
 
-def _two_loop(problem: _Problem, grad: Tensor, pairs: list[tuple[Tensor, Tensor, Tensor]], gamma: Tensor) -> Tensor:
+def _minimise(bucket: _Bucket, blocks: list[_Block], rates: int, max_iter: int, tol: float,
+              history: int) -> dict[int, tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """L-BFGS from zero on every probe of ``bucket``; per block id: ``theta [r + 1, R, C]``,
+    and per rate the objective, iterations and whether the gradient test was met."""
+    u = torch.zeros(len(bucket), bucket.depth, rates, bucket.classes, dtype=bucket.x.dtype)
+    objective, grad = bucket.evaluate(u)
+    steps = torch.zeros(len(bucket), rates, dtype=torch.int64)
+    gamma = torch.ones(len(bucket), rates, dtype=u.dtype)
+    pairs: list[tuple[Tensor, Tensor, Tensor]] = []
+    results: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+    tiny = torch.finfo(u.dtype).eps
+
+    def gradient_met() -> Tensor:
+        return (grad / bucket.scale).abs().amax(dim=(1, 3)) <= tol
+
+    met = gradient_met()
+    active = ~met
+    while True:
+        finished = ~active.any(dim=1)
+        if bool(finished.any()):
+            for row, theta in bucket.unpadded(u * bucket.scale, blocks).items():
+                position = bucket.ids.index(row)
+                if finished[position]:
+                    results[row] = (theta.clone(), objective[position].double(), steps[position], met[position])
+            kept = ~finished
+            bucket.keep(kept)
+            u, grad, objective, steps, gamma = u[kept], grad[kept], objective[kept], steps[kept], gamma[kept]
+            active, met = active[kept], met[kept]
+            pairs = [(s[kept], y[kept], rho[kept]) for s, y, rho in pairs]
+        if not len(bucket):
+            return results
+        frozen = active.to(u.dtype).view(len(bucket), 1, rates, 1)
+        direction = _two_loop(grad, pairs, gamma).mul_(frozen).neg_()
+        slope = (grad * direction).sum(dim=(1, 3))
+        u_new, objective_new, grad_new, moved = _line_search(bucket, u, objective, grad, direction, slope, active)
+        step, change = u_new - u, grad_new - grad
+        curvature, change_norm = (step * change).sum(dim=(1, 3)), (change * change).sum(dim=(1, 3))
+        usable = moved & (curvature > tiny * change_norm)
+        rho = torch.where(usable, 1.0 / curvature.clamp_min(tiny), torch.zeros_like(curvature))
+        pairs = (pairs + [(step, change, rho)])[-history:]
+        gamma = torch.where(usable, curvature / change_norm.clamp_min(tiny), gamma)
+        stalled = ~moved | (objective_new >= objective)
+        u, objective, grad = u_new, objective_new, grad_new
+        steps += active.to(torch.int64)
+        met = gradient_met()
+        active &= ~met & ~stalled & (steps < max_iter)
+
+
+def _per_probe(values: Tensor) -> Tensor:
+    """``[B, R]`` -> broadcastable over ``[B, depth, R, C]``."""
+    return values.view(values.shape[0], 1, values.shape[1], 1)
+
+
+def _two_loop(grad: Tensor, pairs: list[tuple[Tensor, Tensor, Tensor]], gamma: Tensor) -> Tensor:
     """The L-BFGS product ``H grad`` per probe (pairs with ``rho = 0`` are skipped)."""
-    owner = problem.owner
     q = grad.clone()
     alphas = []
     for step, change, rho in reversed(pairs):
-        alpha = rho * problem.segment_sum(step * q)
-        q.sub_(alpha[owner] * change)
+        alpha = rho * (step * q).sum(dim=(1, 3))
+        q.sub_(_per_probe(alpha) * change)
         alphas.append(alpha)
-    r = q.mul_(gamma[owner])
+    r = q.mul_(_per_probe(gamma))
     for (step, change, rho), alpha in zip(pairs, reversed(alphas)):
-        beta = rho * problem.segment_sum(change * r)
-        r.add_((alpha - beta)[owner] * step)
+        beta = rho * (change * r).sum(dim=(1, 3))
+        r.add_(_per_probe(alpha - beta) * step)
     return r
 
 
-def _line_search(problem: _Problem, theta: Tensor, objective: Tensor, grad: Tensor, direction: Tensor, slope: Tensor,
+def _line_search(bucket: _Bucket, u: Tensor, objective: Tensor, grad: Tensor, direction: Tensor, slope: Tensor,
                  active: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per probe, the first step ``t`` in 1, 1/2, 1/4... meeting Armijo's condition.
 
-    Returns the new parameters, objectives and gradients, and which probes moved
-    (inactive probes, and those whose search failed, stay where they were)."""
-    owner = problem.owner
+    Returns the new parameters, objectives and gradients, and which probes moved (the
+    others, inactive or whose search failed, stay where they were)."""
     pending = active & (slope < 0)
     step = torch.ones_like(objective)
-    theta_new, objective_new, grad_new = theta.clone(), objective.clone(), grad.clone()
-    moved = torch.zeros_like(active)
+    u_new, objective_new, grad_new = u.clone(), objective.clone(), grad.clone()
+    moved = torch.zeros_like(pending)
     for _ in range(_BACKTRACKS):
         if not bool(pending.any()):
             break
-        candidate = theta + step[owner] * direction
-        value, gradient = problem.evaluate(candidate)
+        candidate = u + _per_probe(step) * direction
+        value, gradient = bucket.evaluate(candidate)
         accept = pending & (value <= objective + _ARMIJO * step * slope)
         if bool(accept.any()):
-            elements = accept[owner]
-            theta_new = torch.where(elements, candidate, theta_new)
+            elements = _per_probe(accept)
+            u_new = torch.where(elements, candidate, u_new)
             grad_new = torch.where(elements, gradient, grad_new)
             objective_new = torch.where(accept, value, objective_new)
             moved |= accept
         pending &= ~accept
         step = torch.where(pending, step * 0.5, step)
-    return theta_new, objective_new, grad_new, moved
+    return u_new, objective_new, grad_new, moved
 
 
-def solve_linear_probes(train: SplitInputs, classes: int, c_values: tuple[float, ...], *, max_iter: int = 1000,
-                        tol: float = 1e-4) -> tuple[LinearProbes, LinearFit]:
-    """:class:`LinearProbes` for every layer of ``train.pooled`` × value of ``c_values``
-    (probe ``layer * R + r`` uses ``C = c_values[r]``), each at its optimum; the solve runs
-    in float64, the probes hold float32."""
-    rows = len(train)
+def solve_linear_probes(inputs: dict[str, SplitInputs], classes: int, c_values: tuple[float, ...], *,
+                        max_iter: int = 1000, tol: float = 1e-4) -> dict[str, tuple[LinearProbes, Tensor]]:
+    """Per pooling (inputs of the same train rows): :class:`LinearProbes` for every layer ×
+    value of ``c_values`` (probe ``layer * R + r`` uses ``C = c_values[r]``), each at its
+    optimum, and the L-BFGS iterations of each probe ``[probes]``. One solve for all."""
+    rows = len(next(iter(inputs.values())))
     l2 = torch.tensor([1.0 / (c * rows) for c in c_values], dtype=torch.float64)
-    fit = fit_linear([x.double() for x in train.pooled], train.targets, l2, classes, max_iter=max_iter, tol=tol)
-    model = LinearProbes([x.shape[1] for x in train.pooled], len(c_values), classes)
-    values = torch.empty(model.full_size)
-    blocks = model.blocks(values)
-    for layer, (weight, bias) in enumerate(zip(fit.weights, fit.biases)):
-        blocks[f"weight_{layer}"].copy_(weight)
-        blocks[f"bias_{layer}"].copy_(bias)
-    model.restore(values)
-    return model, fit
+    features = [x for split in inputs.values() for x in split.pooled]
+    fit = fit_linear(features, next(iter(inputs.values())).targets, l2, classes, max_iter=max_iter, tol=tol)
+    solved, first = {}, 0
+    for pooling, split in inputs.items():
+        layers = range(first, first + len(split.pooled))
+        model = LinearProbes([x.shape[1] for x in split.pooled], len(c_values), classes)
+        values = torch.empty(model.full_size)
+        blocks = model.blocks(values)
+        for layer, block in enumerate(layers):
+            blocks[f"weight_{layer}"].copy_(fit.weights[block])
+            blocks[f"bias_{layer}"].copy_(fit.biases[block])
+        model.restore(values)
+        solved[pooling] = (model, fit.iterations[first:first + len(split.pooled)].reshape(-1))
+        first += len(split.pooled)
+    return solved
