@@ -102,32 +102,32 @@ def _split_inputs(standardizer: Standardizer, data: SplitData, pooling: str) -> 
     return standardizer.inputs(pooled, data.targets, data.frames if pooling == "attention" else None)
 
 
-def _fit_pooling(pooling: str, train: SplitData, valid: SplitData, kind: str, classes: int, config: TrainConfig,
-                 progress: ProgressFactory | None, desc: str) -> FittedPooling:
-    attention = pooling == "attention"
+@dataclass
+class _Prepared:
+    """One pooling's standardisation and standardised train and valid inputs."""
+
+    standardizer: Standardizer
+    train: SplitInputs
+    valid: SplitInputs
+
+
+def _prepare(pooling: str, train: SplitData, valid: SplitData) -> _Prepared:
     pooled = pooled_inputs(train.pooled, train.frames, pooling)
-    standardizer = Standardizer.fit(pooled, train.frames if attention else None)
-    train_inputs = _split_inputs(standardizer, train, pooling)
-    valid_inputs = _split_inputs(standardizer, valid, pooling)
-    torch.manual_seed(config.seed)
-    if pooling in LINEAR_POOLINGS and config.solver == "lbfgs":
-        setting, values = "C", tuple(config.c_values)
-        model, solution = solve_linear_probes(train_inputs, classes, values, max_iter=config.max_iter, tol=config.tol)
-        steps = solution.iterations.numpy()
-        logits = predict_logits(model, valid_inputs)
-        losses = probe_losses(logits, valid_inputs.targets).numpy()
-    else:
-        setting, values = "learning_rate", tuple(config.learning_rates)
-        model = build_probes(pooling, [p.shape[1] for p in pooled], len(values), classes)
-        trained = train_probes(model, probe_rates(model, values), train_inputs, valid_inputs, config, progress,
-                               desc=f"{desc}{pooling} probes")
-        steps, losses = trained.best_step, trained.valid_loss
-        logits = predict_logits(model, valid_inputs)
+    standardizer = Standardizer.fit(pooled, train.frames if pooling == "attention" else None)
+    return _Prepared(standardizer, _split_inputs(standardizer, train, pooling), _split_inputs(standardizer, valid, pooling))
+
+
+def _selected(model: BatchedProbes, prepared: _Prepared, losses: np.ndarray | None, steps: np.ndarray, kind: str,
+              setting: str, values: tuple[float, ...], targets: np.ndarray) -> FittedPooling:
+    """Validation metrics of every probe and the choices they make."""
+    logits = predict_logits(model, prepared.valid)
+    if losses is None:
+        losses = probe_losses(logits, prepared.valid.targets).numpy()
     logits = logits.numpy()
-    metrics = [task_metrics(kind, logits[p], valid.targets) for p in range(model.num_probes)]
+    metrics = [task_metrics(kind, logits[p], targets) for p in range(model.num_probes)]
     scores = np.array([m[PRIMARY_METRIC[kind]] for m in metrics])
     chosen, best = _choose(scores, losses, len(values))
-    return FittedPooling(model, metrics, losses, steps, chosen, best, setting, values, standardizer)
+    return FittedPooling(model, metrics, losses, steps, chosen, best, setting, values, prepared.standardizer)
 
 
 def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tuple[str, ...], config: TrainConfig,
@@ -135,12 +135,30 @@ def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tup
     """Train every pooling's probes for all layers × settings and choose on valid.
 
     Reads ``reader.read("train")`` and ``reader.read("valid")`` and nothing else (with
-    frames when a pooling needs them: :func:`needs_frames`).
+    frames when a pooling needs them: :func:`needs_frames`). With the L-BFGS solver, the
+    linear poolings' probes are solved together in one call.
     """
     train, valid = reader.read("train"), reader.read("valid")
-    fitted = {pooling: _fit_pooling(pooling, train, valid, kind, classes, config, progress, desc)
-              for pooling in poolings}
-    return Selection(kind, fitted)
+    prepared = {pooling: _prepare(pooling, train, valid) for pooling in poolings}
+    solved = [p for p in poolings if p in LINEAR_POOLINGS and config.solver == "lbfgs"]
+    fitted = {}
+    if solved:
+        models = solve_linear_probes({p: prepared[p].train for p in solved}, classes, tuple(config.c_values),
+                                     max_iter=config.max_iter, tol=config.tol)
+        for pooling, (model, steps) in models.items():
+            fitted[pooling] = _selected(model, prepared[pooling], None, steps.numpy(), kind, "C",
+                                        tuple(config.c_values), valid.targets)
+    for pooling in poolings:
+        if pooling in solved:
+            continue
+        torch.manual_seed(config.seed)
+        values = tuple(config.learning_rates)
+        model = build_probes(pooling, [x.shape[1] for x in prepared[pooling].train.pooled], len(values), classes)
+        trained = train_probes(model, probe_rates(model, values), prepared[pooling].train, prepared[pooling].valid,
+                               config, progress, desc=f"{desc}{pooling} probes")
+        fitted[pooling] = _selected(model, prepared[pooling], trained.valid_loss, trained.best_step, kind,
+                                    "learning_rate", values, valid.targets)
+    return Selection(kind, {pooling: fitted[pooling] for pooling in poolings})
 
 
 def evaluate(selection: Selection, test: SplitData) -> dict[str, dict]:
