@@ -29,7 +29,7 @@ def _probabilities(x, weight, bias):
     return p / p.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-4), (torch.float32, 2e-3)])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-4), (torch.float32, 5e-3)])
 def test_every_probe_reaches_the_sklearn_optimum(dtype, tolerance):
     from sklearn.linear_model import LogisticRegression
 

@@ -119,10 +119,11 @@ class _Bucket:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def keep(self, kept: Tensor) -> None:
-        """Keep the blocks where ``kept [B]``."""
-        self.ids = [i for i, k in zip(self.ids, kept.tolist()) if k]
-        self.x, self.xt, self.scale = self.x[kept], self.xt[kept], self.scale[kept]
+    def keep(self, blocks: Tensor, rates: Tensor) -> None:
+        """Keep the blocks where ``blocks [B]`` and the L2 strengths where ``rates [R]``."""
+        self.ids = [i for i, k in zip(self.ids, blocks.tolist()) if k]
+        self.x, self.xt = self.x[blocks], self.xt[blocks]
+        self.scale, self.decay = self.scale[blocks][:, :, rates], self.decay[:, :, rates]
 
     def evaluate(self, u: Tensor) -> tuple[Tensor, Tensor]:
         """Objective ``[B, R]`` and its gradient with respect to ``u`` ``[B, depth, R, C]``."""
@@ -143,13 +144,10 @@ class _Bucket:
         objective = loss + 0.5 * (penalty * theta).sum(dim=(1, 3))
         return objective, grad.add_(penalty).mul_(self.scale)
 
-    def unpadded(self, theta: Tensor, blocks: list[_Block]) -> dict[int, Tensor]:
-        """Per block id ``[r + 1, R, C]`` (last row: biases) from padded ``theta``."""
-        out = {}
-        for row, i in enumerate(self.ids):
-            width = blocks[i].x.shape[1]
-            out[i] = torch.cat([theta[row, 1:width], theta[row, :1]])
-        return out
+    def unpadded(self, theta: Tensor, row: int, column: int, width: int) -> Tensor:
+        """Probe ``(row, column)``'s ``[width, C]`` parameters (last row: biases) from
+        padded ``theta [B, depth, R, C]``."""
+        return torch.cat([theta[row, 1:width, column], theta[row, :1, column]])
 
 
 def _buckets(blocks: list[_Block], ratio: float = 2.0) -> list[list[int]]:
@@ -177,32 +175,35 @@ def fit_linear(features: list[Tensor], targets: Tensor, l2: Tensor, classes: int
     curvature = 1.0 / classes if targets.dim() == 1 else 0.25 / classes
     blocks = [_block(x, curvature, dtype) for x in features]
     count, rates = len(blocks), len(l2)
-    thetas: dict[int, Tensor] = {}
+    thetas: dict[tuple[int, int], Tensor] = {}
     objective = torch.zeros(count, rates, dtype=torch.float64)
     iterations = torch.zeros(count, rates, dtype=torch.int64)
     converged = torch.zeros(count, rates, dtype=torch.bool)
     for ids in _buckets(blocks):
         bucket = _Bucket(blocks, ids, l2, targets, classes, dtype)
-        for i, (theta, value, steps, met) in _minimise(bucket, blocks, rates, max_iter, tol, history).items():
-            thetas[i], objective[i], iterations[i], converged[i] = theta, value, steps, met
+        for (i, r), (theta, value, steps, met) in _minimise(bucket, blocks, rates, max_iter, tol, history).items():
+            thetas[i, r], objective[i, r], iterations[i, r], converged[i, r] = theta, value, steps, met
     weights, biases = [], []
     for i, block in enumerate(blocks):
-        theta = thetas[i].double()
+        theta = torch.stack([thetas[i, r].double() for r in range(rates)], dim=1)  # [r + 1, R, C]
         weights.append(torch.einsum("dk,krc->drc", block.basis, theta[:-1]))
         biases.append(theta[-1])
     return LinearFit(weights, biases, objective, iterations, converged)
 
 
 def _minimise(bucket: _Bucket, blocks: list[_Block], rates: int, max_iter: int, tol: float,
-              history: int) -> dict[int, tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """L-BFGS from zero on every probe of ``bucket``; per block id: ``theta [r + 1, R, C]``,
-    and per rate the objective, iterations and whether the gradient test was met."""
+              history: int) -> dict[tuple[int, int], tuple[Tensor, float, int, bool]]:
+    """L-BFGS from zero on every probe of ``bucket``; per ``(block id, rate)``: ``theta
+    [r + 1, C]``, objective, iterations and whether the gradient test was met. A probe is
+    recorded when it stops; a block, or a rate, whose probes have all stopped leaves the
+    products."""
     u = torch.zeros(len(bucket), bucket.depth, rates, bucket.classes, dtype=bucket.x.dtype)
     objective, grad = bucket.evaluate(u)
     steps = torch.zeros(len(bucket), rates, dtype=torch.int64)
     gamma = torch.ones(len(bucket), rates, dtype=u.dtype)
     pairs: list[tuple[Tensor, Tensor, Tensor]] = []
-    results: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+    results: dict[tuple[int, int], tuple[Tensor, float, int, bool]] = {}
+    columns = list(range(rates))
     tiny = torch.finfo(u.dtype).eps
 
     def gradient_met() -> Tensor:
@@ -211,20 +212,24 @@ def _minimise(bucket: _Bucket, blocks: list[_Block], rates: int, max_iter: int, 
     met = gradient_met()
     active = ~met
     while True:
-        finished = ~active.any(dim=1)
-        if bool(finished.any()):
-            for row, theta in bucket.unpadded(u * bucket.scale, blocks).items():
-                position = bucket.ids.index(row)
-                if finished[position]:
-                    results[row] = (theta.clone(), objective[position].double(), steps[position], met[position])
-            kept = ~finished
-            bucket.keep(kept)
-            u, grad, objective, steps, gamma = u[kept], grad[kept], objective[kept], steps[kept], gamma[kept]
-            active, met = active[kept], met[kept]
-            pairs = [(s[kept], y[kept], rho[kept]) for s, y, rho in pairs]
-        if not len(bucket):
+        theta = u * bucket.scale
+        for row, column in (~active).nonzero().tolist():
+            key = (bucket.ids[row], columns[column])
+            if key not in results:
+                width = blocks[key[0]].x.shape[1]
+                results[key] = (bucket.unpadded(theta, row, column, width).clone(), float(objective[row, column]),
+                                int(steps[row, column]), bool(met[row, column]))
+        rows, cols = active.any(dim=1), active.any(dim=0)
+        if not bool(rows.any()):
             return results
-        frozen = active.to(u.dtype).view(len(bucket), 1, rates, 1)
+        if not bool(rows.all() and cols.all()):
+            bucket.keep(rows, cols)
+            columns = [c for c, k in zip(columns, cols.tolist()) if k]
+            u, grad = u[rows][:, :, cols], grad[rows][:, :, cols]
+            objective, steps, gamma = objective[rows][:, cols], steps[rows][:, cols], gamma[rows][:, cols]
+            active, met = active[rows][:, cols], met[rows][:, cols]
+            pairs = [(s[rows][:, :, cols], y[rows][:, :, cols], rho[rows][:, cols]) for s, y, rho in pairs]
+        frozen = active.to(u.dtype).view(len(bucket), 1, len(columns), 1)
         direction = _two_loop(grad, pairs, gamma).mul_(frozen).neg_()
         slope = (grad * direction).sum(dim=(1, 3))
         u_new, objective_new, grad_new, moved = _line_search(bucket, u, objective, grad, direction, slope, active)
