@@ -101,7 +101,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
         config = ProbeConfig(
             poolings=name_list(pooling, "--pooling", POOLINGS + ("native",)),
-            train=TrainConfig(learning_rates=rates, c_values=strengths, solver=solver, epochs=epochs, patience=patience, monitor=monitor,
+            train=TrainConfig(learning_rates=rates, c_values=strengths, solver=solver, epochs=epochs, patience=patience,
+                              monitor=monitor,
                               eval_every=eval_every, batch_size=probe_batch, weight_decay=weight_decay,
                               average=average, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,

@@ -114,7 +114,8 @@ class _Prepared:
 def _prepare(pooling: str, train: SplitData, valid: SplitData) -> _Prepared:
     pooled = pooled_inputs(train.pooled, train.frames, pooling)
     standardizer = Standardizer.fit(pooled, train.frames if pooling == "attention" else None)
-    return _Prepared(standardizer, _split_inputs(standardizer, train, pooling), _split_inputs(standardizer, valid, pooling))
+    return _Prepared(standardizer, _split_inputs(standardizer, train, pooling),
+                     _split_inputs(standardizer, valid, pooling))
 
 
 def _selected(model: BatchedProbes, prepared: _Prepared, losses: np.ndarray | None, steps: np.ndarray, kind: str,
