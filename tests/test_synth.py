@@ -189,6 +189,14 @@ def test_cli_synth_writes_a_dataset_and_reports_bad_input(run_cli, tmp_path):
     assert labels == {"insects/sp01", "insects/sp02", "mammals/sp01", "mammals/sp02", "mammals/sp03"}
     bad = run_cli("synth", "--out", tmp_path / "bad", "--groups", "birds,whales")
     assert bad.exit_code == 2 and "unknown group" in bad.output
+    short = run_cli("synth", "--out", tmp_path / "short", "--preset", "short-call", "--groups", "birds",
+                    "--species", "1", "--clips-per-species", "99", "--sample-rate", "8000")
+    assert short.exit_code == 0, short.output
+    record = json.loads((tmp_path / "short" / "synth.json").read_text())["config"]
+    assert (record["call_seconds"], record["seconds"], record["clips_per_species"]) == (0.3, 5.0, 24)
+    assert record["groups"] == ["birds"] and record["sample_rate"] == 8000
+    unknown = run_cli("synth", "--out", tmp_path / "none", "--preset", "jungle")
+    assert unknown.exit_code == 2 and "unknown synthetic preset" in unknown.output
 
 
 def test_interrupted_generation_resumes_with_identical_files(tmp_path):
