@@ -75,3 +75,12 @@ def test_same_inputs_same_bytes():
     first = fit_linear(inputs, torch.tensor(labels), l2, 4)
     second = fit_linear(inputs, torch.tensor(labels), l2, 4)
     assert all(torch.equal(a, b) for a, b in zip(first.weights + first.biases, second.weights + second.biases))
+
+
+def test_a_block_without_variance_learns_the_class_prior_only():
+    labels = np.array([0] * 30 + [1] * 10 + [2] * 20)
+    fit = fit_linear([torch.zeros(60, 5)], torch.tensor(labels), torch.tensor([0.01], dtype=torch.float64), 3,
+                     tol=1e-7, dtype=torch.float64)
+    assert torch.count_nonzero(fit.weights[0]) == 0
+    bias = fit.biases[0][0].numpy()
+    assert np.allclose(bias - bias.mean(), np.log([0.5, 1 / 6, 1 / 3]) - np.log([0.5, 1 / 6, 1 / 3]).mean(), atol=1e-5)
