@@ -31,3 +31,12 @@ def test_finetune_command_reports_bad_settings_and_bad_manifests(run_cli, tmp_pa
     assert bad.exit_code == 2 and "bad settings: method" in bad.output
     missing = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "nope.csv", "--out", tmp_path / "out")
     assert missing.exit_code == 2 and "nope.csv" in missing.output
+
+
+def test_finetune_native_pooling_resolves_to_the_encoders(run_cli, tmp_path):
+    tone_manifest(tmp_path / "data")
+    out = tmp_path / "out"
+    result = run_cli("finetune", "--encoder", "sfx-cnn-tiny", "--data", tmp_path / "data" / "manifest.csv", "--out",
+                     out, "--pooling", "native", "--epochs", "1", "--batch-size", "8", "--patience", "0")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "model" / "model.json").read_text())["classifier"]["pooling"] == "max"

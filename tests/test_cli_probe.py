@@ -41,11 +41,14 @@ def test_probe_command_writes_the_report(manifest_path, tmp_path, run_cli):
     result = run_cli("probe", "--encoder", "toy-cnn", "--data", manifest_path, "--out", tmp_path / "out",
                      "--pooling", "mean,attention", "--lr", "0.01,0.1", "--epochs", "8", "--noise-snr", "0,-10",
                      "--random-init", "--pitch-shift", "2", "--monitor", "loss", "--eval-every", "2", "--l2", "0.02",
-                     "--average", "0")
+                     "--average", "0", "--C", "0.1,1")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "probe.json").read_text())
     assert set(report["conditions"]) == {"default", "random-init", "pitch x2"}
     assert report["learning_rates"] == [0.01, 0.1] and report["noise_snrs"] == [0.0, -10.0]
+    assert report["c_values"] == [0.1, 1.0] and report["training"]["solver"] == "lbfgs"
+    chosen = report["conditions"]["default"]["poolings"]
+    assert chosen["mean"]["best"]["C"] in (0.1, 1.0) and chosen["attention"]["best"]["learning_rate"] in (0.01, 0.1)
     assert report["training"]["monitor"] == "loss" and report["training"]["eval_every"] == 2
     assert report["training"]["weight_decay"] == 0.02 and report["training"]["average"] == 0
     assert [f["path"] for f in report["failures"]] == [str(manifest_path.parent / "broken.wav")]
@@ -54,7 +57,7 @@ def test_probe_command_writes_the_report(manifest_path, tmp_path, run_cli):
 
 @pytest.mark.parametrize("arguments, message", [
     (("--encoder", "no-such-encoder"), "unknown encoder"),
-    (("--pooling", "max"), "choose among mean, attention, layer-sum"),
+    (("--pooling", "median"), "choose among mean, max"),
     (("--noise-snr", "loud"), "comma-separated numbers"),
     (("--task", "multilabel"), "multiclass task"),
     (("--pitch-shift", "0"), "[0.05, 20]"),

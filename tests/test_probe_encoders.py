@@ -36,7 +36,8 @@ def test_every_registered_encoder_has_a_probed_configuration():
 
 @pytest.mark.parametrize("name", sorted(SMALLEST.values()))
 def test_probe_runs_with_encoder(name, task, tmp_path):
-    config = ProbeConfig(train=TrainConfig(learning_rates=(1e-2, 1e-1), epochs=3, patience=2), batch_size=4)
+    config = ProbeConfig(poolings=("mean", "max", "attention", "layer-sum"),
+                         train=TrainConfig(learning_rates=(1e-2, 1e-1), epochs=3, patience=2), batch_size=4)
     report = run_probe(name, task, tmp_path, config)
     result = report["conditions"]["default"]
     assert not report["failures"]

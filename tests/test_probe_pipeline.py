@@ -74,10 +74,11 @@ def test_changing_the_test_audio_changes_test_metrics_but_no_choice(tmp_path):
 
 
 def test_ablations_noise_random_init_and_pitch(tmp_path, task):
-    config = ProbeConfig(train=FAST, random_init=True, pitch_factors=(0.5,), noise_snrs=(0, -10))
+    poolings = ("mean", "max", "attention", "layer-sum")
+    config = ProbeConfig(poolings=poolings, train=FAST, random_init=True, pitch_factors=(0.5,), noise_snrs=(0, -10))
     report = run_probe("toy-cnn", task, tmp_path / "cache", config)
     assert list(report["conditions"]) == ["default", "random-init", "pitch x0.5"]
-    clean_only = run_probe("toy-cnn", task, tmp_path / "cache", ProbeConfig(train=FAST))
+    clean_only = run_probe("toy-cnn", task, tmp_path / "cache", ProbeConfig(poolings=poolings, train=FAST))
     assert _selected(clean_only)["default"] == _selected(report)["default"]  # noise touches test clips only
     assert clean_only["conditions"]["default"]["extraction"] == {"computed": 0, "reused": len(task.clips)}
     default = report["conditions"]["default"]
@@ -85,7 +86,7 @@ def test_ablations_noise_random_init_and_pitch(tmp_path, task):
     assert default["noise"]["-10"]["mean"]["best"] != default["poolings"]["mean"]["best"]["test"]
     assert default["extraction"]["computed"] == len(task.clips) + 2 * len(task.indices("test"))
     for condition in report["conditions"].values():
-        for pooling in ("mean", "attention"):
+        for pooling in ("mean", "max", "attention"):
             assert len(condition["poolings"][pooling]["slots"]) == 3
         weights = condition["poolings"]["layer-sum"]["layer_weights"]
         assert set(weights) == {"conv1", "conv2", "conv3"} and sum(weights.values()) == pytest.approx(1.0)

@@ -189,6 +189,14 @@ def test_cli_synth_writes_a_dataset_and_reports_bad_input(run_cli, tmp_path):
     assert labels == {"insects/sp01", "insects/sp02", "mammals/sp01", "mammals/sp02", "mammals/sp03"}
     bad = run_cli("synth", "--out", tmp_path / "bad", "--groups", "birds,whales")
     assert bad.exit_code == 2 and "unknown group" in bad.output
+    short = run_cli("synth", "--out", tmp_path / "short", "--preset", "short-call", "--groups", "birds",
+                    "--species", "1", "--clips-per-species", "99", "--sample-rate", "8000")
+    assert short.exit_code == 0, short.output
+    record = json.loads((tmp_path / "short" / "synth.json").read_text())["config"]
+    assert (record["call_seconds"], record["seconds"], record["clips_per_species"]) == (0.3, 5.0, 24)
+    assert record["groups"] == ["birds"] and record["sample_rate"] == 8000
+    unknown = run_cli("synth", "--out", tmp_path / "none", "--preset", "jungle")
+    assert unknown.exit_code == 2 and "unknown synthetic preset" in unknown.output
 
 
 def test_interrupted_generation_resumes_with_identical_files(tmp_path):
@@ -202,3 +210,43 @@ def test_interrupted_generation_resumes_with_identical_files(tmp_path):
     generate_dataset(tmp_path, config)
     assert _files(tmp_path) == before
     assert kept.stat().st_mtime_ns == stamp  # finished clips are not rendered again
+
+
+def test_short_call_setting_cuts_every_call():
+    config = make_config(**{**SMALL, "seconds": 2.0}, max_calls=1, call_seconds=0.3, snr_db=None)
+    for clip in range(4):
+        waveform, events = render_clip(config, "anurans", 1, clip)
+        assert len(events) == 1 and events[0].end_s - events[0].start_s <= 0.3 + 1e-9
+        loud = np.flatnonzero(np.abs(waveform) > 1e-3 * np.abs(waveform).max())
+        assert (loud[-1] - loud[0]) / 16000 < 0.6  # one short event (plus the channel's reverb) in 2 s
+
+
+def test_unbalanced_setting_spreads_clip_counts(tmp_path):
+    config = make_config(**{**SMALL, "clips_per_species": 40, "species": 3, "seconds": 0.1}, imbalance=10.0)
+    counts = config.clip_counts()
+    assert max(counts.values()) == 40 and min(counts.values()) == 4 and len(set(counts.values())) == 6
+    manifest = generate_dataset(tmp_path, config)
+    assert {label: sum(c.label == label for c in manifest) for label in manifest.labels} == {
+        f"{group}/sp{number:02d}": count for (group, number), count in counts.items()}
+
+
+def test_label_noise_changes_train_and_valid_labels_only(tmp_path):
+    noisy = make_config(**{**SMALL, "species": 4, "clips_per_species": 20, "seconds": 0.1}, label_noise=0.3, seed=2)
+    clean = generate_dataset(tmp_path / "clean", noisy.model_copy(update={"label_noise": 0.0}))
+    manifest = generate_dataset(tmp_path / "noisy", noisy)
+    pairs = list(zip(clean, manifest))
+    assert all(a.path.name == b.path.name and a.path.read_bytes() == b.path.read_bytes() for a, b in pairs)
+    changed = [(a, b) for a, b in pairs if a.label != b.label]
+    assert all(b.split in ("train", "valid") for _, b in changed)
+    trainable = sum(b.split != "test" for _, b in pairs)
+    assert 0.15 < len(changed) / trainable < 0.45
+    listed = json.loads((tmp_path / "noisy" / "synth.json").read_text())["label_noise"]
+    assert [(e["true"], e["given"]) for e in listed] == [(a.label, b.label) for a, b in changed]
+
+
+def test_named_hard_settings(tmp_path):
+    assert len(make_config(preset="many-species").species_numbers()) >= 50
+    assert make_config(preset="few-clips").clips_per_species <= 24
+    assert make_config(preset="short-call", seed=5).seed == 5
+    with pytest.raises(SynthError, match="unknown synthetic preset"):
+        make_config(preset="impossible")

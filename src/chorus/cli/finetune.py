@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
                                       "features first, LP-FT) or random"),
         train_bn_stats: bool = typer.Option(False, help="update BatchNorm running statistics (stored as buffers.*)"),
         layer: Optional[str] = typer.Option(None, help="encoder layer feeding the head (name or index; default last)"),
-        pooling: str = typer.Option("mean", help="mean or max over valid frames"),
+        pooling: str = typer.Option("mean", help="mean or max over valid frames, or native (the encoder's own)"),
         clip_seconds: Optional[float] = typer.Option(None, help="crop/pad length (default: longest clip, ≤ 10 s)"),
         epochs: int = typer.Option(10),
         batch_size: int = typer.Option(16),

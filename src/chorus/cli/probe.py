@@ -20,10 +20,10 @@ def _print_best(report: dict, console: Console) -> None:
     table = Table(title=f"chorus probe: {report['encoder']} ({report['task']}, best layer chosen on valid)")
     metric = report["metric"]
     test_names = sorted(next(iter(next(iter(report["conditions"].values()))["poolings"].values()))["best"]["test"])
-    for column in ["condition", "pooling", "layer", "lr", f"valid {metric}"] + [f"test {n}" for n in test_names]:
+    for column in ["condition", "pooling", "layer", "setting", f"valid {metric}"] + [f"test {n}" for n in test_names]:
         table.add_column(column)
-    for condition, pooling, layer, rate, *metrics in best_rows(report):
-        table.add_row(condition, pooling, layer, f"{rate:g}", *[f"{value:.3f}" for value in metrics])
+    for condition, pooling, layer, setting, *metrics in best_rows(report):
+        table.add_row(condition, pooling, layer, setting, *[f"{value:.3f}" for value in metrics])
     console.print(table)
 
 
@@ -35,7 +35,14 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="report folder"),
         source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
-        pooling: str = typer.Option("mean,attention,layer-sum", "--pooling", help="poolings to probe"),
+        pooling: str = typer.Option("mean,max,attention", "--pooling",
+                                    help="poolings to probe: mean, max, mean+max, attention, layer-sum, native "
+                                         "(the encoder's own)"),
+        c_values: str = typer.Option("0.01,0.1,1,10", "--C", "--c-values",
+                                     help="L2 grid of the linear probes (scikit-learn's C: loss + ||W||^2/(2 C n))"),
+        solver: str = typer.Option("lbfgs", "--solver",
+                                   help="linear probes: lbfgs (full batch, to the optimum) or adam (minibatch, "
+                                        "early stopping)"),
         learning_rates: str = typer.Option("1e-2,3e-2,1e-1,3e-1", "--lr", help="Adam learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
         patience: int = typer.Option(3, "--patience", min=1, help="validation checks without a gain before a probe stops"),
@@ -78,6 +85,11 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
         check_dtype(dtype)
         rates = float_list(learning_rates, "--lr")
+        strengths = float_list(c_values, "--C")
+        if not strengths or any(c <= 0 for c in strengths):
+            raise typer.BadParameter("give positive C values", param_hint="--C")
+        if solver not in ("lbfgs", "adam"):
+            raise typer.BadParameter("choose lbfgs or adam", param_hint="--solver")
         if not rates or any(r <= 0 for r in rates):
             raise typer.BadParameter("give positive learning rates", param_hint="--lr")
         if monitor not in ("metric", "loss"):
@@ -88,8 +100,9 @@ def register(app: typer.Typer) -> None:
         if any(not 0.05 <= f <= 20 for f in factors):
             raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
         config = ProbeConfig(
-            poolings=name_list(pooling, "--pooling", POOLINGS),
-            train=TrainConfig(learning_rates=rates, epochs=epochs, patience=patience, monitor=monitor,
+            poolings=name_list(pooling, "--pooling", POOLINGS + ("native",)),
+            train=TrainConfig(learning_rates=rates, c_values=strengths, solver=solver, epochs=epochs, patience=patience,
+                              monitor=monitor,
                               eval_every=eval_every, batch_size=probe_batch, weight_decay=weight_decay,
                               average=average, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,

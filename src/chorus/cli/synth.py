@@ -37,21 +37,26 @@ def register(app: typer.Typer) -> None:
         region: str = typer.Option("temperate", help="Background and channel preset."),
         overlap: float = typer.Option(0.0, help="Probability of an overlapping call of another species."),
         seed: int = typer.Option(0, help="Random seed: the same seed gives the same bytes."),
+        preset: Optional[str] = typer.Option(
+            None, help="Field-like data set whose settings replace the options above: few-clips, short-call, "
+                       "unbalanced, many-species, overlapping, noisy-labels."),
         overwrite: bool = typer.Option(False, help="Regenerate a folder made with other parameters."),
     ) -> None:
         """Generate synthetic calls of taxon groups in distinct acoustic niches."""
         from rich.console import Console
         from rich.table import Table
 
-        from ..data.synth import generate_dataset, make_config
+        from ..data.synth import HARD_SETTINGS, generate_dataset, make_config
         from ..progress import tqdm_progress
 
-        config = make_config(
+        fields = dict(
             groups=tuple(g.strip() for g in groups.split(",") if g.strip()), species=species,
             species_per_group=_group_counts(group_species), clips_per_species=clips_per_species,
             seconds=seconds, sample_rate=sample_rate, snr_db=None if no_noise else snr, region=region,
             overlap=overlap, seed=seed,
         )
+        preset_fields = HARD_SETTINGS.get(preset or "", {})
+        config = make_config(preset=preset, **{k: v for k, v in fields.items() if k not in preset_fields})
         manifest = generate_dataset(out, config, overwrite=overwrite, progress=tqdm_progress)
         table = Table(title=f"synthetic data in {out}")
         for column in ("group", "species", "train", "valid", "test"):

@@ -37,9 +37,14 @@ class LayerOutputs:
     def __len__(self) -> int:
         return len(self.hidden)
 
-    def pooled(self) -> list[Tensor]:
-        """Mean over valid frames (time-averaged, T-A) per layer: ``[batch, features_l]``."""
-        return [masked_mean(h, m) for h, m in zip(self.hidden, self.masks)]
+    def pooled(self, pooling: str = "mean") -> list[Tensor]:
+        """Per layer, the frames pooled over valid frames by ``pooling`` (see
+        :func:`pool_frames`): ``[batch, features_l]`` (``2 * features_l`` for ``mean+max``)."""
+        return [pool_frames(h, m, pooling) for h, m in zip(self.hidden, self.masks)]
+
+
+FRAME_POOLINGS = ("mean", "max", "mean+max")
+"""Fixed poolings over valid frames; an encoder's ``native_pooling`` is one of them."""
 
 
 def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
@@ -50,6 +55,27 @@ def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
     weights = mask.to(hidden.dtype).unsqueeze(-1)
     count = weights.sum(dim=1).clamp_min(1.0)
     return (hidden * weights).sum(dim=1) / count
+
+
+def masked_max(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Maximum of ``hidden [batch, frames, features]`` over frames where ``mask [batch, frames]``.
+
+    A clip with no valid frame gets zeros (as :func:`masked_mean`), never -inf.
+    """
+    filled = hidden.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+    return torch.where(mask.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
+
+
+def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    """``hidden [batch, frames, features]`` pooled over valid frames: ``mean``, ``max`` or
+    ``mean+max`` (the two concatenated, mean first: ``[batch, 2 * features]``)."""
+    if pooling == "mean":
+        return masked_mean(hidden, mask)
+    if pooling == "max":
+        return masked_max(hidden, mask)
+    if pooling == "mean+max":
+        return torch.cat([masked_mean(hidden, mask), masked_max(hidden, mask)], dim=-1)
+    raise ValueError(f"unknown pooling {pooling!r}; known: {', '.join(FRAME_POOLINGS)}")
 
 
 def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -67,7 +93,9 @@ class Encoder(nn.Module, abc.ABC):
     - ``layer_names``, ``layer_dims``, ``frame_rates`` (Hz): one entry per exposed layer;
     - ``pads_exactly``: True when a clip's features inside a zero-padded batch equal
       its features alone (to 1e-4 relative). When False, batch only equal lengths
-      (:func:`chorus.encoders.batching.iter_batches` does this).
+      (:func:`chorus.encoders.batching.iter_batches` does this);
+    - ``native_pooling``: how the checkpoint's own training pooled a layer's frames over
+      time (one of :data:`FRAME_POOLINGS`; ``--pooling native`` resolves to it).
     """
 
     name: str
@@ -76,6 +104,7 @@ class Encoder(nn.Module, abc.ABC):
     layer_dims: tuple[int, ...]
     frame_rates: tuple[float, ...]
     pads_exactly: bool = True
+    native_pooling: str = "mean"
 
     @property
     def num_layers(self) -> int:

@@ -58,12 +58,13 @@ def iter_batches(encoder: Encoder, waveforms: Sequence[np.ndarray], batch_size: 
 
 
 def pooled_features(encoder: Encoder, waveforms: Sequence[np.ndarray], batch_size: int = 8,
-                    device: str | torch.device = "cpu") -> list[np.ndarray]:
-    """Mean-over-valid-frames features of every layer: one ``[clips, features_l]`` array
-    per layer, rows in input order, from one forward pass per batch."""
+                    device: str | torch.device = "cpu", pooling: str = "mean") -> list[np.ndarray]:
+    """Features of every layer pooled over valid frames (``mean``, ``max`` or ``mean+max``,
+    see :meth:`LayerOutputs.pooled`): one ``[clips, features_l]`` array per layer, rows in
+    input order, from one forward pass per batch."""
     per_layer: list[np.ndarray] | None = None
     for indices, outputs in iter_batches(encoder, waveforms, batch_size, device):
-        pooled = [p.float().cpu().numpy() for p in outputs.pooled()]
+        pooled = [p.float().cpu().numpy() for p in outputs.pooled(pooling)]
         if per_layer is None:
             per_layer = [np.zeros((len(waveforms), p.shape[1]), np.float32) for p in pooled]
         for layer, p in enumerate(pooled):

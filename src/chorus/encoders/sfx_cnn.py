@@ -99,7 +99,14 @@ def run_blocks(blocks: nn.ModuleList, pools: Sequence[bool], spec: Tensor, frame
 
 
 class SfxCNN(Encoder):
-    """The sound-effects CNN over waveforms at 44.1 kHz (random weights until loaded)."""
+    """The sound-effects CNN over waveforms at 44.1 kHz (random weights until loaded).
+
+    Its checkpoint was trained on the mean over frequency then the max over time of the
+    last block; every exposed layer is already frequency-averaged, so its native pooling
+    is the max over valid frames.
+    """
+
+    native_pooling = "max"
 
     def __init__(self, channels: Sequence[int] = FULL_CHANNELS, peak_normalise: bool = True):
         super().__init__()

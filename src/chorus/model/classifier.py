@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..encoders import Encoder, build_encoder
+from ..encoders import pool_frames as pool_encoder_frames
 from ..errors import FileProblem
 from ..fileio import write_json
 from ..tensorfile import load_tensors, save_tensors
@@ -32,14 +33,11 @@ HEADS_FILE = "heads.safetensors"
 
 def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
     """Pool ``hidden [batch, frames, features]`` over valid frames (``mask [batch, frames]``)
-    to ``[batch, features]``: ``"mean"`` or ``"max"``. A clip with no valid frame gives zeros."""
-    if pooling == "mean":
-        weights = mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-    if pooling == "max":
-        filled = hidden.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-        return torch.where(mask.any(dim=1, keepdim=True), filled, torch.zeros_like(filled))
-    raise ValueError(f"unknown pooling {pooling!r} (mean or max)")
+    to ``[batch, features]``: ``"mean"`` or ``"max"`` (:func:`chorus.encoders.pool_frames`).
+    A clip with no valid frame gives zeros."""
+    if pooling not in ("mean", "max"):
+        raise ValueError(f"unknown pooling {pooling!r} (mean or max)")
+    return pool_encoder_frames(hidden, mask, pooling)
 
 
 class ClassifierModel(nn.Module):

@@ -11,6 +11,33 @@ from .models import SplitInputs
 
 _MIN_STD = 1e-6
 
+FRAME_POOLED = ("max", "mean+max")
+"""Linear poolings computed here from the stored valid frames (``mean`` is stored as is)."""
+
+
+def max_over_frames(per_clip: list[np.ndarray], width: int) -> np.ndarray:
+    """``[clips, width]``: each clip's maximum over its valid frames ``[frames, width]``;
+    zeros for a clip without any valid frame (as the stored mean)."""
+    out = np.zeros((len(per_clip), width), np.float32)
+    for row, frames in enumerate(per_clip):
+        if len(frames):
+            out[row] = frames.max(axis=0)
+    return out
+
+
+def pooled_inputs(pooled: list[np.ndarray], frames: list[list[np.ndarray]] | None, pooling: str) -> list[np.ndarray]:
+    """Per layer ``[clips, D_l]`` features of a linear ``pooling``: ``mean`` (the stored
+    ``pooled``), ``max`` over valid frames, or ``mean+max`` (``[clips, 2 D_l]``, mean first).
+    The last two need ``frames[l][i]`` ``[frames, D_l]``."""
+    if pooling not in FRAME_POOLED:
+        return pooled
+    if frames is None:
+        raise ValueError(f"{pooling} pooling needs frame-level features")
+    maxed = [max_over_frames(per_clip, mean.shape[1]) for mean, per_clip in zip(pooled, frames)]
+    if pooling == "max":
+        return maxed
+    return [np.concatenate([mean, peak], axis=1) for mean, peak in zip(pooled, maxed)]
+
 
 @dataclass
 class Standardizer:

@@ -9,9 +9,12 @@ columns of its live probes side by side: layers of different widths are never
 zero-padded (``L × max width`` against the sum of widths, 2.1× for sfx-cnn's
 64/128/256/512).
 
-Three poolings of a layer's frames ``h_t``:
+Poolings of a layer's frames ``h_t``:
 
 - ``mean`` (T-A): the mean over valid frames, computed at extraction time;
+- ``max``: the maximum over valid frames, per feature; ``mean+max``: both concatenated
+  (``2 D`` features). These three are fixed poolings feeding a linear probe
+  (:data:`LINEAR_POOLINGS`), solved to their optimum by :mod:`chorus.probe.solver` by default;
 - ``attention`` (T-WA): ``sum_t softmax_t(a·h_t + c) h_t`` over valid frames, ``a`` and
   ``c`` learned with the linear probe: D+1 parameters per layer (``c`` cancels in the
   softmax; it is kept to match the published parameter count). Both T-A and T-WA probes
@@ -37,7 +40,9 @@ from torch import Tensor, nn
 
 from .losses import dense_targets, logit_gradient, probe_losses
 
-POOLINGS = ("mean", "attention", "layer-sum")
+POOLINGS = ("mean", "max", "mean+max", "attention", "layer-sum")
+LINEAR_POOLINGS = ("mean", "max", "mean+max")
+"""Fixed poolings over valid frames followed by a linear probe (:class:`LinearProbes`)."""
 
 
 @dataclass
@@ -323,7 +328,8 @@ class LayerSumProbes(BatchedProbes):
 
 def build_probes(pooling: str, widths: list[int], rates: int, classes: int) -> BatchedProbes:
     """The batched probe model of ``pooling`` for layers of ``widths``."""
-    kinds = {"mean": LinearProbes, "attention": AttentiveProbes, "layer-sum": LayerSumProbes}
+    kinds = {"mean": LinearProbes, "max": LinearProbes, "mean+max": LinearProbes, "attention": AttentiveProbes,
+             "layer-sum": LayerSumProbes}
     if pooling not in kinds:
         raise ValueError(f"unknown pooling {pooling!r}; known: {', '.join(POOLINGS)}")
     return kinds[pooling](list(widths), rates, classes)

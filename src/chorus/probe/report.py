@@ -9,7 +9,12 @@ from pathlib import Path
 from ..fileio import atomic_open, write_json
 from ..report import figure_png, heading, image, paragraph, table, write_page
 
-LAYERWISE = ("mean", "attention")
+LAYERWISE = ("mean", "max", "mean+max", "attention")
+
+
+def setting_text(slot: dict) -> str:
+    """A slot's chosen setting as text: ``C=1`` (L-BFGS probes) or ``lr=0.01`` (Adam)."""
+    return f"C={slot['C']:g}" if "C" in slot else f"lr={slot['learning_rate']:g}"
 
 
 def _figure(columns: int):
@@ -79,13 +84,13 @@ def ablations_figure(report: dict):
 
 
 def best_rows(report: dict) -> list[list]:
-    """Rows of the best-layer table: condition, pooling, layer, lr, valid and test metrics."""
+    """Rows of the best-layer table: condition, pooling, layer, setting, valid and test metrics."""
     metric = report["metric"]
     rows = []
     for condition, result in report["conditions"].items():
         for pooling, entry in result["poolings"].items():
             best = entry["best"]
-            rows.append([condition, pooling, best["layer"], best["learning_rate"], best["valid"][metric]]
+            rows.append([condition, pooling, best["layer"], setting_text(best), best["valid"][metric]]
                         + [best["test"][name] for name in sorted(best["test"])])
     return rows
 
@@ -117,9 +122,10 @@ def write_probe_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
     parts = [
         paragraph(f"Encoder {report['encoder']}, {report['task']} task, {len(report['labels'])} classes; "
                   f"clips: " + ", ".join(f"{k} {v}" for k, v in report["clips"].items())
-                  + f". Layer and learning rate chosen on the validation split by {metric}."),
+                  + f". Layer and setting (L2 strength C of the linear probes, learning rate of the "
+                  f"attention and layer-sum probes) chosen on the validation split by {metric}."),
         heading("Best layer"),
-        table(["condition", "pooling", "layer", "learning rate", f"valid {metric}"] + [f"test {n}" for n in test_names],
+        table(["condition", "pooling", "layer", "setting", f"valid {metric}"] + [f"test {n}" for n in test_names],
               best_rows(report)),
         heading("Metric against layer"),
         image(pngs["layers"], "test metric against layer"),

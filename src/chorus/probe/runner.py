@@ -14,7 +14,7 @@ degradation curve per condition.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..encoders import Encoder, load_encoder
@@ -22,17 +22,27 @@ from ..features import ClipTransform, FeatureStore, SafetensorsShards, extract_f
 from ..features.identity import digest_of
 from ..progress import ProgressFactory
 from .models import POOLINGS
-from .sweep import SplitData, describe_selection, evaluate, fit_and_select
-from .task import PROBE_SPLITS, ProbeTask
 from .errors import ProbeTaskError
+from .sweep import SplitData, describe_selection, evaluate, fit_and_select, needs_frames
+from .task import PROBE_SPLITS, ProbeTask
 from .train import TrainConfig
+
+
+DEFAULT_POOLINGS = ("mean", "max", "attention")
+
+
+def resolve_poolings(poolings: tuple[str, ...], encoder: Encoder) -> tuple[str, ...]:
+    """``poolings`` with ``native`` replaced by ``encoder.native_pooling``, repeats dropped."""
+    resolved = [encoder.native_pooling if p == "native" else p for p in poolings]
+    return tuple(dict.fromkeys(resolved))
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Settings of a probe run (see the module docstring for the ablations)."""
+    """Settings of a probe run (see the module docstring for the ablations). ``poolings``:
+    among :data:`chorus.probe.models.POOLINGS` and ``native`` (the encoder's own)."""
 
-    poolings: tuple[str, ...] = POOLINGS
+    poolings: tuple[str, ...] = DEFAULT_POOLINGS
     train: TrainConfig = field(default_factory=TrainConfig)
     batch_size: int = 8
     dtype: str = "float32"
@@ -44,9 +54,9 @@ class ProbeConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.poolings if p not in POOLINGS]
+        unknown = [p for p in self.poolings if p not in POOLINGS + ("native",)]
         if unknown or not self.poolings:
-            raise ValueError(f"poolings must be among {', '.join(POOLINGS)}, got {list(self.poolings)}")
+            raise ValueError(f"poolings must be among {', '.join(POOLINGS)} or native, got {list(self.poolings)}")
 
 
 class StoreReader:
@@ -77,7 +87,7 @@ def open_probe_store(encoder: Encoder, cache_root: str | Path, transform: ClipTr
 def _extract(encoder: Encoder, task: ProbeTask, indices: list[int], cache_root: Path, transform: ClipTransform,
              config: ProbeConfig, failures: dict[str, str], counts: dict[str, int],
              progress: ProgressFactory | None) -> StoreReader:
-    keep_frames = "attention" in config.poolings
+    keep_frames = needs_frames(config.poolings)
     store = open_probe_store(encoder, cache_root, transform, keep_frames, config.dtype)
     report = extract_features(encoder, [task.clips[i] for i in indices], store, batch_size=config.batch_size,
                               transform=transform, device=config.device, progress=progress)
@@ -139,6 +149,7 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
     results, encoder = {}, None
     for name, pretrained, factor in conditions:
         encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed).to(config.device)
+        config = replace(config, poolings=resolve_poolings(config.poolings, encoder))
         results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress)
     return {
         "encoder": encoder_name,
@@ -149,8 +160,11 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
         "layers": list(encoder.layer_names),
         "layer_dims": [int(d) for d in encoder.layer_dims],
         "learning_rates": list(config.train.learning_rates),
-        "training": {**asdict(config.train), "learning_rates": list(config.train.learning_rates)},
+        "c_values": list(config.train.c_values),
+        "training": {**asdict(config.train), "learning_rates": list(config.train.learning_rates),
+                     "c_values": list(config.train.c_values)},
         "poolings": list(config.poolings),
+        "native_pooling": encoder.native_pooling,
         "clips": {split: len(task.indices(split)) for split in PROBE_SPLITS},
         "failures": [{"path": path, "error": error} for path, error in sorted(failures.items())],
         "noise_snrs": [float(s) for s in config.noise_snrs],

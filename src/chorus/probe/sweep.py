@@ -1,6 +1,12 @@
-"""The layer × learning-rate sweep: fit every pooling's batched probes on the train split,
-choose the learning rate per layer and the best (layer, learning rate) on the validation
-split, and only then evaluate on test.
+"""The layer × setting sweep: fit every pooling's batched probes on the train split,
+choose the setting per layer and the best (layer, setting) on the validation split, and
+only then evaluate on test.
+
+A setting is the L2 strength ``C`` for the linear poolings (mean, max, mean+max) under
+the default L-BFGS solver (each probe solved to its optimum, :mod:`chorus.probe.solver`),
+and the Adam learning rate for attention and layer-sum (and for linear poolings with
+``TrainConfig(solver="adam")``). Each pooling has its own standardisation, fitted on the
+train split's features of that pooling.
 
 :func:`fit_and_select` reads the train and valid splits only; :func:`evaluate` is the one
 place test features enter, after selection is final.
@@ -15,9 +21,11 @@ import numpy as np
 import torch
 
 from ..progress import ProgressFactory
-from .inputs import Standardizer
 from ..metrics import PRIMARY, task_metrics
-from .models import BatchedProbes, LayerSumProbes, SplitInputs, build_probes, probe_rates
+from .inputs import Standardizer, pooled_inputs
+from .losses import probe_losses
+from .models import LINEAR_POOLINGS, BatchedProbes, LayerSumProbes, SplitInputs, build_probes, probe_rates
+from .solver import solve_linear_probes
 from .train import TrainConfig, predict_logits, train_probes
 
 
@@ -41,8 +49,10 @@ class FeatureReader(Protocol):
 class FittedPooling:
     """Trained probes of one pooling and what validation chose.
 
-    Probe ``p`` is (slot ``p // R``, rate ``p % R``); slots are layers, except for
-    ``layer-sum`` whose single slot is the weighted sum of all layers.
+    Probe ``p`` is (slot ``p // R``, setting ``values[p % R]``); slots are layers, except
+    for ``layer-sum`` whose single slot is the weighted sum of all layers. ``setting``:
+    ``"C"`` (L-BFGS probes) or ``"learning_rate"`` (Adam). ``best_step``: per probe the
+    optimizer step its kept weights come from (Adam) or its L-BFGS iterations.
     ``chosen[s]``: the probe chosen for slot ``s``; ``best``: the probe chosen overall.
     """
 
@@ -52,6 +62,9 @@ class FittedPooling:
     best_step: np.ndarray
     chosen: list[int]
     best: int
+    setting: str
+    values: tuple[float, ...]
+    standardizer: Standardizer
 
 
 @dataclass
@@ -59,8 +72,6 @@ class Selection:
     """Everything decided on train + valid, before any test feature is read."""
 
     kind: str
-    learning_rates: tuple[float, ...]
-    standardizer: Standardizer
     fitted: dict[str, FittedPooling]
 
     @property
@@ -81,41 +92,81 @@ def _choose(scores: np.ndarray, losses: np.ndarray, rates: int) -> tuple[list[in
     return chosen, best
 
 
-def _split_inputs(standardizer: Standardizer, data: SplitData, with_frames: bool) -> SplitInputs:
-    return standardizer.inputs(data.pooled, data.targets, data.frames if with_frames else None)
+def needs_frames(poolings: tuple[str, ...]) -> bool:
+    """Whether any of ``poolings`` reads frame-level features."""
+    return any(p in ("max", "mean+max", "attention") for p in poolings)
+
+
+def _split_inputs(standardizer: Standardizer, data: SplitData, pooling: str) -> SplitInputs:
+    pooled = pooled_inputs(data.pooled, data.frames, pooling)
+    return standardizer.inputs(pooled, data.targets, data.frames if pooling == "attention" else None)
+
+
+@dataclass
+class _Prepared:
+    """One pooling's standardisation and standardised train and valid inputs."""
+
+    standardizer: Standardizer
+    train: SplitInputs
+    valid: SplitInputs
+
+
+def _prepare(pooling: str, train: SplitData, valid: SplitData) -> _Prepared:
+    pooled = pooled_inputs(train.pooled, train.frames, pooling)
+    standardizer = Standardizer.fit(pooled, train.frames if pooling == "attention" else None)
+    return _Prepared(standardizer, _split_inputs(standardizer, train, pooling),
+                     _split_inputs(standardizer, valid, pooling))
+
+
+def _selected(model: BatchedProbes, prepared: _Prepared, losses: np.ndarray | None, steps: np.ndarray, kind: str,
+              setting: str, values: tuple[float, ...], targets: np.ndarray) -> FittedPooling:
+    """Validation metrics of every probe and the choices they make."""
+    logits = predict_logits(model, prepared.valid)
+    if losses is None:
+        losses = probe_losses(logits, prepared.valid.targets).numpy()
+    logits = logits.numpy()
+    metrics = [task_metrics(kind, logits[p], targets) for p in range(model.num_probes)]
+    scores = np.array([m[PRIMARY[kind]] for m in metrics])
+    chosen, best = _choose(scores, losses, len(values))
+    return FittedPooling(model, metrics, losses, steps, chosen, best, setting, values, prepared.standardizer)
 
 
 def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tuple[str, ...], config: TrainConfig,
                    progress: ProgressFactory | None = None, desc: str = "") -> Selection:
-    """Train every pooling's probes for all layers × learning rates and choose on valid.
+    """Train every pooling's probes for all layers × settings and choose on valid.
 
-    Reads ``reader.read("train")`` and ``reader.read("valid")`` and nothing else.
+    Reads ``reader.read("train")`` and ``reader.read("valid")`` and nothing else (with
+    frames when a pooling needs them: :func:`needs_frames`). With the L-BFGS solver, the
+    linear poolings' probes are solved together in one call.
     """
-    with_frames = "attention" in poolings
     train, valid = reader.read("train"), reader.read("valid")
-    standardizer = Standardizer.fit(train.pooled, train.frames if with_frames else None)
-    train_inputs = _split_inputs(standardizer, train, with_frames)
-    valid_inputs = _split_inputs(standardizer, valid, with_frames)
-    widths = [p.shape[1] for p in train.pooled]
+    prepared = {pooling: _prepare(pooling, train, valid) for pooling in poolings}
+    solved = [p for p in poolings if p in LINEAR_POOLINGS and config.solver == "lbfgs"]
     fitted = {}
+    if solved:
+        models = solve_linear_probes({p: prepared[p].train for p in solved}, classes, tuple(config.c_values),
+                                     max_iter=config.max_iter, tol=config.tol)
+        for pooling, (model, steps) in models.items():
+            fitted[pooling] = _selected(model, prepared[pooling], None, steps.numpy(), kind, "C",
+                                        tuple(config.c_values), valid.targets)
     for pooling in poolings:
+        if pooling in solved:
+            continue
         torch.manual_seed(config.seed)
-        model = build_probes(pooling, widths, len(config.learning_rates), classes)
-        trained = train_probes(model, probe_rates(model, config.learning_rates), train_inputs, valid_inputs, config,
-                               progress, desc=f"{desc}{pooling} probes")
-        logits = predict_logits(model, valid_inputs).numpy()
-        metrics = [task_metrics(kind, logits[p], valid.targets) for p in range(model.num_probes)]
-        scores = np.array([m[PRIMARY[kind]] for m in metrics])
-        chosen, best = _choose(scores, trained.valid_loss, len(config.learning_rates))
-        fitted[pooling] = FittedPooling(model, metrics, trained.valid_loss, trained.best_step, chosen, best)
-    return Selection(kind, tuple(config.learning_rates), standardizer, fitted)
+        values = tuple(config.learning_rates)
+        model = build_probes(pooling, [x.shape[1] for x in prepared[pooling].train.pooled], len(values), classes)
+        trained = train_probes(model, probe_rates(model, values), prepared[pooling].train, prepared[pooling].valid,
+                               config, progress, desc=f"{desc}{pooling} probes")
+        fitted[pooling] = _selected(model, prepared[pooling], trained.valid_loss, trained.best_step, kind,
+                                    "learning_rate", values, valid.targets)
+    return Selection(kind, {pooling: fitted[pooling] for pooling in poolings})
 
 
 def evaluate(selection: Selection, test: SplitData) -> dict[str, dict]:
     """Test metrics of every slot's chosen probe and of the best, per pooling."""
     results = {}
     for pooling, fit in selection.fitted.items():
-        inputs = _split_inputs(selection.standardizer, test, pooling == "attention")
+        inputs = _split_inputs(fit.standardizer, test, pooling)
         logits = predict_logits(fit.model, inputs).numpy()
         per_slot = [task_metrics(selection.kind, logits[p], test.targets) for p in fit.chosen]
         results[pooling] = {"slots": per_slot, "best": per_slot[fit.chosen.index(fit.best)]}
@@ -123,18 +174,20 @@ def evaluate(selection: Selection, test: SplitData) -> dict[str, dict]:
 
 
 def describe_selection(selection: Selection, layer_names: list[str]) -> dict[str, dict]:
-    """JSON summary of the choices: per slot the learning rate, validation metrics and
-    the optimizer step its kept weights come from; the full validation grid; the layer
-    weights of ``layer-sum``."""
-    rates = selection.learning_rates
+    """JSON summary of the choices: per slot its setting (``C`` or ``learning_rate``),
+    validation metrics and the optimizer step its kept weights come from (``best_step``;
+    L-BFGS iterations for ``C`` probes); the full validation grid; the layer weights of
+    ``layer-sum``."""
     summary = {}
     for pooling, fit in selection.fitted.items():
         names = ["weighted sum"] if isinstance(fit.model, LayerSumProbes) else layer_names
-        slots = [{"layer": names[p // len(rates)], "learning_rate": rates[p % len(rates)],
+        count = len(fit.values)
+        slots = [{"layer": names[p // count], fit.setting: fit.values[p % count],
                   "valid": fit.valid[p], "valid_loss": float(fit.valid_loss[p]), "best_step": int(fit.best_step[p])}
                  for p in fit.chosen]
-        grid = [[fit.valid[s * len(rates) + r][selection.metric] for r in range(len(rates))] for s in range(len(names))]
-        entry = {"slots": slots, "best": slots[fit.chosen.index(fit.best)], "valid_grid": grid}
+        grid = [[fit.valid[s * count + r][selection.metric] for r in range(count)] for s in range(len(names))]
+        entry = {"slots": slots, "best": slots[fit.chosen.index(fit.best)], "setting": fit.setting,
+                 "values": list(fit.values), "valid_grid": grid}
         if isinstance(fit.model, LayerSumProbes):
             entry["layer_weights"] = dict(zip(layer_names, fit.model.layer_weights()[fit.best].detach().tolist()))
         summary[pooling] = entry

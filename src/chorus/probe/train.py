@@ -32,6 +32,7 @@ from .optim import BatchedAdam
 
 
 MONITORS = ("metric", "loss")
+SOLVERS = ("lbfgs", "adam")
 _TOLERANCE = 1e-6
 """Slack on ``min_delta`` for float32 metrics (a rise of one clip in 100 is 0.0099999)."""
 
@@ -62,6 +63,19 @@ class TrainConfig:
     """L2 penalty ``l2``: each probe's loss gains ``(l2 / 2) ||W||²`` over its weights (not
     its biases), i.e. ``l2 · W`` in the gradient; scikit-learn's ``C`` is
     ``1 / (l2 · train rows)`` (0.007 with 1440 rows: C ≈ 0.1). 0 switches it off."""
+    solver: str = "lbfgs"
+    """How the linear poolings' probes (mean, max, mean+max) train: ``"lbfgs"``, full batch
+    to the optimum of the L2-regularised loss for every value of ``c_values``
+    (:mod:`chorus.probe.solver`), the value chosen on valid; ``"adam"``, minibatch Adam over
+    ``learning_rates`` with early stopping and the L2 of ``weight_decay``, as attention and
+    layer-sum always do."""
+    c_values: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    """Inverse L2 strengths of the lbfgs probes, as scikit-learn's ``C``: each probe's
+    loss gains ``||W||² / (2 C · train rows)``."""
+    max_iter: int = 1000
+    """Most L-BFGS iterations per probe."""
+    tol: float = 1e-4
+    """An L-BFGS probe stops once no gradient entry exceeds this (scikit-learn's ``tol``)."""
     seed: int = 0
     threads: int | None = 1
     """Torch threads while training (restored after). Probe updates are many small
@@ -81,6 +95,12 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if not 0 <= self.average < 1:
             raise ValueError(f"average must lie in [0, 1), got {self.average}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        if not self.c_values or any(not (c > 0 and math.isfinite(c)) for c in self.c_values):
+            raise ValueError(f"c_values must be positive finite numbers, got {self.c_values}")
+        if self.max_iter < 1 or not self.tol > 0:
+            raise ValueError("max_iter must be at least 1 and tol positive")
         if not 0 <= self.min_delta < 1:
             raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta}")
 

@@ -46,7 +46,8 @@ class FinetuneConfig(StrictModel):
     head_init: HeadInit = "probe"
     train_bn_stats: bool = False
     layer: str | None = None
-    pooling: Pooling = "mean"
+    pooling: Pooling | Literal["native"] = "mean"
+    """Over valid frames; ``native``: the encoder's own (:attr:`chorus.encoders.Encoder.native_pooling`)."""
     clip_seconds: float | None = Field(default=None, gt=0)
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=16, ge=1)

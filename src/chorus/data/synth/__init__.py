@@ -6,8 +6,8 @@ Entry points: :func:`generate_dataset` (wav files + manifest + ``synth.json``),
 :func:`render_soundscape` (a long recording written block by block, with its call events).
 """
 
-from .config import SynthConfig, make_config, species_label
 from ..errors import SynthError
+from .config import HARD_SETTINGS, SynthConfig, make_config, species_label
 from .dataset import generate_dataset
 from .mixtures import Mixture, mix_sources
 from .regions import REGIONS, Region
@@ -16,7 +16,7 @@ from .soundscape import render_soundscape
 from .species import GROUPS, GroupModel
 
 __all__ = [
-    "SynthConfig", "SynthError", "make_config", "species_label", "generate_dataset", "Mixture",
+    "HARD_SETTINGS", "SynthConfig", "SynthError", "make_config", "species_label", "generate_dataset", "Mixture",
     "mix_sources", "REGIONS", "Region", "CallEvent", "render_clip", "species_of", "render_soundscape",
     "GROUPS", "GroupModel",
 ]

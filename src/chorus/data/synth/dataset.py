@@ -27,10 +27,11 @@ from .species import GROUPS
 FORMAT_VERSION = 1
 
 
-def split_of_clips(config: SynthConfig, group: str, number: int) -> list[str]:
-    """The split of each clip of one species: a seeded shuffle cut by ``config.splits``
-    (at least one train clip; valid/test counts rounded from their fractions)."""
-    count = config.clips_per_species
+def split_of_clips(config: SynthConfig, group: str, number: int, count: int | None = None) -> list[str]:
+    """The split of each of ``count`` clips (default ``clips_per_species``) of one species:
+    a seeded shuffle cut by ``config.splits`` (at least one train clip; valid/test counts
+    rounded from their fractions)."""
+    count = config.clips_per_species if count is None else count
     n_valid = int(round(config.splits[1] * count))
     n_test = int(round(config.splits[2] * count))
     while n_valid + n_test >= count and n_valid + n_test > 0:
@@ -46,6 +47,19 @@ def split_of_clips(config: SynthConfig, group: str, number: int) -> list[str]:
     return splits
 
 
+def noisy_label(config: SynthConfig, group: str, number: int, clip: int, split: str) -> str:
+    """The manifest label of a clip: its species, or with probability ``label_noise`` (train
+    and valid clips only) another species drawn uniformly, seeded per clip."""
+    label = species_label(group, number)
+    if not config.label_noise or split == "test":
+        return label
+    rng = np.random.default_rng(derived_seed(config.seed, "label-noise", group, str(number), str(clip)))
+    if rng.random() >= config.label_noise:
+        return label
+    others = [species_label(g, n) for g, n in config.species_numbers() if (g, n) != (group, number)]
+    return others[int(rng.integers(len(others)))] if others else label
+
+
 def clip_path(out_dir: Path, group: str, number: int, clip: int) -> Path:
     return out_dir / group / f"sp{number:02d}" / f"{group}-sp{number:02d}-{clip:04d}.wav"
 
@@ -55,7 +69,7 @@ def describe(config: SynthConfig) -> dict:
     return {
         "generator": "chorus.data.synth",
         "format_version": FORMAT_VERSION,
-        "config": config.model_dump(mode="json"),
+        "config": config.record(),
         "region": REGIONS[config.region].as_dict(),
         "groups": {
             group: {
@@ -76,7 +90,7 @@ def _check_folder(out_dir: Path, config: SynthConfig, overwrite: bool) -> None:
         previous = json.loads(record.read_text(encoding="utf-8")).get("config")
     except (OSError, ValueError, AttributeError) as exc:
         raise SynthError(f"{record}: unreadable ({exc}); remove it or pass overwrite") from None
-    if previous != config.model_dump(mode="json"):
+    if previous != config.record():
         raise SynthError(f"{out_dir}: already holds synthetic data made with other parameters; "
                          "use another folder or overwrite")
 
@@ -92,20 +106,27 @@ def generate_dataset(out_dir: str | Path, config: SynthConfig, *, overwrite: boo
     _check_folder(out_dir, config, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "synth.json", describe(config))
-    total = sum(config.species_count(g) for g in config.groups) * config.clips_per_species
-    bar = resolve(progress)(total, "synthesising clips")
+    counts = config.clip_counts()
+    bar = resolve(progress)(sum(counts.values()), "synthesising clips")
     clips: list[Clip] = []
+    changed: list[dict[str, str]] = []
     try:
         for group, number in config.species_numbers():
-            for clip, split in enumerate(split_of_clips(config, group, number)):
+            for clip, split in enumerate(split_of_clips(config, group, number, counts[group, number])):
                 path = clip_path(out_dir, group, number, clip)
                 if overwrite or not path.exists():
                     waveform, _ = render_clip(config, group, number, clip)
                     write_audio(path, waveform, config.sample_rate)
-                clips.append(Clip(path.resolve(), (species_label(group, number),), split, group))
+                label = noisy_label(config, group, number, clip, split)
+                if label != species_label(group, number):
+                    changed.append({"path": path.relative_to(out_dir).as_posix(), "true": species_label(group, number),
+                                    "given": label})
+                clips.append(Clip(path.resolve(), (label,), split, group))
                 bar.update(1)
     finally:
         bar.close()
+    if config.label_noise:
+        write_json(out_dir / "synth.json", {**describe(config), "label_noise": changed})
     manifest = Manifest(clips, out_dir.resolve(), out_dir.resolve() / "manifest.csv")
     write_manifest(manifest, out_dir / "manifest.csv")
     return manifest

@@ -24,6 +24,9 @@ DISTRACTOR_DB = (-12.0, -3.0)
 CALL_LEVEL_DB = 3.0
 """Calls of one clip vary in level by +-this many dB."""
 
+FADE_SECONDS = 0.005
+"""Fade-out of a call cut by ``call_seconds``."""
+
 
 @dataclass(frozen=True)
 class CallEvent:
@@ -70,7 +73,7 @@ def lay_out_calls(config: SynthConfig, group: str, number: int, n_samples: int,
     for _ in range(int(rng.integers(1, config.max_calls + 1))):
         call = render_call(model, params, rng, sr, config.jitter)
         gain = 10.0 ** (rng.uniform(-CALL_LEVEL_DB, CALL_LEVEL_DB) / 20.0)
-        start, piece = _place(call.waveform * gain, n_samples, rng)
+        start, piece = _place(_cut(call.waveform, config.call_seconds, sr) * gain, n_samples, rng)
         out[start:start + len(piece)] += piece
         energy += float(np.sum(piece**2))
         occupied += len(piece)
@@ -89,6 +92,19 @@ def lay_out_calls(config: SynthConfig, group: str, number: int, n_samples: int,
             events.append(CallEvent(start / sr, (start + len(piece)) / sr, call.low_hz, call.high_hz,
                                     species_label(other_group, other), other_group))
     return Calls(out, tuple(events), power)
+
+
+def _cut(call: np.ndarray, seconds: float | None, sample_rate: int) -> np.ndarray:
+    """``call`` cut to at most ``seconds`` (None: unchanged), ending in a linear fade-out."""
+    if seconds is None:
+        return call
+    keep = max(1, int(round(seconds * sample_rate)))
+    if len(call) <= keep:
+        return call
+    fade = min(keep, max(1, int(round(FADE_SECONDS * sample_rate))))
+    cut = call[:keep].copy()
+    cut[-fade:] *= np.linspace(1.0, 0.0, fade)
+    return cut
 
 
 def _place(call: np.ndarray, n_samples: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
