@@ -57,12 +57,15 @@ def test_probe_command_writes_the_report(manifest_path, tmp_path, run_cli):
 
 @pytest.mark.parametrize("arguments, message", [
     (("--encoder", "no-such-encoder"), "unknown encoder"),
-    (("--pooling", "median"), "choose among mean, max"),
+    (("--pooling", "median"), "poolings must be among mean, max"),
     (("--noise-snr", "loud"), "comma-separated numbers"),
     (("--task", "multilabel"), "multiclass task"),
     (("--pitch-shift", "0"), "[0.05, 20]"),
-    (("--monitor", "accuracy"), "choose metric or loss"),
+    (("--monitor", "accuracy"), "monitor must be one of metric, loss"),
+    (("--C", "0,1"), "c_values must be positive"),
+    (("--dtype", "float64"), "float32 or float16"),
 ])
 def test_probe_command_rejects_bad_options(manifest_path, tmp_path, run_cli, arguments, message):
     result = run_cli("probe", "--data", manifest_path, "--out", tmp_path, "--encoder", "toy-cnn", *arguments)
-    assert result.exit_code == 2 and message in result.output
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
+    assert "Traceback" not in result.output

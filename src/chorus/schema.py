@@ -3,7 +3,11 @@ typo in a recipe, a config or a shared JSON file is refused instead of ignored."
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ChorusError
 
 
 class StrictModel(BaseModel):
@@ -16,3 +20,20 @@ class FrozenModel(StrictModel):
     """A strict model whose instances cannot be changed after validation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+
+
+def validated(model: type[Model], error: type[ChorusError], **values) -> Model:
+    """``model(**values)``, or ``error("bad settings: <every problem>")``: how user-given
+    settings become a config, validated once, with a one-line message."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise error(f"bad settings: {validation_problems(exc)}") from None

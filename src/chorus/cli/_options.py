@@ -28,14 +28,6 @@ def float_list(text: str | None, option: str) -> tuple[float, ...]:
         raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
 
 
-def name_list(text: str, option: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    """``"mean,attention"`` -> names, each checked against ``known``."""
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise typer.BadParameter(f"choose among {', '.join(known)}; got {text!r}", param_hint=option)
-    return names
-
 ENGINE = typer.Option("local", "--engine", help="local (process pool sized to the machine) or ray (Ray Data)")
 WORKERS = typer.Option(None, "--workers", min=1,
                        help="processes (local) or model replicas (ray); default one per core, 1 = in-process")

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, check_dtype, float_list, name_list
+from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
 
 TASKS = ("auto", "multiclass", "multilabel", "detection")
 
@@ -74,39 +74,23 @@ def register(app: typer.Typer) -> None:
         layer and rate are chosen on valid, then tested. Writes OUT/probe.json, PNGs and
         OUT/report.html."""
         from ..data.manifest import read_manifest
-        from ..probe.models import POOLINGS
+        from ..probe.errors import ProbeConfigError
         from ..probe.report import write_probe_report
         from ..probe.runner import ProbeConfig, run_probe
         from ..probe.task import detection_task, task_from_manifest
-        from ..probe.train import TrainConfig
         from ..progress import tqdm_progress
+        from ..schema import validated
 
         if task not in TASKS:
             raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
-        check_dtype(dtype)
-        rates = float_list(learning_rates, "--lr")
-        strengths = float_list(c_values, "--C")
-        if not strengths or any(c <= 0 for c in strengths):
-            raise typer.BadParameter("give positive C values", param_hint="--C")
-        if solver not in ("lbfgs", "adam"):
-            raise typer.BadParameter("choose lbfgs or adam", param_hint="--solver")
-        if not rates or any(r <= 0 for r in rates):
-            raise typer.BadParameter("give positive learning rates", param_hint="--lr")
-        if monitor not in ("metric", "loss"):
-            raise typer.BadParameter("choose metric or loss", param_hint="--monitor")
-        if noise_kind not in ("white", "pink"):
-            raise typer.BadParameter("choose white or pink", param_hint="--noise-kind")
-        factors = float_list(pitch_shift, "--pitch-shift")
-        if any(not 0.05 <= f <= 20 for f in factors):
-            raise typer.BadParameter("frequency factors must lie in [0.05, 20]", param_hint="--pitch-shift")
-        config = ProbeConfig(
-            poolings=name_list(pooling, "--pooling", POOLINGS + ("native",)),
-            train=TrainConfig(learning_rates=rates, c_values=strengths, solver=solver, epochs=epochs, patience=patience,
-                              monitor=monitor,
-                              eval_every=eval_every, batch_size=probe_batch, weight_decay=weight_decay,
-                              average=average, seed=seed),
+        config = validated(  # the one place these settings are checked
+            ProbeConfig, ProbeConfigError,
+            poolings=tuple(part.strip() for part in pooling.split(",") if part.strip()),
+            train=dict(learning_rates=float_list(learning_rates, "--lr"), c_values=float_list(c_values, "--C"),
+                       solver=solver, epochs=epochs, patience=patience, monitor=monitor, eval_every=eval_every,
+                       batch_size=probe_batch, weight_decay=weight_decay, average=average, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,
-            pitch_factors=factors, noise_snrs=float_list(noise_snr, "--noise-snr"),
+            pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, seed=seed, device=device,
         )
         if task == "detection":

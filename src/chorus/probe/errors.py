@@ -8,3 +8,6 @@ from ..errors import ChorusError
 class ProbeTaskError(ChorusError):
     """The data cannot be probed as asked (missing splits, unlabelled clips...)."""
 
+
+class ProbeConfigError(ChorusError):
+    """Probe settings that fail validation."""

@@ -14,13 +14,16 @@ degradation curve per condition.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from pydantic import model_validator
+
 from ..encoders import Encoder, load_encoder
+from ..features.transforms import NOISE_KINDS
 from ..features import ClipTransform, FeatureStore, SafetensorsShards, extract_features, store_header
 from ..features.identity import digest_of
 from ..progress import ProgressFactory
+from ..schema import FrozenModel
 from .models import POOLINGS
 from .errors import ProbeTaskError
 from .sweep import SplitData, describe_selection, evaluate, fit_and_select, needs_frames
@@ -37,13 +40,13 @@ def resolve_poolings(poolings: tuple[str, ...], encoder: Encoder) -> tuple[str, 
     return tuple(dict.fromkeys(resolved))
 
 
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Settings of a probe run (see the module docstring for the ablations). ``poolings``:
-    among :data:`chorus.probe.models.POOLINGS` and ``native`` (the encoder's own)."""
+class ProbeConfig(FrozenModel):
+    """Settings of a probe run (see the module docstring for the ablations), validated once
+    on construction. ``poolings``: among :data:`chorus.probe.models.POOLINGS` and ``native``
+    (the encoder's own)."""
 
     poolings: tuple[str, ...] = DEFAULT_POOLINGS
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = TrainConfig()
     batch_size: int = 8
     dtype: str = "float32"
     random_init: bool = False
@@ -53,10 +56,20 @@ class ProbeConfig:
     seed: int = 0
     device: str = "cpu"
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> "ProbeConfig":
         unknown = [p for p in self.poolings if p not in POOLINGS + ("native",)]
         if unknown or not self.poolings:
             raise ValueError(f"poolings must be among {', '.join(POOLINGS)} or native, got {list(self.poolings)}")
+        if self.dtype not in ("float32", "float16"):
+            raise ValueError(f"the feature cache type must be float32 or float16, not {self.dtype!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.noise_kind not in NOISE_KINDS:
+            raise ValueError(f"noise kind must be one of {', '.join(NOISE_KINDS)}, not {self.noise_kind!r}")
+        if any(not 0.05 <= factor <= 20 for factor in self.pitch_factors):
+            raise ValueError(f"frequency factors must lie in [0.05, 20], got {list(self.pitch_factors)}")
+        return self
 
 
 class StoreReader:
@@ -149,7 +162,7 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
     results, encoder = {}, None
     for name, pretrained, factor in conditions:
         encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed).to(config.device)
-        config = replace(config, poolings=resolve_poolings(config.poolings, encoder))
+        config = config.model_copy(update={"poolings": resolve_poolings(config.poolings, encoder)})
         results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress)
     return {
         "encoder": encoder_name,
@@ -161,8 +174,7 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
         "layer_dims": [int(d) for d in encoder.layer_dims],
         "learning_rates": list(config.train.learning_rates),
         "c_values": list(config.train.c_values),
-        "training": {**asdict(config.train), "learning_rates": list(config.train.learning_rates),
-                     "c_values": list(config.train.c_values)},
+        "training": config.train.model_dump(mode="json"),
         "poolings": list(config.poolings),
         "native_pooling": encoder.native_pooling,
         "clips": {split: len(task.indices(split)) for split in PROBE_SPLITS},

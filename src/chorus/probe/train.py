@@ -21,12 +21,14 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from pydantic import model_validator
 from torch import Tensor
 
+from ..metrics import probe_scores
 from ..progress import ProgressFactory, resolve
+from ..schema import FrozenModel
 from ..seeding import generator
 from .losses import probe_losses
-from ..metrics import probe_scores
 from .models import BatchedProbes, SplitInputs
 from .optim import BatchedAdam
 
@@ -37,9 +39,8 @@ _TOLERANCE = 1e-6
 """Slack on ``min_delta`` for float32 metrics (a rise of one clip in 100 is 0.0099999)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings shared by every probe."""
+class TrainConfig(FrozenModel):
+    """Optimisation settings shared by every probe (validated once, on construction)."""
 
     learning_rates: tuple[float, ...] = (1e-2, 3e-2, 1e-1, 3e-1)
     epochs: int = 100
@@ -82,7 +83,8 @@ class TrainConfig:
     tensor operations, which extra threads slow down rather than speed up; None keeps
     torch's setting."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
         if not self.learning_rates or any(lr <= 0 for lr in self.learning_rates):
             raise ValueError(f"learning rates must be positive, got {self.learning_rates}")
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
@@ -103,6 +105,7 @@ class TrainConfig:
             raise ValueError("max_iter must be at least 1 and tol positive")
         if not 0 <= self.min_delta < 1:
             raise ValueError(f"min_delta must lie in [0, 1), got {self.min_delta}")
+        return self
 
 
 @dataclass
