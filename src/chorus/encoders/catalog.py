@@ -17,3 +17,4 @@ from . import whisper  # noqa: F401,E402
 from . import clap  # noqa: F401,E402
 from . import beats  # noqa: F401,E402
 from . import student_cnn  # noqa: F401,E402
+from . import birdnet  # noqa: F401,E402
