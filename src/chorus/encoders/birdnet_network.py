@@ -129,21 +129,23 @@ class MelBranch(nn.Module):
 
 def real_dft(x: Tensor, n_fft: int, hop: int, window: Tensor, low: int, high: int) -> Tensor:
     """Real part of DFT bins ``low:high`` of each windowed frame of ``x [batch, samples]``:
-    ``[batch, frames, high - low]`` in ``x``'s dtype, computed in float64 as TFLite's RFFT2D
-    does (in near-silent bands the 0.2-0.25 power after it would amplify float32 round-off).
-    No gradient flows through it to ``window``; on CPU, for inputs without gradient, SciPy's
-    multi-threaded FFT does the work (2-4x faster than torch's here), one clip at a time."""
+    ``[batch, frames, high - low]`` in ``x``'s dtype. As TFLite computes it: frames times
+    window in float32, then the DFT in float64 (in near-silent bands, zero-padded tails
+    included, the 0.2-0.25 power after it amplifies any other round-off). No gradient flows
+    through it to ``window``; on CPU, for inputs without gradient, SciPy's multi-threaded
+    FFT does the work (2-4x faster than torch's here), one clip at a time."""
+    window = window.detach().to(x.dtype)
     if x.device.type != "cpu" or x.requires_grad:
-        frames = x.double().unfold(-1, n_fft, hop) * window.detach().double()
+        frames = (x.unfold(-1, n_fft, hop) * window).double()
         return torch.fft.rfft(frames)[..., low:high].real.to(x.dtype)
     import scipy.fft
     from numpy.lib.stride_tricks import sliding_window_view
 
-    taper = window.detach().numpy().astype(np.float64)
+    taper = window.numpy()
     out = []
-    for row in x.detach().numpy().astype(np.float64):
-        frames = sliding_window_view(row, n_fft)[::hop]
-        out.append(scipy.fft.rfft(frames * taper, workers=torch.get_num_threads())[:, low:high].real.astype(np.float32))
+    for row in x.detach().numpy():
+        frames = (sliding_window_view(row, n_fft)[::hop] * taper).astype(np.float64)
+        out.append(scipy.fft.rfft(frames, workers=torch.get_num_threads())[:, low:high].real.astype(np.float32))
     return torch.from_numpy(np.stack(out)).to(x.dtype)
 
 
