@@ -1,6 +1,8 @@
 """BirdNET V2.4 forward: chorus's torch network vs the reference runtime (ai_edge_litert).
 
-Both run the same batch of 3 s windows at 48 kHz on 2 threads: the reference with its
+Both run the same batch of 3 s windows at 48 kHz on the same number of threads (2 by
+default; on a machine shared with other processes each parallel op waits for a
+descheduled thread, so compare ``--threads 1`` too): the reference with its
 default XNNPACK delegate, one window per call as BirdNET-Analyzer runs it and, for
 fairness, the whole batch in one call (the input resized); chorus with
 ``BirdNETEncoder.classify`` (eager torch, channels-last, its default chunk of windows per
@@ -9,7 +11,7 @@ taking turns so that load from other processes hits all alike. The logits of eve
 are checked against the reference. Prints windows per second and, last, the ratio of
 chorus's default path to the reference's faster one.
 
-Run: ``PYTHONPATH=src python benchmarks/birdnet_forward.py [--windows 32] [--repeats 3]``
+Run: ``PYTHONPATH=src python benchmarks/birdnet_forward.py [--windows 32] [--repeats 3] [--threads 2]``
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from chorus.encoders import load_encoder
 from chorus.encoders.birdnet import MODEL_FILE, birdnet_file
 from chorus.encoders.birdnet_network import SAMPLE_RATE, WINDOW
 
-THREADS = 2
 
 
 def _windows(count: int) -> np.ndarray:
@@ -40,12 +41,12 @@ def _windows(count: int) -> np.ndarray:
     return np.stack(out)
 
 
-def _reference(windows: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+def _reference(windows: np.ndarray, threads: int) -> dict[str, Callable[[], np.ndarray]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    single = Interpreter(model_path=str(birdnet_file(MODEL_FILE)), num_threads=THREADS)
+    single = Interpreter(model_path=str(birdnet_file(MODEL_FILE)), num_threads=threads)
     single.allocate_tensors()
-    batched = Interpreter(model_path=str(birdnet_file(MODEL_FILE)), num_threads=THREADS)
+    batched = Interpreter(model_path=str(birdnet_file(MODEL_FILE)), num_threads=threads)
     batched.resize_tensor_input(batched.get_input_details()[0]["index"], list(windows.shape))
     batched.allocate_tensors()
 
@@ -80,10 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="threads of both runtimes")
     args = parser.parse_args()
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     windows = _windows(args.windows)
-    paths = {**_reference(windows), **_chorus(windows)}
+    paths = {**_reference(windows, args.threads), **_chorus(windows)}
     results = {name: fn() for name, fn in paths.items()}  # warm-up, and the outputs to compare
     times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.repeats):
@@ -92,7 +94,7 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     reference = results["reference, 1 window per call"]
-    print(f"{args.windows} windows of 3 s at 48 kHz, {THREADS} threads, best of {args.repeats}")
+    print(f"{args.windows} windows of 3 s at 48 kHz, {args.threads} threads, best of {args.repeats}")
     for name in paths:
         best = min(times[name])
         diff = float(np.abs(results[name] - reference).max())
