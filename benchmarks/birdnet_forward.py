@@ -6,8 +6,9 @@ descheduled thread, so compare ``--threads 1`` too): the reference with its
 default XNNPACK delegate, one window per call as BirdNET-Analyzer runs it and, for
 fairness, the whole batch in one call (the input resized); chorus with
 ``BirdNETEncoder.classify`` (eager torch, channels-last, its default chunk of windows per
-network call, and for comparison the whole batch or one window per call). Each path is timed best-of-``--repeats``, the paths
-taking turns so that load from other processes hits all alike. The logits of every path
+network call, and for comparison the whole batch or one window per call). Each path is
+timed best-of-``--repeats``, the paths taking turns so that load from other processes
+hits all alike. The logits of every path
 are checked against the reference. Prints windows per second and, last, the ratio of
 chorus's default path to the reference's faster one.
 
