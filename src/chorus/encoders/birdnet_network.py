@@ -71,7 +71,7 @@ class BirdNETConfig:
                 "post": self.post, "classes": self.classes, "n_mels": self.n_mels}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "BirdNETConfig":
+    def from_dict(cls, values: dict[str, Any]) -> BirdNETConfig:
         return cls(stem=int(values["stem"]), stages=tuple(Stage(int(e), int(o), int(b), bool(s))
                                                           for e, o, b, s in values["stages"]),
                    post=int(values["post"]), classes=int(values["classes"]), n_mels=int(values["n_mels"]))
@@ -79,6 +79,9 @@ class BirdNETConfig:
     def block_names(self) -> list[str]:
         """``1-1`` ... in order, as the original names them (``BLOCK_1-1``)."""
         return [f"{s + 1}-{b + 1}" for s, stage in enumerate(self.stages) for b in range(stage.blocks)]
+
+
+V2_4 = BirdNETConfig()
 
 
 def mel_filterbank(n_mels: int, n_fft: int, fmin: float, fmax: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -220,7 +223,7 @@ class InvertedResidual(nn.Module):
 class BirdNETNetwork(nn.Module):
     """Windows ``[batch, 144000]`` at 48 kHz -> every block's map, the embedding, the logits."""
 
-    def __init__(self, config: BirdNETConfig = BirdNETConfig()):
+    def __init__(self, config: BirdNETConfig = V2_4):
         super().__init__()
         if not config.stages or any(s.blocks < 1 or s.out < 4 for s in config.stages):
             raise ValueError(f"every stage needs >= 1 block and >= 4 output channels, got {list(config.stages)}")
