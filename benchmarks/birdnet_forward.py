@@ -17,17 +17,25 @@ Run: ``PYTHONPATH=src python benchmarks/birdnet_forward.py [--windows 32] [--rep
 
 from __future__ import annotations
 
-import argparse
-import time
-from typing import Callable
+import os
 
-import numpy as np
-import torch
+# Idle OpenMP threads sleep instead of spinning: on a machine shared with other processes
+# spinning threads steal the cores torch's next parallel op waits for (measured here: 2
+# threads 20-30 ms/window passive vs 120-220 ms spinning, under a load average of 6 on
+# 2 cores). XNNPACK (the reference) does not use OpenMP. Set it before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from chorus.data.synth import make_config, render_clip
-from chorus.encoders import load_encoder
-from chorus.encoders.birdnet import MODEL_FILE, birdnet_file
-from chorus.encoders.birdnet_network import SAMPLE_RATE, WINDOW
+import argparse  # noqa: E402
+import time  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from chorus.data.synth import make_config, render_clip  # noqa: E402
+from chorus.encoders import load_encoder  # noqa: E402
+from chorus.encoders.birdnet import MODEL_FILE, birdnet_file  # noqa: E402
+from chorus.encoders.birdnet_network import SAMPLE_RATE, WINDOW  # noqa: E402
 
 
 
@@ -95,7 +103,8 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     reference = results["reference, 1 window per call"]
-    print(f"{args.windows} windows of 3 s at 48 kHz, {args.threads} threads, best of {args.repeats}")
+    print(f"{args.windows} windows of 3 s at 48 kHz, {args.threads} threads, best of {args.repeats}, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     for name in paths:
         best = min(times[name])
         diff = float(np.abs(results[name] - reference).max())

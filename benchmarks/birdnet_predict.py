@@ -13,21 +13,29 @@ Run: ``PYTHONPATH=src python benchmarks/birdnet_predict.py [--minutes 60] [--thr
 
 from __future__ import annotations
 
-import argparse
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
+# Idle OpenMP threads sleep instead of spinning: on a machine shared with other processes
+# spinning threads steal the cores torch's next parallel op waits for (measured here: 2
+# threads 20-30 ms/window passive vs 120-220 ms spinning, under a load average of 6 on
+# 2 cores). XNNPACK (the reference) does not use OpenMP. Set it before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from chorus.data.synth import make_config, render_soundscape
-from chorus.encoders.birdnet import LABELS_FILE, MODEL_FILE, birdnet_file
-from chorus.encoders.birdnet_labels import read_labels
-from chorus.predict.birdnet_analyzer import BirdNETSettings, confidences, segments
-from chorus.predict.birdnet_run import predict_birdnet
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from chorus.data.synth import make_config, render_soundscape  # noqa: E402
+from chorus.encoders.birdnet import LABELS_FILE, MODEL_FILE, birdnet_file  # noqa: E402
+from chorus.encoders.birdnet_labels import read_labels  # noqa: E402
+from chorus.predict.birdnet_analyzer import BirdNETSettings, confidences, segments  # noqa: E402
+from chorus.predict.birdnet_run import predict_birdnet  # noqa: E402
 
 SETTINGS = BirdNETSettings(min_conf=0.1)
 
@@ -84,7 +92,8 @@ def main() -> None:
         short_mb = peak_rss_mb(short, tmp / "short-out", args.threads)
         long_mb = peak_rss_mb(long, tmp / "long-out", args.threads)
     same = sorted(ours) == sorted(reference)
-    print(f"{args.minutes:g} min soundscape at 48 kHz, {args.threads} threads, min_conf {SETTINGS.min_conf}")
+    print(f"{args.minutes:g} min soundscape at 48 kHz, {args.threads} threads, min_conf {SETTINGS.min_conf}, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     print(f"reference loop (ai_edge_litert, 1 segment per call): {reference_s:.1f} s, {len(reference)} detections")
     print(f"chorus predict birdnet:                              {ours_s:.1f} s, {len(ours)} detections"
           f" ({'identical' if same else 'DIFFERENT'} detections)")
