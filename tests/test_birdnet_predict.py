@@ -133,3 +133,16 @@ def test_classify_is_batch_independent(birdnet):
         together = encoder.classify(x)[1]
         alone = torch.cat([encoder.classify(x[i:i + 1])[1] for i in range(3)])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_audacity_and_csv_tables_use_birdnet_analyzer_columns():
+    from chorus.predict.birdnet_analyzer import BirdNETDetection
+    from chorus.predict.birdnet_tables import format_table
+
+    found = [BirdNETDetection(3.0, 6.0, "Turdus merula_Eurasian Blackbird", 0.81234)]
+    assert format_table("audacity", found, "a/b.wav", BirdNETSettings()) == "3.0\t6.0\tTurdus merula, Eurasian Blackbird\t0.8123\n"
+    assert format_table("csv", found, "a/b.wav", BirdNETSettings()).splitlines() == [
+        "Start (s),End (s),Scientific name,Common name,Confidence,File",
+        "3.0000,6.0000,Turdus merula,Eurasian Blackbird,0.8123,a/b.wav"]
+    with pytest.raises(ValueError, match="unknown format 'parquet'"):
+        format_table("parquet", found, "a/b.wav", BirdNETSettings())
