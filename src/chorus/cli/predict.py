@@ -13,12 +13,14 @@ from ._options import ADDRESS, ENGINE, WORKERS, check_engine
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_command(
-        model: Path = typer.Argument(..., help="chorus model directory (model.json + safetensors)"),
+        model: Path = typer.Argument(..., help="chorus model directory (model.json + safetensors), or `birdnet` "
+                                                "for BirdNET V2.4's own species head"),
         paths: List[Path] = typer.Argument(..., help="recordings or folders of recordings"),
         out: Path = typer.Option(..., "--out", "-o", help="output folder (a rerun resumes it)"),
         window: Optional[float] = typer.Option(None, "--window", help="window seconds (default: the model's clip length, else 3)"),
         hop: Optional[float] = typer.Option(None, "--hop", help="hop seconds (default: the window)"),
-        fmt: str = typer.Option("raven", "--format", help="raven, audacity, csv or parquet (every window's scores)"),
+        fmt: str = typer.Option("raven", "--format", help="raven, audacity, csv or parquet (every window's scores); "
+                                                          "birdnet: raven, audacity, csv or kaleidoscope"),
         threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="score needed for a detection"),
         class_thresholds: Optional[Path] = typer.Option(
             None, "--class-thresholds", help='JSON {"label": threshold} overriding --threshold per class'),
@@ -27,6 +29,16 @@ def register(app: typer.Typer) -> None:
         engine: str = ENGINE,
         workers: Optional[int] = WORKERS,
         address: Optional[str] = ADDRESS,
+        min_conf: float = typer.Option(0.25, "--min-conf", help="birdnet: confidence a detection needs (0.01-0.99)"),
+        sensitivity: float = typer.Option(1.0, "--sensitivity", help="birdnet: 0.5-1.5, higher gives more detections"),
+        overlap: float = typer.Option(0.0, "--overlap", help="birdnet: seconds shared by consecutive 3 s segments"),
+        species_list: Optional[Path] = typer.Option(None, "--species-list", help="birdnet: file of species to report"),
+        lat: Optional[float] = typer.Option(None, "--lat", help="birdnet: latitude for the location model"),
+        lon: Optional[float] = typer.Option(None, "--lon", help="birdnet: longitude for the location model"),
+        week: int = typer.Option(-1, "--week", help="birdnet: week 1-48 of the year, -1 for all year"),
+        location_threshold: float = typer.Option(0.03, "--location-threshold",
+                                                 help="birdnet: location-model score a species needs"),
+        source: Optional[Path] = typer.Option(None, "--source", help="birdnet: a BirdNET V2.4 .tflite to use"),
     ) -> None:
         """Stream each recording in windows (bounded memory at any length), batch windows
         across files, threshold per class, merge consecutive detections and write one file
@@ -37,7 +49,11 @@ def register(app: typer.Typer) -> None:
         from ..predict import PredictSettings, predict, read_thresholds
         from ..predict.settings import model_labels
         from ..progress import tqdm_progress
+        from ._predict_birdnet import run_birdnet
 
+        if str(model) == "birdnet" and not (model / MODEL_JSON).exists():
+            return run_birdnet(paths, out, fmt, batch_size, min_conf, sensitivity, overlap, species_list, lat, lon,
+                               week, location_threshold, source)
         check_engine(engine)
         overrides = {}
         if class_thresholds is not None:

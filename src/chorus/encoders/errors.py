@@ -19,3 +19,16 @@ class UnsupportedArchitecture(EncoderLoadError):
 
 class BEATsConfigError(UnsupportedArchitecture):
     """A BEATs configuration this implementation cannot build."""
+
+
+class TFLiteReadError(EncoderLoadError):
+    """A ``.tflite`` file could not be parsed."""
+
+
+class NotBirdNETError(EncoderLoadError):
+    """A ``.tflite`` that is not the BirdNET V2.4 network this module implements."""
+
+
+class LocationError(ChorusError):
+    """Latitude, longitude or week out of range."""
+

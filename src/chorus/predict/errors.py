@@ -12,3 +12,7 @@ class OutputCollision(ChorusError):
 class ThresholdFileError(FileProblem):
     """A per-class threshold file is unreadable or names unknown classes."""
 
+
+class BirdNETSettingsError(ChorusError):
+    """An option of the BirdNET analysis is out of range."""
+

@@ -31,6 +31,5 @@ class HubError(ChorusError):
     """The Hub refused or could not be reached (offline, unknown repo, no permission)."""
 
 
-
 class MissingGroupError(TaskVectorError):
     """A workflow needs to know which group a task vector was trained for, and it names none."""
