@@ -3,7 +3,13 @@ typo in a recipe, a config or a shared JSON file is refused instead of ignored."
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ChorusError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -16,3 +22,17 @@ class FrozenModel(StrictModel):
     """A strict model whose instances cannot be changed after validation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+
+
+def validated(model_cls: type[M], error: type[ChorusError], /, **values: Any) -> M:
+    """``model_cls(**values)``; a pydantic error is raised as ``error("bad settings: ...")``
+    with every problem on one line."""
+    try:
+        return model_cls(**values)
+    except ValidationError as exc:
+        raise error(f"bad settings: {validation_problems(exc)}") from None

@@ -22,6 +22,7 @@ from ..encoders import Encoder, build_encoder
 from ..encoders import pool_frames as pool_encoder_frames
 from ..errors import FileProblem
 from ..fileio import write_json
+from ..schema import validation_problems
 from ..tensorfile import load_tensors, save_tensors
 from .schema import MODEL_FORMAT_VERSION, ClassifierSettings, EncoderEntry, HeadEntry, ModelJson
 from .errors import ModelFileError
@@ -162,11 +163,6 @@ def parse_json_file(path: Path, schema: type, error: type[FileProblem]) -> Any:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise error(path, f"invalid: {validation_problems(exc)}") from None
-
-
-def validation_problems(exc: ValidationError) -> str:
-    """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
 
 
 def load_checked(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
