@@ -3,11 +3,13 @@ typo in a recipe, a config or a shared JSON file is refused instead of ignored."
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ChorusError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -22,18 +24,15 @@ class FrozenModel(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Model = TypeVar("Model", bound=BaseModel)
-
-
 def validation_problems(exc: ValidationError) -> str:
     """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
 
 
-def validated(model: type[Model], error: type[ChorusError], **values) -> Model:
-    """``model(**values)``, or ``error("bad settings: <every problem>")``: how user-given
-    settings become a config, validated once, with a one-line message."""
+def validated(model_cls: type[M], error: type[ChorusError], /, **values: Any) -> M:
+    """``model_cls(**values)``; a pydantic error is raised as ``error("bad settings: ...")``
+    with every problem on one line."""
     try:
-        return model(**values)
+        return model_cls(**values)
     except ValidationError as exc:
         raise error(f"bad settings: {validation_problems(exc)}") from None

@@ -92,11 +92,16 @@ def norms_and_ranks(analysis: dict):
     return figure
 
 
+def _panel_columns(rows: int, columns: int, column_inches: float, height_inches: float, **shared):
+    """A figure of ``rows`` x ``columns`` panels, ``column_inches`` wide each; axes always 2-D."""
+    return pyplot().subplots(rows, columns, figsize=(column_inches * columns + 1, height_inches), squeeze=False,
+                             **shared)
+
+
 def lmc_curves(analysis: dict):
     """Loss and accuracy along θ0 + α·τa + (1−α)·τb for every pair (one column per pair)."""
-    plt = pyplot()
     curves = analysis["connectivity"]
-    figure, axes = plt.subplots(2, len(curves), figsize=(2.6 * len(curves) + 1, 5), squeeze=False, sharex=True)
+    figure, axes = _panel_columns(2, len(curves), 2.6, 5, sharex=True)
     for column, curve in enumerate(curves):
         a, b = curve["pair"]
         for row, key in enumerate(("loss", "accuracy")):
@@ -136,9 +141,8 @@ def spectral_scatter(analysis: dict):
 
 def negation_curves(analysis: dict):
     """Accuracy of every group's own head against λ in θ0 − λ·τg, one panel per negated group."""
-    plt = pyplot()
     records = analysis["negation"]
-    figure, axes = plt.subplots(1, len(records), figsize=(3 * len(records) + 1, 3), squeeze=False, sharey=True)
+    figure, axes = _panel_columns(1, len(records), 3, 3, sharey=True)
     for axis, record in zip(axes[0], records):
         for group, values in record["accuracy"].items():
             negated = group == record["negated"]

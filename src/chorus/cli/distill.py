@@ -51,11 +51,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ..distill import DistillConfig, distill_to_directory
+        from ..distill import DistillConfig, DistillError, distill_to_directory
         from ..progress import tqdm_progress
+        from ..schema import validated
 
-        config = DistillConfig(student_layer=student_layer, teacher_layers=_teacher_layers(teacher_layers),
-                               epochs=epochs, batch_size=batch_size, lr=lr, cosine_weight=cosine_weight, seed=seed)
+        config = validated(DistillConfig, DistillError, student_layer=student_layer,
+                           teacher_layers=_teacher_layers(teacher_layers), epochs=epochs, batch_size=batch_size, lr=lr,
+                           cosine_weight=cosine_weight, seed=seed)
         record = distill_to_directory(teacher, student_init, data, out, config, seed=seed, split=split or None,
                                       teacher_hop=teacher_hop, group=group, head_layer=head_layer,
                                       progress=tqdm_progress)

@@ -64,13 +64,14 @@ def register(app: typer.Typer) -> None:
         from ..train.finetune import finetune
 
         config = validated(
-                FinetuneConfig, FinetuneError, encoder=encoder, source=source, pretrained=not random_init,
-                groups=_split_groups(group), name=name, method=method, freeze=freeze or [], lora_rank=lora_rank, lora_alpha=lora_alpha,
-                lora_targets=lora_target or [], head_init=head_init, train_bn_stats=train_bn_stats, layer=layer,
-                pooling=pooling,
-                clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
-                head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
-                seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
+            FinetuneConfig, FinetuneError,
+            encoder=encoder, source=source, pretrained=not random_init, groups=_split_groups(group), name=name,
+            method=method, freeze=freeze or [], lora_rank=lora_rank, lora_alpha=lora_alpha,
+            lora_targets=lora_target or [], head_init=head_init, train_bn_stats=train_bn_stats, layer=layer,
+            pooling=pooling,
+            clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
+            head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
+            seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
         result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram)
         console = Console()
         for failure in result.failures:

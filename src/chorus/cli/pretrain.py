@@ -93,12 +93,13 @@ def register(app: typer.Typer) -> None:
         from ..schema import validated
 
         config = validated(
-                PretrainConfig, PretrainError, encoder=encoder, source=source, pretrained=not random_init, objective=objective, name=name,
-                stages=_stages(stage_steps, peak_lr, warmup_steps, floor, freeze or []), batch_size=batch_size,
-                clip_seconds=clip_seconds, head_lr_scale=head_lr_scale, weight_decay=weight_decay,
-                mask_prob=mask_prob, mask_span=mask_span, patch_ratio=patch_ratio, reconstruction=reconstruction,
-                clusters=clusters, teacher_layer=teacher_layer, train_bn_stats=train_bn_stats,
-                checkpoint_every=checkpoint_every, seed=seed, device=device)
+            PretrainConfig, PretrainError,
+            encoder=encoder, source=source, pretrained=not random_init, objective=objective, name=name,
+            stages=_stages(stage_steps, peak_lr, warmup_steps, floor, freeze or []), batch_size=batch_size,
+            clip_seconds=clip_seconds, head_lr_scale=head_lr_scale, weight_decay=weight_decay,
+            mask_prob=mask_prob, mask_span=mask_span, patch_ratio=patch_ratio, reconstruction=reconstruction,
+            clusters=clusters, teacher_layer=teacher_layer, train_bn_stats=train_bn_stats,
+            checkpoint_every=checkpoint_every, seed=seed, device=device)
         manifest = read_manifest(data, allow_unlabelled=True)
         original = read_manifest(forgetting_data) if forgetting_data else None
         result = pretrain(manifest, out, config, forgetting=original, progress=tqdm_progress, resume=resume)

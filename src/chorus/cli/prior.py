@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         """Train a denoising diffusion prior on single-source clips."""
         from ..data.manifest import read_manifest
         from ..progress import tqdm_progress
+        from ..schema import validated
         from ..separate.errors import SeparationError
         from ..separate.priors.train import PriorTrainConfig, train_prior
 
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
         clips = [c for c in manifest.clips if not label or set(c.labels) & set(label)]
         if not clips:
             raise SeparationError(f"{data}: no clips left after selecting split={split!r}, groups={group}, labels={label}")
-        config = PriorTrainConfig(
+        config = validated(
+            PriorTrainConfig, SeparationError,
             sample_rate=sample_rate, segment_seconds=segment_seconds, n_fft=n_fft, hop=hop, channels=channels,
             depth=depth, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
             checkpoint_every=checkpoint_every, seed=seed, class_conditional=class_conditional, class_key=class_key,

@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from ..audio import load_audio, write_audio
         from ..fileio import write_json
         from ..progress import tqdm_progress
+        from ..schema import validated
         from ..separate.errors import SeparationError
 
         if (model is None) == (priors is None):
@@ -90,8 +91,9 @@ def register(app: typer.Typer) -> None:
 
             if not prompt:
                 raise SeparationError("--model needs at least one --prompt")
-            config = ZeroSepConfig(steps=steps, omega=omega, omega_schedule=omega_schedule, inversion=inversion,
-                                   seed=seed, window_seconds=window_seconds, overlap_seconds=overlap_seconds)
+            config = validated(ZeroSepConfig, SeparationError, steps=steps, omega=omega, omega_schedule=omega_schedule,
+                               inversion=inversion, seed=seed, window_seconds=window_seconds,
+                               overlap_seconds=overlap_seconds)
             result = ZeroSep.from_pretrained(model, device=device).separate(waveform, rate, list(prompt), config,
                                                                              progress=tqdm_progress)
         else:
@@ -99,8 +101,8 @@ def register(app: typer.Typer) -> None:
 
             if prompt:
                 raise SeparationError("--prompt works with --model; priors name their own sources")
-            config = PriorSeparationConfig(steps=steps, guidance=guidance, seed=seed, window_seconds=window_seconds,
-                                           overlap_seconds=overlap_seconds)
+            config = validated(PriorSeparationConfig, SeparationError, steps=steps, guidance=guidance, seed=seed,
+                               window_seconds=window_seconds, overlap_seconds=overlap_seconds)
             result = separate_with_priors(waveform, rate, _parse_priors(priors, device), config, progress=tqdm_progress)
         out = out or mix.parent / f"{mix.stem}-separated"
         files = []

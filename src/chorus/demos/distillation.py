@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..encoders import load_encoder
@@ -130,7 +130,7 @@ def run_demo(out_dir: str | Path, settings: DistillDemoSettings = DistillDemoSet
         "student-sfx": ([subset_targets(targets[sfx], calls_rows)], [student_waves[i] for i in calls_rows], config),
         "student-pitch": ([subset_targets(targets[pitch], notes_rows)], [student_waves[i] for i in notes_rows], config),
         "ensemble": ([targets[sfx], targets[pitch]], student_waves,
-                     replace(config, epochs=max(1, settings.epochs // 2))),
+                     config.model_copy(update={"epochs": max(1, settings.epochs // 2)})),
     }
     students, histories = {}, {}
     for name, (teacher_targets, waves, run_config) in runs.items():

@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from ..audio import load_audio, write_audio
 from ..data.manifest import Clip, Manifest, write_manifest
 from ..fileio import write_json
+from ..schema import FrozenModel
 from .errors import NotesError
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -35,24 +37,25 @@ INSTRUMENTS = {"piano": 0, "marimba": 12, "organ": 19, "guitar": 24, "violin": 4
 """General MIDI programs (0-based) used, one per MIDI channel."""
 
 
-@dataclass(frozen=True)
-class NotesConfig:
+class NotesConfig(FrozenModel):
     """What to render: ``clips_per_class`` clips for each of the 12 pitch classes, octaves
     ``octaves`` (MIDI octave numbers, C4 = 60), ``seconds`` per clip at ``sample_rate``."""
 
     clips_per_class: int = 90
     octaves: tuple[int, ...] = (2, 3, 4, 5)
     seconds: float = 1.0
-    min_note: float = 0.12
-    max_note: float = 0.5
-    snr_db: tuple[float, float] = (0.0, 12.0)
+    min_note: float = Field(0.12, description="shortest note, s")
+    max_note: float = Field(0.5, description="longest note, s")
+    snr_db: tuple[float, float] = Field((0.0, 12.0), description="range of the note-to-noise ratio, dB")
     sample_rate: int = 16_000
     splits: tuple[float, float, float] = (0.6, 0.2, 0.2)
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> "NotesConfig":
         if self.clips_per_class < 3 or not self.octaves or not 0 < self.min_note <= self.max_note < self.seconds:
             raise NotesError("need clips_per_class >= 3, some octaves and 0 < min_note <= max_note < seconds")
+        return self
 
 
 @dataclass(frozen=True)
@@ -149,5 +152,5 @@ def generate_notes(out_dir: str | Path, config: NotesConfig = NotesConfig()) -> 
         clips.append(Clip(path.resolve(), (PITCH_CLASSES[note.pitch_class],), note.split, "notes"))
     manifest = Manifest(clips, out_dir.resolve(), out_dir.resolve() / "manifest.csv")
     write_manifest(manifest, out_dir / "manifest.csv")
-    write_json(out_dir / "notes.json", {"config": asdict(config), "notes": [asdict(n) for n in notes]})
+    write_json(out_dir / "notes.json", {"config": config.model_dump(), "notes": [asdict(n) for n in notes]})
     return manifest

@@ -14,7 +14,6 @@ Output directory:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -170,7 +169,7 @@ def distill_record(teachers, student_init, seed, data, config: DistillConfig, cl
                     "architecture": result.student.architecture(), "parameters": result.student.num_parameters,
                     "layer": config.student_layer or result.student.layer_names[-1]},
         "data": str(data), "clips": len(clips), "failures": failures,
-        "config": {**asdict(config), "teacher_layers": {k: list(v) for k, v in config.teacher_layers.items()}},
+        "config": config.model_dump(mode="json"),
         "loss": "mean over heads of L1 - cosine_weight * log sigmoid(cos), per frame (DistilHuBERT)",
         "targets": [t.summary() for t in targets], "history": result.history,
         "task_vector": {"dir": VECTOR_DIR, "base_fingerprint": vector.fingerprint,

@@ -7,15 +7,12 @@ Prediction of Hidden Units*, TASLP 2021).
 
 from __future__ import annotations
 
-from .hf_common import Entry, register_names
-from .speech_ssl import SpeechFamily, register_speech_family, speech_family_loader, tiny_config_values
+from .hf_common import Entry
+from .speech_ssl import SpeechFamily, register_speech_names, tiny_config_values
 
 HUBERT = SpeechFamily(family="hubert", model_class="HubertModel", config_class="HubertConfig",
                       model_types=("hubert",))
-TINY = tiny_config_values(feat_extract_norm="group")
-
-register_speech_family(HUBERT)
-register_names("hubert", 16_000, speech_family_loader(HUBERT, TINY), [
+register_speech_names(HUBERT, tiny_config_values(feat_extract_norm="group"), [
     Entry("hubert-base", "facebook/hubert-base-ls960", "HuBERT Base speech SSL (LibriSpeech 960 h)", 13,
           94_371_712, "facebook/hubert-base-ls960 (Apache-2.0)"),
     Entry("hubert-large", "facebook/hubert-large-ll60k", "HuBERT Large speech SSL (Libri-Light 60k h)", 25,

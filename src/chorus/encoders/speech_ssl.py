@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .base import LayerOutputs, lengths_to_mask
-from .hf_common import FamilyLoader, HFEncoder, check_model_type, config_from_json, conv_output_lengths, feature_extractor_dict, load_config_dict, load_pretrained, receptive_field, transformers_class
+from .hf_common import Entry, FamilyLoader, HFEncoder, check_model_type, config_from_json, conv_output_lengths, feature_extractor_dict, load_config_dict, load_pretrained, receptive_field, register_names, transformers_class
 from .errors import UnsupportedArchitecture
 from .registry import register_family
 
@@ -184,3 +184,10 @@ def speech_family_loader(spec: SpeechFamily, tiny_values: dict[str, Any]) -> Fam
         return load_speech_encoder(spec, source, pretrained, what)
 
     return load
+
+
+def register_speech_names(spec: SpeechFamily, tiny_values: dict[str, Any], entries: list[Entry]) -> None:
+    """Register ``spec``'s builder and its 16 kHz encoder names (``tiny_values``: the
+    architecture of the entry without a source)."""
+    register_speech_family(spec)
+    register_names(spec.family, 16_000, speech_family_loader(spec, tiny_values), entries)

@@ -7,15 +7,12 @@ Speech Processing*, JSTSP 2022): wav2vec 2.0 with gated relative position bias.
 
 from __future__ import annotations
 
-from .hf_common import Entry, register_names
-from .speech_ssl import SpeechFamily, register_speech_family, speech_family_loader, tiny_config_values
+from .hf_common import Entry
+from .speech_ssl import SpeechFamily, register_speech_names, tiny_config_values
 
 WAVLM = SpeechFamily(family="wavlm", model_class="WavLMModel", config_class="WavLMConfig",
                      model_types=("wavlm",))
-TINY = tiny_config_values(feat_extract_norm="layer", num_buckets=16, max_bucket_distance=32)
-
-register_speech_family(WAVLM)
-register_names("wavlm", 16_000, speech_family_loader(WAVLM, TINY), [
+register_speech_names(WAVLM, tiny_config_values(feat_extract_norm="layer", num_buckets=16, max_bucket_distance=32), [
     Entry("wavlm-base-plus", "microsoft/wavlm-base-plus",
           "WavLM Base+ speech SSL (94k h: Libri-Light, GigaSpeech, VoxPopuli)", 13, 94_381_936,
           "microsoft/wavlm-base-plus (MIT)"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from pydantic import ValidationError
@@ -101,6 +101,19 @@ class ClassifierModel(nn.Module):
     def head_tensors(self) -> dict[str, Tensor]:
         """``{"{i}.weight": [classes_i, features], "{i}.bias": [classes_i]}``."""
         return {f"{i}.{name}": value for i, head in enumerate(self.heads) for name, value in head.state_dict().items()}
+
+    def set_heads(self, tensors: Sequence[tuple[Tensor, Tensor]],
+                  mismatch: Callable[[Tensor, Tensor], Exception]) -> "ClassifierModel":
+        """Copy ``(weight [classes_i, features], bias [classes_i])`` into head ``i`` and
+        return the model in eval mode; ``mismatch(weight, head_weight)`` is raised when a
+        weight's shape differs from its head's."""
+        with torch.no_grad():
+            for head, (weight, bias) in zip(self.heads, tensors):
+                if head.weight.shape != weight.shape:
+                    raise mismatch(weight, head.weight)
+                head.weight.copy_(weight)
+                head.bias.copy_(bias)
+        return self.eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.json``, ``encoder.safetensors`` and ``heads.safetensors`` (atomically)."""

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from pydantic import model_validator
 
 from ..audio import resample
 from ..progress import ProgressFactory, resolve
+from ..schema import FrozenModel
 from .errors import SeparationError
 
 
@@ -90,8 +92,7 @@ def fit_length(signal: np.ndarray, length: int) -> np.ndarray:
     return np.pad(signal, (0, length - signal.shape[0]))
 
 
-@dataclass(frozen=True)
-class ChunkedSettings:
+class ChunkedSettings(FrozenModel):
     """Settings every separation sampler shares.
 
     ``window_seconds``: chunk length (default: the model's own); ``overlap_seconds``:
@@ -103,9 +104,11 @@ class ChunkedSettings:
     window_seconds: float | None = None
     overlap_seconds: float | None = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check_steps(self) -> "ChunkedSettings":
         if self.steps < 1:
             raise SeparationError(f"steps must be at least 1, got {self.steps}")
+        return self
 
     def plan(self, total: int, rate: int, default_window: int) -> list[Chunk]:
         window = default_window if self.window_seconds is None else int(round(self.window_seconds * rate))

@@ -30,11 +30,12 @@ DDIM inversion.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
+from pydantic import model_validator
 
 from ..progress import ProgressFactory
 from ..seeding import generator as seeded_generator
@@ -50,7 +51,6 @@ OMEGA_SCHEDULES = ("constant", "linear")
 Conditioning = dict[str, torch.Tensor | None]
 
 
-@dataclass(frozen=True)
 class ZeroSepConfig(ChunkedSettings):
     """Settings of one ZeroSep run (chunking and seed: :class:`ChunkedSettings`).
 
@@ -62,14 +62,15 @@ class ZeroSepConfig(ChunkedSettings):
     omega_schedule: str = "constant"
     inversion: str = "ddpm"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    @model_validator(mode="after")
+    def _check_guidance(self) -> "ZeroSepConfig":
         if not np.isfinite(self.omega) or self.omega < 0:
             raise SeparationError(f"omega must be a finite number >= 0, got {self.omega}")
         if self.omega_schedule not in OMEGA_SCHEDULES:
             raise SeparationError(f"omega schedule must be one of {', '.join(OMEGA_SCHEDULES)}, got {self.omega_schedule!r}")
         if self.inversion not in INVERSIONS:
             raise SeparationError(f"inversion must be one of {', '.join(INVERSIONS)}, got {self.inversion!r}")
+        return self
 
     def omegas(self) -> list[float]:
         """Guidance weight of each reverse step (first step first)."""
@@ -259,5 +260,5 @@ class ZeroSep:
         sources, chunks = process_in_chunks(np.asarray(waveform, dtype=np.float32), sample_rate, codec.sample_rate,
                                             config, codec.window_samples, peak_gain, process, progress, "zerosep",
                                             2 * config.steps)
-        settings = {"method": "zerosep", "pipeline": type(self.pipeline).__name__, **asdict(config)}
+        settings = {"method": "zerosep", "pipeline": type(self.pipeline).__name__, **config.model_dump()}
         return SeparationResult(sources, sample_rate, list(prompts), self.unet.evaluations - start, chunks, settings)

@@ -61,11 +61,6 @@ def compose_model(base: nn.Module, vectors: Sequence[TaskVector],
     if not combined.heads or combined.manifest.classifier is None:
         raise TaskVectorError("the task vectors carry no classification head")
     model = ClassifierModel(apply(base, vectors, coefficients), combined.heads, combined.manifest.classifier)
-    with torch.no_grad():
-        for head, (weight, bias) in zip(model.heads, combined.head_tensors()):
-            if head.weight.shape != weight.shape:
-                raise IncompatibleVectorsError(f"head of shape {tuple(weight.shape)} does not fit the encoder "
-                                               f"layer {model.settings.layer!r} ({tuple(head.weight.shape)})")
-            head.weight.copy_(weight)
-            head.bias.copy_(bias)
-    return model.eval()
+    return model.set_heads(combined.head_tensors(), lambda weight, head: IncompatibleVectorsError(
+        f"head of shape {tuple(weight.shape)} does not fit the encoder layer {model.settings.layer!r} "
+        f"({tuple(head.shape)})"))

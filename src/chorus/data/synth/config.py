@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from ...schema import FrozenModel
 from ...seeding import derived_seed
 from .regions import REGIONS
 from .species import GROUPS
 from ..errors import SynthError
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(FrozenModel):
     """What to generate.
 
     ``groups``: taxon groups (see :data:`chorus.data.synth.GROUPS`). ``species``: species per
@@ -34,8 +35,6 @@ class SynthConfig(BaseModel):
     or valid clip is labelled as another species in the manifest (its audio is unchanged,
     test labels stay true; ``synth.json`` lists every changed label).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     groups: tuple[str, ...] = ("birds", "anurans", "insects", "mammals")
     species: int = Field(6, ge=1, le=999)

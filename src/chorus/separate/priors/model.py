@@ -125,7 +125,7 @@ class SourcePrior:
     def config_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "name": self.name, "sample_rate": self.sample_rate,
                 "segment_seconds": self.segment_seconds, "labels": list(self.labels),
-                "spectral": self.spectral.to_dict(), "network": self.network.config.to_dict(),
+                "spectral": self.spectral.model_dump(), "network": self.network.config.model_dump(),
                 "training": self.training}
 
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -24,15 +24,14 @@ modulation.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...schema import FrozenModel
 
-@dataclass(frozen=True)
-class NetworkConfig:
+
+class NetworkConfig(FrozenModel):
     """Sizes of :class:`TFAttentionNet`. ``freq_bins`` must be a multiple of ``patch_freq``."""
 
     freq_bins: int
@@ -45,9 +44,6 @@ class NetworkConfig:
     embed_dim: int = 128
     num_classes: int = 0
     in_channels: int = 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _noise_features(c_noise: torch.Tensor, dim: int) -> torch.Tensor:

@@ -36,10 +36,11 @@ backward passes when the gradient flows through the denoiser).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
 from ...progress import ProgressFactory
 from ...seeding import generator as seeded_generator
@@ -52,29 +53,28 @@ from .spectral import analysis, phase, stft, synthesis
 from .train import TRAIN_RMS
 
 
-@dataclass(frozen=True)
 class PriorSeparationConfig(ChunkedSettings):
     """Sampler settings (chunking and seed: :class:`ChunkedSettings`).
 
-    Noise levels are in units of the normalised representation (RMS σ_data = 0.5).
-    ``guidance``: ξ, the guidance step in posterior standard deviations. The default chunk
-    is the priors' training segment.
+    Noise levels are in units of the normalised representation (RMS σ_data = 0.5). The
+    default chunk is the priors' training segment.
     """
 
-    sigma_start: float = 3.0
-    sigma_min: float = 0.002
-    rho: float = 7.0
-    guidance: float = 0.5
-    magnitude_weight: float = 1.0
-    eta: float = 0.5
-    through_denoiser: bool = True
+    sigma_start: float = Field(3.0, description="noise level added to the mixture to start from")
+    sigma_min: float = Field(0.002, description="last noise level of the schedule")
+    rho: float = Field(7.0, description="exponent of the Karras noise schedule")
+    guidance: float = Field(0.5, description="ξ, the guidance step in posterior standard deviations")
+    magnitude_weight: float = Field(1.0, description="λ, weight of the magnitude-STFT term of the guidance loss")
+    eta: float = Field(0.5, description="sampler noise: 0 deterministic, 1 ancestral")
+    through_denoiser: bool = Field(True, description="take the guidance gradient through the denoiser")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    @model_validator(mode="after")
+    def _check_sampler(self) -> "PriorSeparationConfig":
         if not 0 < self.sigma_min < self.sigma_start:
             raise SeparationError("need 0 < sigma_min < sigma_start")
         if self.guidance < 0 or self.magnitude_weight < 0 or not 0 <= self.eta <= 1:
             raise SeparationError("guidance and magnitude_weight must be >= 0 and eta in [0, 1]")
+        return self
 
 
 @dataclass(frozen=True)
@@ -174,5 +174,5 @@ def separate_with_priors(waveform: np.ndarray, sample_rate: int, sources: list[P
     window = int(round(min(source.prior.segment_seconds for source in sources) * rate))
     outputs, chunks = process_in_chunks(np.asarray(waveform, dtype=np.float32), sample_rate, rate, config, window,
                                         rms_gain, process, progress, "prior separation", config.steps)
-    settings = {"method": "priors", **asdict(config), "priors": [s.prior.name for s in sources]}
+    settings = {"method": "priors", **config.model_dump(), "priors": [s.prior.name for s in sources]}
     return SeparationResult(outputs, sample_rate, [s.name for s in sources], counter.evaluations, chunks, settings)

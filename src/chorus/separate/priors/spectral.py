@@ -23,15 +23,21 @@ unit tensors ``[B, n_fft / 2, frames]``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
+from pydantic import model_validator
+
+from ...schema import FrozenModel
 
 REPRESENTATIONS = ("magnitude", "complex")
 
 
-@dataclass(frozen=True)
-class SpectralConfig:
+def check_representation(representation: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` unless ``representation`` is one of :data:`REPRESENTATIONS`."""
+    if representation not in REPRESENTATIONS:
+        raise error(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
+
+
+class SpectralConfig(FrozenModel):
     """STFT size and compression. Sizes in samples."""
 
     n_fft: int = 256
@@ -40,9 +46,10 @@ class SpectralConfig:
     scale: float = 1.0
     representation: str = "magnitude"
 
-    def __post_init__(self) -> None:
-        if self.representation not in REPRESENTATIONS:
-            raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
+    @model_validator(mode="after")
+    def _known_representation(self) -> "SpectralConfig":
+        check_representation(self.representation)
+        return self
 
     @property
     def bins(self) -> int:
@@ -51,9 +58,6 @@ class SpectralConfig:
     @property
     def channels(self) -> int:
         return 1 if self.representation == "magnitude" else 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def stft(waveforms: torch.Tensor, config: SpectralConfig) -> torch.Tensor:

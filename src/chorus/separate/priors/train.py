@@ -20,15 +20,17 @@ training. The prior itself (EMA weights) is written at the end.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
 from ...data.loading import FailedClip, iter_clips
 from ...data.manifest import Clip
 from ...progress import ProgressFactory, resolve
+from ...schema import FrozenModel
 from ...seeding import generator as seeded_generator
 from ...train.checkpoint import load_checkpoint, save_checkpoint
 from ...train.ema import WeightEMA
@@ -38,7 +40,7 @@ from ..errors import SeparationError
 from .edm import SIGMA_DATA, training_loss
 from .model import SourcePrior
 from .network import NetworkConfig, TFAttentionNet
-from .spectral import REPRESENTATIONS, SpectralConfig, analysis
+from .spectral import SpectralConfig, analysis, check_representation
 
 TRAIN_RMS = 0.1
 """RMS every training clip is scaled to; separation scales mixtures to match."""
@@ -47,12 +49,12 @@ FLOOR = 0.1
 CLASS_KEYS = ("label", "group")
 
 
-@dataclass(frozen=True)
-class PriorTrainConfig:
-    """Everything that shapes a prior. ``class_key``: where a class-conditional prior reads classes."""
+class PriorTrainConfig(FrozenModel):
+    """Everything that shapes a prior: signal (Hz, s, STFT sizes in samples), network
+    sizes (:class:`~.network.NetworkConfig`) and optimisation."""
 
     sample_rate: int = 16000
-    segment_seconds: float = 1.0
+    segment_seconds: float = Field(1.0, description="training crop length, s")
     n_fft: int = 256
     hop: int = 64
     channels: int = 48
@@ -62,33 +64,34 @@ class PriorTrainConfig:
     patch_time: int = 2
     batch_size: int = 16
     steps: int = 2000
-    learning_rate: float = 1e-3
-    warmup_steps: int = 100
-    ema_decay: float = 0.999
-    gain_db: float = 6.0
+    learning_rate: float = Field(1e-3, description="peak AdamW learning rate")
+    warmup_steps: int = Field(100, description="linear learning-rate warm-up, steps")
+    ema_decay: float = Field(0.999, description="decay of the weights' EMA, per step")
+    gain_db: float = Field(6.0, description="crops get a random gain within ±gain_db, dB")
     seed: int = 0
-    checkpoint_every: int = 100
+    checkpoint_every: int = Field(100, description="steps between resumable checkpoints")
     class_conditional: bool = False
-    class_key: str = "label"
+    class_key: str = Field("label", description="where a class-conditional prior reads classes: label | group")
     representation: str = "magnitude"
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> "PriorTrainConfig":
         if self.class_key not in CLASS_KEYS:
             raise SeparationError(f"class_key must be one of {CLASS_KEYS}, got {self.class_key!r}")
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
             raise SeparationError("steps, batch_size and checkpoint_every must be positive")
-        if self.representation not in REPRESENTATIONS:
-            raise SeparationError(f"representation must be one of {REPRESENTATIONS}, got {self.representation!r}")
+        check_representation(self.representation, SeparationError)
         if self.segment_seconds * self.sample_rate < self.n_fft:
             raise SeparationError("segment_seconds is shorter than one STFT window")
+        return self
 
     def resumable_with(self, other: "PriorTrainConfig") -> bool:
         """Same run except for the number of steps."""
-        return {**asdict(self), "steps": 0} == {**asdict(other), "steps": 0}
+        return {**self.model_dump(), "steps": 0} == {**other.model_dump(), "steps": 0}
 
 
 @dataclass
-class TrainSummary:
+class PriorTrainingSummary:
     """What a training run did. Times in seconds."""
 
     out_dir: Path
@@ -162,7 +165,7 @@ def _draw_batch(corpus: _Corpus, config: PriorTrainConfig, gen: torch.Generator)
 def _spectral_scale(corpus: _Corpus, config: PriorTrainConfig) -> float:
     """The compression scale that gives training spectrograms RMS σ_data."""
     gen = seeded_generator(config.seed, "prior", "scale")
-    plain = SpectralConfig(config.n_fft, config.hop, representation=config.representation)
+    plain = SpectralConfig(n_fft=config.n_fft, hop=config.hop, representation=config.representation)
     rms = torch.cat([analysis(_draw_batch(corpus, config, gen)[0], plain).flatten() for _ in range(4)]).square().mean().sqrt()
     return float(SIGMA_DATA / max(float(rms), 1e-8))
 
@@ -176,7 +179,7 @@ def _batch_loss(network: TFAttentionNet, corpus: _Corpus, config: PriorTrainConf
 
 def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig = PriorTrainConfig(),
                 name: str | None = None, max_seconds: float | None = None,
-                progress: ProgressFactory | None = None) -> TrainSummary:
+                progress: ProgressFactory | None = None) -> PriorTrainingSummary:
     """Train a prior on ``clips`` and write it to ``out_dir`` (resuming a checkpoint there).
 
     ``max_seconds`` stops early (after a checkpoint) when the wall-clock budget is spent.
@@ -215,7 +218,8 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
     scale = _spectral_scale(corpus, config) if record is None else float(record["scale"])
     losses: list[float] = [] if record is None else list(record["losses"])
     elapsed = 0.0 if record is None else float(record["seconds"])
-    spectral = SpectralConfig(config.n_fft, config.hop, 0.5, scale, config.representation)
+    spectral = SpectralConfig(n_fft=config.n_fft, hop=config.hop, alpha=0.5, scale=scale,
+                              representation=config.representation)
     began = time.monotonic()
     bar = resolve(progress)(config.steps - start, "training prior")
     try:
@@ -225,7 +229,7 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
             out_of_time = max_seconds is not None and time.monotonic() - began >= max_seconds
             if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps or out_of_time:
                 save_checkpoint(out_dir, network, trainer, {
-                    "config": asdict(config), "scale": scale, "labels": corpus.labels, "losses": losses,
+                    "config": config.model_dump(), "scale": scale, "labels": corpus.labels, "losses": losses,
                     "seconds": elapsed + time.monotonic() - began}, {"ema": ema.model.state_dict()}, {"batches": gen})
             if out_of_time:
                 break
@@ -234,10 +238,11 @@ def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig
     step = trainer.step
     seconds = elapsed + time.monotonic() - began
     recent = losses[-50:]
-    training = {**asdict(config), "steps_done": step, "seconds": round(seconds, 1),
+    training = {**config.model_dump(), "steps_done": step, "seconds": round(seconds, 1),
                 "final_loss": float(np.mean(recent)) if recent else float("nan"), "clips": len(corpus.waveforms)}
     labels = corpus.labels
     prior = SourcePrior(ema.model, spectral, config.sample_rate,
                         config.segment_seconds, name or "+".join(labels), labels, training)
     prior.save_pretrained(out_dir)
-    return TrainSummary(out_dir, step, start, training["final_loss"], seconds, len(corpus.waveforms), labels, failures)
+    return PriorTrainingSummary(out_dir, step, start, training["final_loss"], seconds, len(corpus.waveforms), labels,
+                                failures)

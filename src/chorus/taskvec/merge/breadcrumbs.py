@@ -15,9 +15,8 @@ from pydantic import Field
 from torch import Tensor
 
 from .core import SignRule, kept_count
-from .generalized import KEPT, OUTLIERS, Scope, breadcrumbs_sparsifier, generalized_merge
+from .generalized import KEPT, OUTLIERS, Scope, breadcrumbs_sparsifier, ties_or_sum_lambda, ties_or_sum_merge
 from .registry import MethodParams, TensorContext, register_method
-from .task_arithmetic import DEFAULT_LAMBDA
 
 
 class BreadcrumbsParams(MethodParams):
@@ -35,9 +34,8 @@ def _ranks(params: BreadcrumbsParams, numel: int) -> dict[str, int]:
 
 
 @register_method("breadcrumbs", params=BreadcrumbsParams, global_ranks=_ranks,
-                 default_lambda=lambda p, k: 1.0 if p.ties else DEFAULT_LAMBDA,
+                 default_lambda=ties_or_sum_lambda,
                  summary="drop outliers and small deltas, then sum or TIES consensus",
                  source="Davari & Belilovsky, Model Breadcrumbs, ECCV 2024")
 def breadcrumbs(deltas: Sequence[Tensor], params: BreadcrumbsParams, ctx: TensorContext) -> Tensor:
-    return generalized_merge(deltas, ctx, breadcrumbs_sparsifier(params.density, params.gamma),
-                             "ties" if params.ties else "sum", params.sign)
+    return ties_or_sum_merge(deltas, ctx, breadcrumbs_sparsifier(params.density, params.gamma), params)

@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
 from torch import Tensor
 
 from ... import __version__
@@ -75,14 +74,8 @@ def build_encoder_from(plan: MergePlan, state: dict[str, Tensor]):
 def build_classifier(plan: MergePlan, heads: ComposedHeads, state: dict[str, Tensor]) -> ClassifierModel:
     """The composed classifier in memory from a merged encoder ``state``."""
     model = ClassifierModel(build_encoder_from(plan, state), heads.entries, heads.settings)
-    with torch.no_grad():
-        for head, (weight, bias) in zip(model.heads, heads.tensors):
-            if head.weight.shape != weight.shape:
-                raise MergeError(f"heads take {weight.shape[1]} features but encoder layer "
-                                 f"{heads.settings.layer!r} gives {head.weight.shape[1]}")
-            head.weight.copy_(weight)
-            head.bias.copy_(bias)
-    return model.eval()
+    return model.set_heads(heads.tensors, lambda weight, head: MergeError(
+        f"heads take {weight.shape[1]} features but encoder layer {heads.settings.layer!r} gives {head.shape[1]}"))
 
 
 def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[str, Any] | None = None) -> dict:

@@ -16,9 +16,8 @@ from pydantic import Field
 from torch import Tensor
 
 from .core import SignRule
-from .generalized import generalized_merge, random_sparsifier
+from .generalized import random_sparsifier, ties_or_sum_lambda, ties_or_sum_merge
 from .registry import MethodParams, TensorContext, register_method
-from .task_arithmetic import DEFAULT_LAMBDA
 
 
 class DareParams(MethodParams):
@@ -28,9 +27,8 @@ class DareParams(MethodParams):
     sign: SignRule = "mass"
 
 
-@register_method("dare", params=DareParams, default_lambda=lambda p, k: 1.0 if p.ties else DEFAULT_LAMBDA,
+@register_method("dare", params=DareParams, default_lambda=ties_or_sum_lambda,
                  summary="random drop + rescale, then sum or TIES consensus",
                  source="Yu et al., Language Models are Super Mario (DARE), ICML 2024")
 def dare(deltas: Sequence[Tensor], params: DareParams, ctx: TensorContext) -> Tensor:
-    return generalized_merge(deltas, ctx, random_sparsifier(params.density, params.rescale),
-                             "ties" if params.ties else "sum", params.sign)
+    return ties_or_sum_merge(deltas, ctx, random_sparsifier(params.density, params.rescale), params)

@@ -27,9 +27,8 @@ from torch import Tensor
 
 from ...seeding import generator
 from .core import SignRule
-from .generalized import Sparsifier, generalized_merge
+from .generalized import Sparsifier, ties_or_sum_lambda, ties_or_sum_merge
 from .registry import MethodParams, TensorContext, register_method
-from .task_arithmetic import DEFAULT_LAMBDA
 
 
 class DellaParams(MethodParams):
@@ -71,9 +70,8 @@ def della_sparsifier(density: float, epsilon: float) -> Sparsifier:
     return sparsify
 
 
-@register_method("della", params=DellaParams, default_lambda=lambda p, k: 1.0 if p.ties else DEFAULT_LAMBDA,
+@register_method("della", params=DellaParams, default_lambda=ties_or_sum_lambda,
                  summary="magnitude-ranked random drop + rescale, then TIES consensus or sum",
                  source="Deep et al., DELLA-Merging, 2024")
 def della(deltas: Sequence[Tensor], params: DellaParams, ctx: TensorContext) -> Tensor:
-    return generalized_merge(deltas, ctx, della_sparsifier(params.density, params.epsilon),
-                             "ties" if params.ties else "sum", params.sign)
+    return ties_or_sum_merge(deltas, ctx, della_sparsifier(params.density, params.epsilon), params)

@@ -17,13 +17,14 @@ first pass, see :mod:`chorus.taskvec.merge.thresholds`.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from torch import Tensor
 
 from ...seeding import generator
 from .core import SignRule, breadcrumbs_trim, dare_drop, disjoint_mean, elect_sign, trim_topk, weighted_sum
 from .registry import TensorContext
+from .task_arithmetic import DEFAULT_LAMBDA
 
 Scope = Literal["per_tensor", "global"]
 KEPT = "kept"
@@ -73,3 +74,15 @@ def generalized_merge(deltas: Sequence[Tensor], ctx: TensorContext, sparsify: Sp
     if consensus == "sum":
         return weighted_sum(sparse, ctx.weights)
     return disjoint_mean(sparse, elect_sign(sparse, ctx.weights, sign_rule), ctx.weights)
+
+
+def ties_or_sum_lambda(params: Any, vectors: int) -> float:
+    """Default λ of a method with a ``ties`` switch: 1 under TIES' consensus, task
+    arithmetic's with a plain sum."""
+    return 1.0 if params.ties else DEFAULT_LAMBDA
+
+
+def ties_or_sum_merge(deltas: Sequence[Tensor], ctx: TensorContext, sparsify: Sparsifier, params: Any) -> Tensor:
+    """:func:`generalized_merge` with TIES' consensus when ``params.ties``, else a plain
+    sum; signs elected by ``params.sign``."""
+    return generalized_merge(deltas, ctx, sparsify, "ties" if params.ties else "sum", params.sign)

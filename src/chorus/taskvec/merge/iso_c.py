@@ -18,9 +18,9 @@ from typing import Sequence
 
 from torch import Tensor
 
-from .core import all_zero, as_matrix, weighted_mean, weighted_sum
+from .core import all_zero, weighted_mean
 from .registry import MethodParams, TensorContext, register_method
-from .spectral import isotropic
+from .spectral import isotropic, summed_matrix
 
 
 class IsoCParams(MethodParams):
@@ -30,8 +30,7 @@ class IsoCParams(MethodParams):
 @register_method("iso_c", params=IsoCParams, default_lambda=1.0, summary="flattened spectrum of the summed matrix",
                  source="Marczak et al., No Task Left Behind (Iso-C), ICML 2025")
 def iso_c(deltas: Sequence[Tensor], params: IsoCParams, ctx: TensorContext) -> Tensor:
-    total = weighted_sum(deltas, ctx.weights)
-    matrix = as_matrix(total)
+    total, matrix = summed_matrix(deltas, ctx.weights)
     if matrix is None:
         return weighted_mean(deltas, ctx.weights)
     if all_zero([total]):

@@ -30,9 +30,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from .core import all_zero, as_matrix, weighted_mean, weighted_sum
+from .core import all_zero, as_matrix, weighted_mean
 from .registry import MethodParams, TensorContext, register_method
-from .spectral import orthogonalize, spanned_svd
+from .spectral import orthogonalize, spanned_svd, summed_matrix
 
 
 class IsoCtsParams(MethodParams):
@@ -50,8 +50,7 @@ def subspace_sizes(full: int, tasks: int, common_fraction: float) -> tuple[int, 
                  summary="flat spectrum over common + task-specific subspaces",
                  source="Marczak et al., No Task Left Behind (Iso-CTS), ICML 2025")
 def iso_cts(deltas: Sequence[Tensor], params: IsoCtsParams, ctx: TensorContext) -> Tensor:
-    total = weighted_sum(deltas, ctx.weights)
-    matrix = as_matrix(total)
+    total, matrix = summed_matrix(deltas, ctx.weights)
     if matrix is None:
         return weighted_mean(deltas, ctx.weights)
     if all_zero([total] + list(deltas)):

@@ -16,8 +16,12 @@ delta spans. Here:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor
+
+from .core import as_matrix, weighted_sum
 
 
 def null_tolerance(shape: tuple[int, ...] | torch.Size) -> float:
@@ -60,3 +64,10 @@ def isotropic(matrix: Tensor) -> Tensor:
     if not s.numel():
         return torch.zeros_like(matrix)
     return s.mean() * (u @ v.T)
+
+
+def summed_matrix(deltas: Sequence[Tensor], weights: Sequence[float]) -> tuple[Tensor, Tensor | None]:
+    """``M = Σ w_i Δ_i`` in the deltas' shape, and its 2-D view (:func:`~.core.as_matrix`;
+    None for vectors and scalars)."""
+    total = weighted_sum(deltas, weights)
+    return total, as_matrix(total)
