@@ -93,7 +93,7 @@ def test_recipe_runs_writes_a_loadable_model_and_reproduces_from_its_saved_recip
     saved = load_recipe(tmp_path / "merged" / "recipe.yaml")
     assert saved.lambda_ == 1.0 and saved.params == {"density": 0.5, "scope": "per_tensor", "sign": "mass"}
     assert saved.calibration == "zscore"
-    again = run_merge(saved, tmp_path / "again")
+    run_merge(saved, tmp_path / "again")
     files = json.loads((tmp_path / "merged" / "model.json").read_text())["files"]
     assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
     waves, lengths = torch.randn(2, 8000), torch.tensor([8000, 6000])

@@ -21,7 +21,7 @@ def local_ray():
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
     model = toy_model(root / "model")
-    paths = recordings(root / "rec", seconds=(4.0, 1.5, 7.0, 0.3, 2.2))
+    recordings(root / "rec", seconds=(4.0, 1.5, 7.0, 0.3, 2.2))
     (root / "rec" / "zz-broken.wav").write_bytes(b"RIFF junk")
     settings = PredictSettings(window=1.0, hop=0.5, format="parquet", batch_size=4, open_files=2)
     predict(model, [root / "rec"], root / "reference", settings, workers=1)
