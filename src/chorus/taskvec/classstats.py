@@ -72,12 +72,19 @@ class ClassStatistics:
 
 
 def pooled_features(encoder: nn.Module, waveforms: Sequence[np.ndarray], layer: str, pooling: str,
-                    batch_size: int = 8) -> Tensor:
+                    batch_size: int = 8, clip_samples: int | None = None) -> Tensor:
     """``[clips, D]`` float64: the pooled ``layer`` of ``encoder`` (eval mode, no gradients)
-    for each waveform (mono, at the encoder's rate), as a classifier's heads read it.
-    Clips are batched only with clips of equal length, so padding never enters a feature."""
+    for each waveform (mono, at the encoder's rate), as a classifier's heads read it at
+    evaluation: clips longer than ``clip_samples`` (None: no limit) are cropped to their
+    centre. Clips are batched only with clips of equal length, so padding never enters a feature."""
     from ..encoders.batching import pad_batch, plan_batches
     from ..model.classifier import pool_frames
+
+    def centred(wave: np.ndarray) -> np.ndarray:
+        excess = 0 if clip_samples is None else int(np.asarray(wave).shape[-1]) - clip_samples
+        return wave[excess // 2: excess // 2 + clip_samples] if excess > 0 else wave
+
+    waveforms = [centred(w) for w in waveforms]
 
     position = list(encoder.layer_names).index(layer)
     rows: list[Tensor | None] = [None] * len(waveforms)
@@ -220,8 +227,9 @@ def vector_class_stats(vector_dir: str | Path, data: str | Path, split: str | No
             raise TaskVectorError(f"{data}: clip {clip.path} has labels {list(clip.labels)}; class statistics need "
                                   f"exactly one of the head's labels ({', '.join(labels)})")
         targets.append(labels.index(clip.labels[0]))
+    seconds = manifest.classifier.clip_seconds
     features = pooled_features(encoder, audio.waveforms, manifest.classifier.layer, manifest.classifier.pooling,
-                               batch_size)
+                               batch_size, None if seconds is None else int(round(seconds * encoder.sample_rate)))
     stats = ClassStatistics.from_features(features, targets, labels, manifest.classifier.layer,
                                           manifest.classifier.pooling, computed_on)
     return StatsResult(stats, write_class_stats(vector_dir, stats), audio.failures)

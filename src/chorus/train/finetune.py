@@ -155,7 +155,8 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         from ..taskvec.fingerprint import base_fingerprint
 
         settings = model.settings
-        features = pooled_features(base, data.train.waveforms, settings.layer, settings.pooling, eval_size)
+        features = pooled_features(base, data.train.waveforms, settings.layer, settings.pooling, eval_size,
+                                   data.eval_samples)
         write_class_stats(out_dir / "taskvector", ClassStatistics.from_features(
             features, data.train.targets.tolist(), data.labels, settings.layer, settings.pooling,
             base_fingerprint(base.state_dict())))
