@@ -50,12 +50,13 @@ from chorus.taskvec import TaskVector  # noqa: E402
 from chorus.taskvec.classstats import ClassStatistics, write_class_stats  # noqa: E402
 from chorus.taskvec.fingerprint import base_fingerprint  # noqa: E402
 from chorus.taskvec.merge import compose_heads  # noqa: E402
+from chorus.taskvec.merge.errors import StatisticsError  # noqa: E402
 from chorus.taskvec.merge.heads import GroupGate  # noqa: E402
 from chorus.train.probe_init import probe_head  # noqa: E402
 
 torch.set_num_threads(1)
 TAXA = ("birds", "anurans", "insects", "mammals")
-SHRINKAGES = (0.0, 0.01, 0.1, 0.3, 1.0)
+SHRINKAGES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 GATES = (0.1, 0.3, 1.0, 3.0)
 
 
@@ -124,7 +125,11 @@ def run_seed(seed: int, args, encoder) -> dict[str, float]:
     row["zscore+gate"] = accuracy(gated.logits(x["test"]), truth["test"])
     chosen = None
     for gamma in SHRINKAGES:
-        lda = compose_heads(vectors, "lda", shrinkage=gamma)
+        try:
+            lda = compose_heads(vectors, "lda", shrinkage=gamma)
+        except StatisticsError:  # singular without shrinkage (more features than clips)
+            row[f"lda γ={gamma:g}"] = float("nan")
+            continue
         order = [lda.labels.index(label) for label in labels]
         row[f"lda γ={gamma:g}"] = accuracy(lda.logits(x["test"])[:, order], truth["test"])
         score = accuracy(lda.logits(x["valid"])[:, order], truth["valid"])
@@ -150,7 +155,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="/tmp/chorus-composition-heads")
     parser.add_argument("--species", type=int, default=6, help="species per taxon group")
-    parser.add_argument("--clips", type=int, default=5, help="clips per species per region")
+    parser.add_argument("--clips", type=int, default=10, help="clips per species per region")
     parser.add_argument("--regions", default="temperate,wetland,rainforest")
     parser.add_argument("--parties", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
@@ -169,7 +174,7 @@ def main() -> None:
           f"{args.seconds:g} s, SNR {args.snr:g} dB, overlap {args.overlap:g}; sfx-cnn {args.layer} mean, frozen; "
           f"seeds {args.seeds}; test all-species accuracy, mean ± std")
     for key in rows[0]:
-        values = np.array([r[key] for r in rows])
+        values = np.array([r[key] for r in rows], dtype=float)
         print(f"{key:30s} {values.mean():.4g} ± {values.std():.2g}")
 
 

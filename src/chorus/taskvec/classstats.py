@@ -191,7 +191,8 @@ def vector_class_stats(vector_dir: str | Path, data: str | Path, split: str | No
     The features are those of the base encoder (``base``, default the registered encoder
     the vector names with pretrained weights; its fingerprint must be the vector's base
     fingerprint), or of ``on`` (e.g. a merged model's encoder) when given. When the vector
-    names a group and the manifest has a group column, only that group's clips are used.
+    names its groups (``training.groups``, else ``group``) and the manifest has a group
+    column, only those groups' clips are used.
     Clips whose label is not one of the head's are refused; multi-label clips too.
     """
     from ..data.clipset import load_eval_audio
@@ -213,11 +214,13 @@ def vector_class_stats(vector_dir: str | Path, data: str | Path, split: str | No
     else:
         encoder, computed_on = on, base_fingerprint(on.state_dict())
     table = read_manifest(data)
-    group = manifest.group if manifest.group and any(c.group for c in table.clips) else None
+    groups = (manifest.training.groups if manifest.training is not None and manifest.training.groups
+              else [manifest.group] if manifest.group else [])
+    group = groups if groups and any(c.group for c in table.clips) else None
     clips = table.select(split=split, group=group).clips
     if not clips:
-        where = " ".join(part for part in (f"split {split!r}" if split else "", f"group {group!r}" if group else "")
-                         if part)
+        where = " ".join(part for part in (f"split {split!r}" if split else "",
+                                           f"group {', '.join(group)}" if group else "") if part)
         raise TaskVectorError(f"{data}: no clips{f' of {where}' if where else ''} to compute statistics on")
     labels = manifest.labels
     audio = load_eval_audio(clips, encoder.sample_rate, progress, "loading clips for class statistics")

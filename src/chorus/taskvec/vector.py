@@ -276,7 +276,8 @@ class TaskVector:
         directory ``path``. ``dtype``: float32 (default), bfloat16 or float16. ``density``
         < 1 keeps only the top ``density`` fraction of each parameter delta by magnitude
         (buffers stay dense). The exactness correction is kept for float32 dense saves of
-        a single, unscaled vector; so is ``gram.safetensors`` (copied) for any save of one."""
+        a single, unscaled vector; so are ``gram.safetensors`` and ``classstats.safetensors``
+        (copied) for any save of one."""
         if dtype not in storage.DTYPES:
             raise TaskVectorError(f"unknown delta dtype {dtype!r}; choose {', '.join(storage.DTYPES)}")
         spec = StorageSpec(dtype=dtype, density=density)

@@ -154,9 +154,9 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         from ..taskvec.classstats import ClassStatistics, pooled_features
         from ..taskvec.fingerprint import base_fingerprint
 
-        settings = model.settings
-        features = pooled_features(base, data.train.waveforms, settings.layer, settings.pooling, eval_size,
-                                   data.eval_samples)
+        settings = model.settings  # crops as `chorus tv stats` and evaluation: clip_seconds, centred
+        crop = None if settings.clip_seconds is None else int(round(settings.clip_seconds * base.sample_rate))
+        features = pooled_features(base, data.train.waveforms, settings.layer, settings.pooling, eval_size, crop)
         write_class_stats(out_dir / "taskvector", ClassStatistics.from_features(
             features, data.train.targets.tolist(), data.labels, settings.layer, settings.pooling,
             base_fingerprint(base.state_dict())))
