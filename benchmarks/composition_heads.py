@@ -18,6 +18,8 @@ the test clips (all-species accuracy, ``N``-way over every party's species):
 - ``lda (γ)``: the composed statistics head from every party's class statistics
   (``classstats.safetensors`` written and loaded through the task-vector artifact), for
   each ridge γ; ``lda*``: γ chosen on validation clips;
+- ``gauss-sample logistic``: a logistic probe fitted on draws from the pooled Gaussian
+  model of the same statistics (at γ*), the other statistics-only head the issue names;
 - ``pooled probe``: one logistic probe trained on all parties' training clips together;
 - ``pooled lda``: the LDA head fitted directly (numpy) on the pooled training features,
   at the chosen γ — the composed one must equal it.
@@ -52,6 +54,7 @@ from chorus.taskvec.fingerprint import base_fingerprint  # noqa: E402
 from chorus.taskvec.merge import compose_heads  # noqa: E402
 from chorus.taskvec.merge.errors import StatisticsError  # noqa: E402
 from chorus.taskvec.merge.heads import GroupGate  # noqa: E402
+from chorus.taskvec.merge.stats_head import pool_statistics  # noqa: E402
 from chorus.train.probe_init import probe_head  # noqa: E402
 
 torch.set_num_threads(1)
@@ -87,6 +90,29 @@ def numpy_lda(x: np.ndarray, y: np.ndarray, classes: int, shrinkage: float) -> t
     weight = np.linalg.solve(cov, means.T).T
     priors = np.bincount(y, minlength=classes) / len(y)
     return weight, -0.5 * (weight * means).sum(axis=1) + np.log(priors)
+
+
+def gaussian_logistic(vectors, labels: list[str], gamma: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A logistic probe fitted on draws from the pooled Gaussian model of the statistics
+    (3 draws per clip of each class for training, 1 for choosing the penalty)."""
+    pooled = pool_statistics([v.class_stats() for v in vectors])
+    total, classes = float(pooled.counts.sum()), len(pooled.labels)
+    cov = pooled.scatter / (total - classes)
+    cov = cov + gamma * float(torch.trace(cov)) / len(cov) * torch.eye(len(cov), dtype=torch.float64)
+    factor = torch.linalg.cholesky(cov)
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(per_clip: int):
+        xs, ys = [], []
+        for c, label in enumerate(pooled.labels):
+            n = per_clip * int(pooled.counts[c])
+            xs.append(pooled.means[c] + torch.randn(n, len(cov), generator=gen, dtype=torch.float64) @ factor.T)
+            ys += [labels.index(label)] * n
+        return torch.cat(xs).float(), torch.tensor(ys)
+
+    (train_x, train_y), (valid_x, valid_y) = draw(3), draw(1)
+    weight, bias, _ = probe_head(train_x, train_y, valid_x, valid_y, "multiclass", len(labels))
+    return weight, bias
 
 
 def run_seed(seed: int, args, encoder) -> dict[str, float]:
@@ -137,6 +163,8 @@ def run_seed(seed: int, args, encoder) -> dict[str, float]:
             chosen = (score, gamma, lda, order)
     _, gamma, lda, order = chosen
     row["lda*"], row["γ*"] = row[f"lda γ={gamma:g}"], gamma
+    weight, bias = gaussian_logistic(vectors, labels, gamma, seed)
+    row["gauss-sample logistic"] = accuracy(x["test"] @ weight.T + bias, truth["test"])
     weight, bias, _ = probe_head(x["train"], torch.tensor(truth["train"]), x["valid"], torch.tensor(truth["valid"]),
                                  "multiclass", len(labels))
     row["pooled probe"] = accuracy(x["test"] @ weight.T + bias, truth["test"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from _mergedata import toy_vector
+from _mergedata import calibration, toy_vector
 from _toydata import tone_manifest
 from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, ClassifierSettings, HeadEntry
@@ -263,3 +263,22 @@ def test_cli_stats_and_merge_with_lda_calibration(run_cli, tmp_path):
                      "--weight", "0.5", "--weight", "1", "--calibration", "lda", "--out", tmp_path / "m4")
     assert result.exit_code == 2 and "neither the base" in result.output
     assert not (tmp_path / "m4" / "model.json").exists()
+
+
+def test_a_sweep_with_auto_calibration_tries_the_statistics_head(run_cli, tmp_path):
+    tone_manifest(tmp_path / "data", seconds=0.3)
+    manifest = tmp_path / "data" / "manifest.csv"
+    base = load_encoder("toy-cnn")
+    paths = []
+    for seed, (group, labels) in enumerate({"g1": ["g1/low", "g1/high"], "g2": ["g2/mid", "g2/buzz"]}.items()):
+        head = HeadEntry(group=group, labels=labels, calibration=calibration(labels, seed))
+        model = ClassifierModel(load_encoder("toy-cnn"), [head], ClassifierSettings(layer="conv3"))
+        paths.append(TaskVector.from_classifier(base, model, group=group).save(tmp_path / group))
+        assert run_cli("tv", "stats", paths[-1], "--data", manifest).exit_code == 0
+    result = run_cli("merge", "--method", "mean", "--vector", paths[0], "--vector", paths[1], "--sweep-data", manifest,
+                     "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "m" / "merge.json").read_text())["sweep"]["rows"]
+    lda = [row for row in rows if row["calibration"] == "lda"]
+    assert lda and all(row["gate"] == 0 for row in lda)
+    assert {row["calibration"] for row in rows} == {"zscore", "temperature", "none", "lda"}

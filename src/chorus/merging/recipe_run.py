@@ -61,6 +61,9 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
         candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
+        if calibration == "auto" and vectors[0].manifest.classifier.task == "multiclass" \
+                and all(v.has_class_stats for v in vectors):
+            candidates = (*candidates, "lda")  # every vector carries class statistics: try the statistics head
         gates = [0.0] if calibration == "lda" else recipe.sweep.gates or GATE_STRENGTHS
         result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
                               progress=progress, gates=gates, shrinkage=recipe.shrinkage)

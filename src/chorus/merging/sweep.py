@@ -141,6 +141,8 @@ def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[
                 if gate is not None:
                     fitted[(lam, strength)] = gate
                 for name in calibrations:
+                    if name == "lda" and gate is not None:  # the statistics head takes no gate
+                        continue
                     per_group = _scores(compose_heads(plan.vectors, name, gate, shrinkage), features, part)["per_group"]
                     scores = {g: per_group[g][metric] for g in groups}
                     within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
