@@ -20,7 +20,8 @@ from chorus.taskvec.errors import TaskVectorFileError
 from chorus.taskvec.fingerprint import base_fingerprint
 from chorus.taskvec.merge import compose_heads
 from chorus.taskvec.merge.errors import StatisticsError
-from chorus.taskvec.merge.stats_head import encoder_warnings, lda_head, pool_statistics
+from chorus.taskvec.merge import load_recipe
+from chorus.taskvec.merge.stats_head import DEFAULT_SHRINKAGE, encoder_warnings, lda_head, pool_statistics
 from chorus.tensorfile import IntegrityError, save_tensors
 
 D = 6
@@ -228,6 +229,8 @@ def test_cli_stats_and_merge_with_lda_calibration(run_cli, tmp_path):
     record = json.loads((tmp_path / "m" / "merge.json").read_text())
     assert record["calibration"] == "lda" and record["warnings"] == []
     assert record["class_statistics"]["encoder_fingerprint"] == base_fingerprint(base.state_dict())
+    saved_recipe = load_recipe(tmp_path / "m" / "recipe.yaml")
+    assert saved_recipe.calibration == "lda" and saved_recipe.shrinkage == DEFAULT_SHRINKAGE
     # the written model's heads are the composed LDA heads of the stored statistics
     model = ClassifierModel.from_pretrained(tmp_path / "m")
     assert model.labels == ["g1/low", "g1/high", "g2/mid", "g2/buzz"]
@@ -282,3 +285,5 @@ def test_a_sweep_with_auto_calibration_tries_the_statistics_head(run_cli, tmp_pa
     lda = [row for row in rows if row["calibration"] == "lda"]
     assert lda and all(row["gate"] == 0 for row in lda)
     assert {row["calibration"] for row in rows} == {"zscore", "temperature", "none", "lda"}
+    saved_recipe = load_recipe(tmp_path / "m" / "recipe.yaml")  # whichever won, the saved recipe is valid
+    assert (saved_recipe.shrinkage is not None) == (saved_recipe.calibration == "lda")

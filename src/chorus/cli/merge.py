@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         param: List[str] = typer.Option([], "--param", "-p", help="Method parameter key=value (repeat)."),
         calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature, none, "
                                                      "or lda (one head from the vectors' class statistics)."),
-        shrinkage: Optional[float] = typer.Option(None, help="lda only: ridge γ·tr(Σ)/D·I (default 0.1)."),
+        shrinkage: Optional[float] = typer.Option(None, help="lda only: ridge γ·tr(Σ)/D·I (default 0.3)."),
         base: Optional[str] = typer.Option(None, help="Base weights: registered encoder, model dir or .safetensors."),
         sweep_data: Optional[Path] = typer.Option(None, "--sweep-data",
                                                   help="Manifest for choosing λ, calibration and group gate on validation."),

@@ -12,6 +12,7 @@ from ..taskvec.merge.compose import base_state, resolve_base, write_composed_mod
 from ..taskvec.merge.heads import GroupGate, compose_heads
 from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
+from ..taskvec.merge.stats_head import DEFAULT_SHRINKAGE
 from ..taskvec.merge.stream import plan_merge
 from .sweep import CALIBRATIONS, GATE_STRENGTHS, sweep_lambda
 
@@ -83,7 +84,10 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         gate_spec = GateSpec(file=GATE_FILE, strength=gate.strength)
         extra["gate"] = {"file": GATE_FILE, "strength": gate.strength, "groups": gate.groups}
     write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks, on_merged)
+    shrinkage = (recipe.shrinkage if recipe.shrinkage is not None else DEFAULT_SHRINKAGE) \
+        if heads.calibration == "lda" else None
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
+                                         "shrinkage": shrinkage,
                                          "params": plan.params.model_dump(mode="json"), "gate": gate_spec})
     resolved.save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
