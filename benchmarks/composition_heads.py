@@ -54,7 +54,7 @@ from chorus.taskvec.fingerprint import base_fingerprint  # noqa: E402
 from chorus.taskvec.merge import compose_heads  # noqa: E402
 from chorus.taskvec.merge.errors import StatisticsError  # noqa: E402
 from chorus.taskvec.merge.heads import GroupGate  # noqa: E402
-from chorus.taskvec.merge.stats_head import pool_statistics  # noqa: E402
+from chorus.taskvec.merge.stats_head import DEFAULT_SHRINKAGE, pool_statistics  # noqa: E402
 from chorus.train.probe_init import probe_head  # noqa: E402
 
 torch.set_num_threads(1)
@@ -175,6 +175,7 @@ def run_seed(seed: int, args, encoder) -> dict[str, float]:
     row["max |Δlogit| lda vs pooled"] = float(np.abs(composed - reference).max() / np.abs(reference).max())
     row["gap zscore→pooled"] = row["pooled probe"] - row["zscore"]
     row["gap lda*→pooled"] = row["pooled probe"] - row["lda*"]
+    row[f"gap lda(γ={DEFAULT_SHRINKAGE:g}, default)→pooled"] = row["pooled probe"] - row[f"lda γ={DEFAULT_SHRINKAGE:g}"]
     return row
 
 
