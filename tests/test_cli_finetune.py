@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from _toydata import tone_manifest
+from chorus.encoders import load_encoder
+from chorus.taskvec import TaskVector
+from chorus.taskvec.fingerprint import base_fingerprint
 
 
 def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path):
@@ -12,7 +17,7 @@ def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path
     out = tmp_path / "out"
     result = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "data" / "manifest.csv", "--out", out,
                      "--group", "g1,g2", "--epochs", "2", "--batch-size", "4", "--lr", "3e-3", "--patience", "0",
-                     "--creator", "test lab", "--license", "cc-by-4.0", "--gram")
+                     "--creator", "test lab", "--license", "cc-by-4.0", "--gram", "--class-stats")
     assert result.exit_code == 0, result.output
     assert "valid_accuracy" in result.output and "task vector:" in result.output
     manifest = json.loads((out / "taskvector" / "taskvector.json").read_text())
@@ -20,6 +25,17 @@ def test_finetune_command_writes_model_task_vector_and_metrics(run_cli, tmp_path
     assert len(manifest["heads"][0]["labels"]) == 4
     assert manifest["gram"] == {"computed_on": "finetuned", "clips": 16}  # --gram: the training clips
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) == 2
+    # --class-stats: the training clips' pooled features on the base encoder, as `tv stats` computes them
+    stats = manifest["classstats"]
+    assert stats["clips"] == 16 and stats["labels"] == manifest["heads"][0]["labels"]
+    assert stats["computed_on"] == base_fingerprint(load_encoder("toy-cnn").state_dict())
+    stored = TaskVector.load(out / "taskvector").class_stats()
+    again = run_cli("tv", "stats", out / "taskvector", "--data", tmp_path / "data" / "manifest.csv")
+    assert again.exit_code == 0, again.output
+    recomputed = TaskVector.load(out / "taskvector").class_stats()
+    assert torch.equal(stored.counts, recomputed.counts)
+    torch.testing.assert_close(stored.means, recomputed.means, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(stored.scatter, recomputed.scatter, rtol=1e-6, atol=1e-6)
     info = run_cli("tv", "info", out / "taskvector")
     assert info.exit_code == 0 and "g1+g2" in info.output
 

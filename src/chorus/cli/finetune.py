@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
         license: Optional[str] = typer.Option(None),
         resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out"),
         gram: bool = typer.Option(False, "--gram", help="store Gram statistics of the training clips (for RegMean)"),
+        class_stats: bool = typer.Option(False, "--class-stats",
+                                         help="store class statistics of the training clips on the base encoder "
+                                              "(for merge --calibration lda; multi-class only)"),
     ) -> None:
         """Fine-tune an encoder plus a linear head (softmax or sigmoid, chosen from the manifest)."""
         from ..data.manifest import read_manifest
@@ -72,7 +75,8 @@ def register(app: typer.Typer) -> None:
             clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
             head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
             seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
-        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram)
+        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
+                          class_stats=class_stats)
         console = Console()
         for failure in result.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)

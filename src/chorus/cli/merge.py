@@ -24,7 +24,7 @@ def _params(items: list[str]) -> dict:
 
 
 def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base, sweep_data, sweep_split, seed,
-                       equalize_norms=False):
+                       equalize_norms=False, shrinkage=None):
     from ..taskvec.merge import RecipeError, parse_recipe
 
     if not method or not vectors:
@@ -36,6 +36,8 @@ def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base,
             "vectors": [{"path": str(Path(v).resolve()), "weight": w} for v, w in zip(vectors, weights or [1.0] * len(vectors))]}
     if lam is not None:
         data["lambda"] = lam
+    if shrinkage is not None:
+        data["shrinkage"] = shrinkage
     if sweep_data is not None:
         data["sweep"] = {"data": str(sweep_data.resolve()), "split": sweep_split}
     return parse_recipe(data, "command line")
@@ -68,7 +70,9 @@ def register(app: typer.Typer) -> None:
         weight: List[float] = typer.Option([], "--weight", "-w", help="Weight per --vector, in order."),
         lam: Optional[float] = typer.Option(None, "--lambda", help="Scaling λ (default: the method's)."),
         param: List[str] = typer.Option([], "--param", "-p", help="Method parameter key=value (repeat)."),
-        calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature or none."),
+        calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature, none, "
+                                                     "or lda (one head from the vectors' class statistics)."),
+        shrinkage: Optional[float] = typer.Option(None, help="lda only: ridge γ·tr(Σ)/D·I (default 0.3)."),
         base: Optional[str] = typer.Option(None, help="Base weights: registered encoder, model dir or .safetensors."),
         sweep_data: Optional[Path] = typer.Option(None, "--sweep-data",
                                                   help="Manifest for choosing λ, calibration and group gate on validation."),
@@ -99,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 parsed = parsed.model_copy(update={"equalize_norms": True})
         else:
             parsed = _recipe_from_flags(method, vector, weight, lam, param, calibration, base, sweep_data,
-                                        sweep_split, seed, equalize_norms)
+                                        sweep_split, seed, equalize_norms, shrinkage)
         record = run_merge(parsed, out, progress=tqdm_progress)
         console = Console()
         for warning in record.get("warnings", []):

@@ -63,6 +63,8 @@ def info_command(
          ", ".join(f"{k} {v:.4f}" for k, v in sorted(training.metrics.items()))),
         ("gram statistics", "-" if manifest.gram is None else
          f"{manifest.gram.clips} clips, on {manifest.gram.computed_on}"),
+        ("class statistics", "-" if manifest.classstats is None else
+         f"{manifest.classstats.clips} clips, on {manifest.classstats.computed_on[:12]}"),
         ("derivation", manifest.derivation or "-"), ("creator", manifest.creator or "-"),
         ("license", manifest.license or "-"), ("chorus version", manifest.chorus_version),
     ]
@@ -207,3 +209,35 @@ def gram_command(
         _say(f"skipped {failure.error}")
     on_what = "the fine-tuned encoder" if result.computed_on == "finetuned" else f"encoder {result.computed_on[:12]}"
     _say(f"wrote {result.path}: {len(result.stats.grams)} layers, {result.stats.clips} clips, on {on_what}")
+
+
+@tv_app.command("stats")
+def stats_command(
+    path: Path = typer.Argument(..., help="task-vector directory (classstats.safetensors is written into it)"),
+    data: Path = typer.Option(..., "--data", help="manifest of the party's own clips"),
+    split: str = typer.Option("train", help="split of --data to use ('all': every clip)"),
+    on: Optional[Path] = typer.Option(None, "--on", help="compute on this model directory's encoder (e.g. a merged "
+                                                          "model, for an lda head on it) instead of the base encoder"),
+    source: Optional[str] = typer.Option(None, help="where the base weights come from (hub id or local path)"),
+    batch_size: int = typer.Option(8, help="clips per forward pass (equal lengths only)"),
+) -> None:
+    """Store class statistics (per-class counts and means, within-class scatter of the pooled
+    features the heads read) with a task vector, for `chorus merge --calibration lda`."""
+    from ..encoders import load_encoder
+    from ..model import ClassifierModel
+    from ..progress import tqdm_progress
+    from ..taskvec import TaskVector
+    from ..taskvec.classstats import vector_class_stats
+
+    base = other = None
+    if on is not None:
+        other = ClassifierModel.from_pretrained(on).encoder
+    else:
+        base = load_encoder(TaskVector.load(path, verify=False).manifest.base.encoder, source=source)
+    result = vector_class_stats(path, data, None if split == "all" else split, base=base, on=other,
+                                batch_size=batch_size, progress=tqdm_progress)
+    for failure in result.failures:
+        _say(f"skipped {failure.error}")
+    stats = result.stats
+    _say(f"wrote {result.path}: {len(stats.labels)} classes, {stats.clips} clips, {stats.means.shape[1]} features "
+         f"of layer {stats.layer} ({stats.pooling}), on encoder {stats.computed_on[:12]}")

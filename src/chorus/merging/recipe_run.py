@@ -12,6 +12,7 @@ from ..taskvec.merge.compose import base_state, resolve_base, write_composed_mod
 from ..taskvec.merge.heads import GroupGate, compose_heads
 from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
+from ..taskvec.merge.stats_head import DEFAULT_SHRINKAGE
 from ..taskvec.merge.stream import plan_merge
 from .sweep import CALIBRATIONS, GATE_STRENGTHS, sweep_lambda
 
@@ -61,13 +62,20 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
         candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
+        if calibration == "auto" and vectors[0].manifest.classifier.task == "multiclass" \
+                and all(v.has_class_stats for v in vectors):
+            candidates = (*candidates, "lda")  # every vector carries class statistics: try the statistics head
+        gates = [0.0] if calibration == "lda" else recipe.sweep.gates or GATE_STRENGTHS
         result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
-                              progress=progress, gates=recipe.sweep.gates or GATE_STRENGTHS)
+                              progress=progress, gates=gates, shrinkage=recipe.shrinkage)
         lam, calibration, gate = result.best, result.calibration, result.gate
         extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
         note = (f"lambda, calibration and gate chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); "
                 "see merge.json")
-    heads = compose_heads(vectors, calibration, gate)
+    heads = compose_heads(vectors, calibration, gate, recipe.shrinkage)
+    on_merged = None
+    if heads.calibration == "lda":
+        on_merged = partial(_check_statistics, vectors, plan.fingerprint, extra, recipe.shrinkage)
     lam = plan.default_lambda() if lam is None else lam
     gate_spec = None
     if gate is not None:
@@ -75,8 +83,25 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         gate.save(out_dir / GATE_FILE)
         gate_spec = GateSpec(file=GATE_FILE, strength=gate.strength)
         extra["gate"] = {"file": GATE_FILE, "strength": gate.strength, "groups": gate.groups}
-    write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks)
+    write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks, on_merged)
+    shrinkage = (recipe.shrinkage if recipe.shrinkage is not None else DEFAULT_SHRINKAGE) \
+        if heads.calibration == "lda" else None
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
+                                         "shrinkage": shrinkage,
                                          "params": plan.params.model_dump(mode="json"), "gate": gate_spec})
     resolved.save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
+
+
+def _check_statistics(vectors: Sequence, base_fingerprint: str, extra: dict, shrinkage: float | None,
+                      built: str) -> None:
+    """Before the merged model is committed: refuse class statistics of a foreign encoder,
+    record a warning for base statistics on a merged encoder (see :mod:`~chorus.taskvec.merge.stats_head`)."""
+    from ..taskvec.merge.stats_head import DEFAULT_SHRINKAGE, encoder_warnings
+
+    warnings = encoder_warnings(vectors, base_fingerprint, built)
+    extra["class_statistics"] = {
+        "shrinkage": DEFAULT_SHRINKAGE if shrinkage is None else shrinkage, "encoder_fingerprint": built,
+        "computed_on": [v.manifest.classstats.computed_on for v in vectors],
+        "clips": [v.manifest.classstats.clips for v in vectors]}
+    extra["warnings"] = list(extra.get("warnings", [])) + warnings

@@ -114,10 +114,12 @@ def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
 
 def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[str, Tensor], audio: EvalAudio,
                  lambdas: Sequence[float] | None = None, references: dict[str, float] | None = None,
-                 progress: ProgressFactory | None = None, gates: Sequence[float] = GATE_STRENGTHS) -> SweepResult:
+                 progress: ProgressFactory | None = None, gates: Sequence[float] = GATE_STRENGTHS,
+                 shrinkage: float | None = None) -> SweepResult:
     """Score ``θ0 + λ·f`` for every λ of ``lambdas`` (default: :func:`default_grid`), with
     every calibration of ``calibrations`` and every group-gate strength of ``gates`` (a gate
-    fitted on these clips' features at that λ), and pick the best (module docstring)."""
+    fitted on these clips' features at that λ), and pick the best (module docstring).
+    ``shrinkage``: the ridge of an ``lda`` calibration (None: its default)."""
     lambdas = list(lambdas) if lambdas else default_grid(plan)
     references = references or individual_scores(plan, base_state, audio, progress)
     groups = require_groups(plan.vectors, "a λ sweep (to pick its validation clips)")
@@ -139,7 +141,9 @@ def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[
                 if gate is not None:
                     fitted[(lam, strength)] = gate
                 for name in calibrations:
-                    per_group = _scores(compose_heads(plan.vectors, name, gate), features, part)["per_group"]
+                    if name == "lda" and gate is not None:  # the statistics head takes no gate
+                        continue
+                    per_group = _scores(compose_heads(plan.vectors, name, gate, shrinkage), features, part)["per_group"]
                     scores = {g: per_group[g][metric] for g in groups}
                     within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
                     result.rows.append({"lambda": lam, "calibration": name, "gate": strength, "scores": scores,

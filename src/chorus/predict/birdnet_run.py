@@ -17,7 +17,8 @@ from ..encoders.birdnet_location import load_location_model
 from ..fileio import write_text
 from .birdnet_analyzer import BirdNETSettings, analyze_recording, location_mask, read_species_list
 from .birdnet_tables import TABLE_SUFFIXES, format_table
-from .recordings import FailedRecording, OutputCollision, find_recordings
+from .recordings import FailedRecording, find_recordings
+from .errors import OutputCollision
 
 
 @dataclass

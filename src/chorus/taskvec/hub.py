@@ -12,12 +12,12 @@ from typing import Any
 
 from ..fileio import write_text
 from .card import model_card
-from .manifest import DELTAS_FILE, GRAM_FILE, HEAD_FILE, MANIFEST_FILE
+from .manifest import CLASSSTATS_FILE, DELTAS_FILE, GRAM_FILE, HEAD_FILE, MANIFEST_FILE
 from .vector import TaskVector
 from .errors import HubError
 
 CARD_FILE = "README.md"
-SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, GRAM_FILE, CARD_FILE]
+SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, GRAM_FILE, CLASSSTATS_FILE, CARD_FILE]
 
 
 def _api(api: Any | None) -> Any:

@@ -15,6 +15,7 @@ MANIFEST_FILE = "taskvector.json"
 DELTAS_FILE = "deltas.safetensors"
 HEAD_FILE = "head.safetensors"
 GRAM_FILE = "gram.safetensors"
+CLASSSTATS_FILE = "classstats.safetensors"
 """Logical names of buffer deltas (BatchNorm running statistics) start with this prefix."""
 
 DeltaDtype = Literal["float32", "bfloat16", "float16"]
@@ -89,6 +90,21 @@ class GramEntry(StrictModel):
     clips: int = Field(ge=0)
 
 
+class ClassStatsEntry(StrictModel):
+    """Class statistics stored in ``classstats.safetensors`` (see :mod:`chorus.taskvec.classstats`).
+
+    ``computed_on``: fingerprint of the encoder whose pooled ``layer`` (``pooling``) gave the
+    features (the base encoder, or a merged model). ``labels``: the classes, in the order of
+    the head's labels. ``clips``: how many clips were summed.
+    """
+
+    computed_on: str = Field(pattern=r"^[0-9a-f]{64}$")
+    layer: str
+    pooling: str
+    labels: list[str] = Field(min_length=1)
+    clips: int = Field(gt=0)
+
+
 class TaskVectorManifest(StrictModel):
     """Everything about a task vector except its tensors."""
 
@@ -106,6 +122,7 @@ class TaskVectorManifest(StrictModel):
     derivation: str | None = Field(default=None, description="arithmetic that made it, e.g. 0.5*birds + 1*frogs")
     files: dict[str, str] = Field(default_factory=dict, description="sha256 per file name")
     gram: GramEntry | None = None
+    classstats: ClassStatsEntry | None = None
     creator: str | None = None
     license: str | None = None
     chorus_version: str
@@ -123,9 +140,19 @@ class TaskVectorManifest(StrictModel):
     def _consistent(self) -> "TaskVectorManifest":
         if self.heads and self.classifier is None:
             raise ValueError("heads need classifier settings")
-        unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE, GRAM_FILE}
+        unknown = set(self.files) - {DELTAS_FILE, HEAD_FILE, GRAM_FILE, CLASSSTATS_FILE}
         if unknown:
             raise ValueError(f"unknown files {sorted(unknown)}")
         if (self.gram is None) != (GRAM_FILE not in self.files):
             raise ValueError(f"gram and the sha256 of {GRAM_FILE} in files go together")
+        if (self.classstats is None) != (CLASSSTATS_FILE not in self.files):
+            raise ValueError(f"classstats and the sha256 of {CLASSSTATS_FILE} in files go together")
+        if self.classstats is not None:
+            if self.classifier is None or self.classifier.task != "multiclass":
+                raise ValueError("class statistics need a multi-class head")
+            if self.classstats.labels != self.labels:
+                raise ValueError(f"class statistics labels {self.classstats.labels} differ from the heads' {self.labels}")
+            if (self.classstats.layer, self.classstats.pooling) != (self.classifier.layer, self.classifier.pooling):
+                raise ValueError(f"class statistics of layer {self.classstats.layer!r} ({self.classstats.pooling}) "
+                                 f"but the heads read {self.classifier.layer!r} ({self.classifier.pooling})")
         return self

@@ -32,7 +32,7 @@ from . import storage
 from .errors import BaseMismatchError, IncompatibleVectorsError, TaskVectorError, TaskVectorFileError
 from .fingerprint import base_fingerprint
 from .gram import COUNT_SUFFIX, check_gram_header, read_gram
-from .manifest import (DELTAS_FILE, FORMAT_VERSION, GRAM_FILE, HEAD_FILE, MANIFEST_FILE, BaseEntry,
+from .manifest import (CLASSSTATS_FILE, DELTAS_FILE, FORMAT_VERSION, GRAM_FILE, HEAD_FILE, MANIFEST_FILE, BaseEntry,
                        StorageSpec, TaskVectorManifest, TensorEntry, TrainingSummary)
 from .naming import BUFFER_PREFIX, is_buffer
 
@@ -182,6 +182,23 @@ class TaskVector:
         (see :mod:`chorus.taskvec.gram`); None when the vector holds none for ``name``."""
         return self._terms[0][1].gram(name) if self.has_gram else None
 
+    @property
+    def has_class_stats(self) -> bool:
+        """True for a stored vector (not a combination) that carries class statistics."""
+        return len(self._terms) == 1 and self._terms[0][0] == 1.0 and isinstance(self._terms[0][1], _FileLeaf) \
+            and self.manifest.classstats is not None
+
+    def class_stats(self):
+        """The :class:`~chorus.taskvec.classstats.ClassStatistics` of the vector's clips (read
+        and checked: finite, counts > 0, symmetric scatter), or None when it carries none."""
+        from .classstats import read_class_stats
+
+        if not self.has_class_stats:
+            return None
+        entry = self.manifest.classstats
+        return read_class_stats(self._terms[0][1].directory / CLASSSTATS_FILE, entry.labels, entry.layer,
+                                entry.pooling, entry.computed_on)
+
     # -------------------------------------------------------------- arithmetic
     def __add__(self, other: "TaskVector") -> "TaskVector":
         if not isinstance(other, TaskVector):
@@ -243,6 +260,14 @@ class TaskVector:
             check_gram_header(directory / GRAM_FILE, header,
                               {name: entry.shape for name, entry in manifest.tensors.items() if not is_buffer(name)})
             gram_names = frozenset(key for key in header if not key.endswith(COUNT_SUFFIX))
+        if manifest.classstats is not None:
+            from .classstats import check_stats_header
+
+            if verify:
+                verify_sha256(directory / CLASSSTATS_FILE, manifest.files[CLASSSTATS_FILE])
+            width = headers[HEAD_FILE]["0.weight"]["shape"][1]
+            check_stats_header(directory / CLASSSTATS_FILE, read_header(directory / CLASSSTATS_FILE),
+                               len(manifest.labels), width)
         return cls([(1.0, _FileLeaf(directory, manifest, gram_names))])
 
     def save(self, path: str | Path, *, dtype: str = "float32", density: float = 1.0,
@@ -251,7 +276,8 @@ class TaskVector:
         directory ``path``. ``dtype``: float32 (default), bfloat16 or float16. ``density``
         < 1 keeps only the top ``density`` fraction of each parameter delta by magnitude
         (buffers stay dense). The exactness correction is kept for float32 dense saves of
-        a single, unscaled vector; so is ``gram.safetensors`` (copied) for any save of one."""
+        a single, unscaled vector; so are ``gram.safetensors`` and ``classstats.safetensors``
+        (copied) for any save of one."""
         if dtype not in storage.DTYPES:
             raise TaskVectorError(f"unknown delta dtype {dtype!r}; choose {', '.join(storage.DTYPES)}")
         spec = StorageSpec(dtype=dtype, density=density)
@@ -276,8 +302,15 @@ class TaskVector:
             if source.resolve() != (directory / GRAM_FILE).resolve():
                 shutil.copyfile(source, directory / GRAM_FILE)
             files[GRAM_FILE] = self.manifest.files[GRAM_FILE]
+        classstats = self.manifest.classstats if self.has_class_stats else None
+        if classstats is not None:
+            source = self._terms[0][1].directory / CLASSSTATS_FILE
+            if source.resolve() != (directory / CLASSSTATS_FILE).resolve():
+                shutil.copyfile(source, directory / CLASSSTATS_FILE)
+            files[CLASSSTATS_FILE] = self.manifest.files[CLASSSTATS_FILE]
         manifest = self.manifest.model_copy(update={
             "storage": spec, "tensors": entries, "files": files, "chorus_version": __version__, "gram": gram,
+            "classstats": classstats,
             "creator": creator if creator is not None else self.manifest.creator,
             "license": license if license is not None else self.manifest.license,
         })

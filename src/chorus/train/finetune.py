@@ -26,6 +26,7 @@ from ..model.inference import predict_clips
 from ..progress import ProgressBar, ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
 from ..taskvec import TaskVector, TrainingSummary
+from ..taskvec.classstats import write_class_stats
 from ..taskvec.gram import compute_gram, write_gram
 from .calibration import calibration_stats, class_counts
 from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
@@ -100,12 +101,15 @@ class _Fit:
 
 
 def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
-             progress: ProgressFactory | None = None, resume: bool = False, gram: bool = False) -> FinetuneResult:
+             progress: ProgressFactory | None = None, resume: bool = False, gram: bool = False,
+             class_stats: bool = False) -> FinetuneResult:
     """Fine-tune ``config.encoder`` on the selected groups of ``manifest`` (``train`` and
     ``valid`` splits, carved when missing; ``test`` is evaluated when present). Files that
     fail to decode are reported in the result and left out. On CPU the same seed gives the
     same bytes. ``gram``: also store the Gram statistics of the training clips with the
-    task vector (:mod:`chorus.taskvec.gram`)."""
+    task vector (:mod:`chorus.taskvec.gram`). ``class_stats``: also store the class
+    statistics of the training clips on the base encoder (:mod:`chorus.taskvec.classstats`;
+    multi-class only)."""
     out_dir = Path(out_dir)
     seed_everything(config.seed)
     base = load_encoder(config.encoder, source=config.source, pretrained=config.pretrained, seed=config.seed)
@@ -147,6 +151,16 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
     if gram:
         write_gram(out_dir / "taskvector", compute_gram(model.encoder, data.train.waveforms, eval_size))
+    if class_stats:
+        from ..taskvec.classstats import ClassStatistics, pooled_features
+        from ..taskvec.fingerprint import base_fingerprint
+
+        settings = model.settings  # crops as `chorus tv stats` and evaluation: clip_seconds, centred
+        crop = None if settings.clip_seconds is None else int(round(settings.clip_seconds * base.sample_rate))
+        features = pooled_features(base, data.train.waveforms, settings.layer, settings.pooling, eval_size, crop)
+        write_class_stats(out_dir / "taskvector", ClassStatistics.from_features(
+            features, data.train.targets.tolist(), data.labels, settings.layer, settings.pooling,
+            base_fingerprint(base.state_dict())))
     write_json(out_dir / "finetune.json", {
         "config": config.model_dump(mode="json"), "task": data.task, "labels": data.labels, "groups": data.groups,
         "device": str(device), "mixed_precision": None if amp is None else str(amp).removeprefix("torch."),

@@ -85,6 +85,8 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
     norms = plan.norms()
     labels = [v.manifest.group or f"task vector {i}" for i, v in enumerate(plan.vectors)]
     warning = norm_warning(norms, labels) if norms and plan.scales is None else None
+    extra = dict(extra or {})
+    warnings = ([warning] if warning else []) + list(extra.pop("warnings", []))
     return {
         "method": plan.method.name, "source": plan.method.source,
         "params": plan.params.model_dump(mode="json"), "lambda": lam, "seed": plan.seed,
@@ -97,8 +99,8 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
         "labels": heads.labels,
         "norms": None if norms is None else {"values": norms, "ratio": _finite(norm_ratio(norms)),
                                              "scales": None if plan.scales is None else list(plan.scales)},
-        "warnings": [warning] if warning else [],
-        **(extra or {}),
+        "warnings": warnings,
+        **extra,
     }
 
 
@@ -108,14 +110,17 @@ def _finite(value: float) -> float | None:
 
 def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSource, out_dir: str | Path,
                          lam: float | None = None, extra: dict[str, Any] | None = None,
-                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = ()) -> Path:
+                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
+                         on_merged: Callable[[str], None] | None = None) -> Path:
     """Stream the merged encoder into ``out_dir`` and write the heads, ``model.json`` and
-    ``merge.json``. ``lam`` None: the method's default λ. ``checks``: see
-    :func:`~chorus.taskvec.merge.stream.write_merged_encoder`."""
+    ``merge.json``. ``lam`` None: the method's default λ. ``checks``, ``on_merged``: see
+    :func:`~chorus.taskvec.merge.stream.write_merged_encoder` (``merge.json`` is built after
+    them, so they may add to ``extra``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lam = plan.default_lambda() if lam is None else float(lam)
-    files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress, checks)}
+    files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress, checks,
+                                                      on_merged)}
     files[HEADS_FILE] = save_tensors(out_dir / HEADS_FILE, {
         f"{i}.{part}": tensor for i, pair in enumerate(heads.tensors) for part, tensor in zip(("weight", "bias"), pair)})
     record = ModelJson(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,

@@ -16,3 +16,7 @@ class RecipeError(MergeError):
 class HeadCompatibilityError(MergeError):
     """Heads (or the vectors carrying them) cannot be combined into one classifier."""
 
+
+
+class StatisticsError(HeadCompatibilityError):
+    """Class statistics are missing, or were computed on another encoder than the one built."""

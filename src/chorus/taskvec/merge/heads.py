@@ -11,7 +11,10 @@ its own validation split, see :class:`chorus.model.Calibration`):
   every class's score reads "how many standard deviations above its usual level";
 - ``temperature`` (default for multi-label): ``l_c / T`` with the head's fitted temperature
   (Guo et al., ICML 2017), which keeps a sigmoid head's 0.5 threshold meaningful;
-- ``none``: raw logits.
+- ``none``: raw logits;
+- ``lda``: not a calibration of the trained heads but a replacement: one linear-discriminant
+  head over the union of labels built from the class statistics each vector carries, equal
+  to the LDA head fitted on every party's clips pooled (:mod:`.stats_head`). No gate.
 
 Both calibrations are affine per class, so they are folded into the head's weights and
 bias: the output is a normal chorus model directory whose heads already emit calibrated
@@ -40,7 +43,7 @@ from ...model import Calibration, ClassifierSettings, HeadEntry
 from ..naming import vector_label
 from .errors import HeadCompatibilityError
 
-CalibrationMethod = Literal["auto", "zscore", "temperature", "none"]
+CalibrationMethod = Literal["auto", "zscore", "temperature", "none", "lda"]
 DEFAULT_CALIBRATION = {"multiclass": "zscore", "multilabel": "temperature"}
 _MIN_STD = 1e-6
 
@@ -185,11 +188,18 @@ class GroupGate:
 
 
 def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto",
-                  gate: GroupGate | None = None) -> ComposedHeads:
+                  gate: GroupGate | None = None, shrinkage: float | None = None) -> ComposedHeads:
     """Calibrate every head of every vector (and add ``gate``'s group evidence) and merge
-    them into a union label space."""
+    them into a union label space. ``lda``: the statistics head instead
+    (:func:`~.stats_head.compose_lda_heads`, ridge ``shrinkage``; a gate is refused)."""
     settings = check_compatible(vectors)
     method = resolve_calibration(calibration, settings.task)
+    if method == "lda":
+        from .stats_head import DEFAULT_SHRINKAGE, compose_lda_heads
+
+        if gate is not None and gate.strength:
+            raise HeadCompatibilityError("lda heads take no group gate (they already tell every class apart)")
+        return compose_lda_heads(vectors, DEFAULT_SHRINKAGE if shrinkage is None else shrinkage)
     rows: dict[str, list[tuple[Tensor, Tensor, str]]] = {}
     owners: list[tuple[str | None, list[str]]] = []
     width = None

@@ -9,7 +9,8 @@ Example::
       - birds/taskvector            # paths relative to the recipe file
       - {path: frogs/taskvector, weight: 0.5}
     lambda: 1.0                     # omit: the method's default, or the sweep's choice
-    calibration: auto               # zscore (multi-class) / temperature (multi-label) / none
+    calibration: auto               # zscore (multi-class) / temperature (multi-label) / none / lda
+    # shrinkage: 0.3                # lda only: ridge γ·tr(Σ)/D·I of the statistics head
     sweep: {data: valid.csv, split: valid}   # optional: λ, calibration and gate chosen on validation data
     # gate: {file: gate.safetensors, strength: 0.1}   # a group gate a sweep fitted (saved recipes)
     base: sfx-cnn                   # optional: registered name, model dir or .safetensors
@@ -72,6 +73,7 @@ class Recipe(_RecipeModel):
     params: dict[str, Any] = Field(default_factory=dict)
     lambda_: float | None = Field(default=None, alias="lambda")
     calibration: CalibrationMethod = "auto"
+    shrinkage: float | None = Field(default=None, ge=0, description="lda only: ridge γ (default 0.3)")
     gate: GateSpec | None = None
     base: str | None = None
     sweep: SweepSpec | None = None
@@ -91,6 +93,10 @@ class Recipe(_RecipeModel):
         self.params = method.parse(self.params).model_dump(mode="json")
         if self.sweep is not None and (self.lambda_ is not None or self.gate is not None):
             raise ValueError("give either lambda (and gate) or sweep, not both")
+        if self.calibration == "lda" and self.gate is not None:
+            raise ValueError("calibration lda takes no gate")
+        if self.calibration not in ("lda", "auto") and self.shrinkage is not None:
+            raise ValueError("shrinkage applies to calibration lda (or auto, which may choose lda) only")
         return self
 
     def resolve_paths(self, folder: Path) -> "Recipe":

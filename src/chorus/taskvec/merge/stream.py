@@ -245,14 +245,17 @@ def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
 
 
 def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, lam: float | None = None,
-                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = ()) -> str:
+                         progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
+                         on_merged: Callable[[str], None] | None = None) -> str:
     """Stream ``θ0 + λ·f`` (buffers: ``θ0 + convex mean``) for every base tensor into the
     safetensors file ``out``; return its sha256. ``lam`` None uses the method's default.
 
     The base's fingerprint is computed on the way; if it differs from the vectors' the file
     is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
     (e.g. the inputs' sha256 verification) run once every tensor is merged; if one raises,
-    nothing is written either.
+    nothing is written either. ``on_merged`` (if given) receives the merged encoder's
+    fingerprint (:func:`~chorus.taskvec.fingerprint.base_fingerprint` of what is written)
+    before the checks; it may raise to leave no output.
 
     Two worker threads run beside the merge: one hashes each base tensor (fingerprint), the
     other writes and hashes each merged tensor, while the next one merges (at most two
@@ -265,6 +268,13 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     parameters, buffers = set(plan.parameters), set(plan.buffers)
     names = sorted(base.keys())
     hasher = FingerprintHasher()
+    merged_hasher = FingerprintHasher() if on_merged is not None else None
+
+    def write(name: str, tensor: Tensor) -> None:
+        writer.write(name, tensor)
+        if merged_hasher is not None:
+            merged_hasher.update(name, tensor)
+
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
         with ThreadPoolExecutor(1) as fingerprinting, ThreadPoolExecutor(1) as writing, \
@@ -279,12 +289,14 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
                     merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
                 else:
                     merged = original
-                in_flight.append(writing.submit(writer.write, name, merged))
+                in_flight.append(writing.submit(write, name, merged))
                 while len(in_flight) > 2:
                     in_flight.popleft().result()
                 bar.update(1)
             for future in in_flight:
                 future.result()
+            if on_merged is not None:
+                on_merged(merged_hasher.hexdigest())
             for check in checks:
                 check()
             if hasher.hexdigest() != plan.fingerprint:
