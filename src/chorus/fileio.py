@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -65,10 +66,23 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             os.fsync(handle.fileno())
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, so that the JSON
+    written is valid for every reader (Python's ``NaN``/``Infinity`` are not JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(value) for value in obj]
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as pretty, key-sorted JSON, atomically."""
+    """Write ``obj`` as pretty, key-sorted, strict JSON (non-finite numbers as ``null``),
+    atomically."""
     with atomic_open(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        json.dump(strict_json(obj), handle, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
 
 

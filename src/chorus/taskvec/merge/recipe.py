@@ -37,7 +37,7 @@ RECIPE_FILE = "recipe.yaml"
 class _RecipeModel(StrictModel):
     """Recipe sections also accept their fields' aliases (mergekit-style key names)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class VectorRef(_RecipeModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
+from pydantic import ConfigDict
 from torch import Tensor
 
 from ...schema import FrozenModel
@@ -17,7 +18,10 @@ from .errors import MergeError
 
 
 class MethodParams(FrozenModel):
-    """Base of every method's parameters: strict, immutable."""
+    """Base of every method's parameters: strict, immutable, finite numbers only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
 
 @dataclass(frozen=True)
 class TensorContext:

@@ -289,6 +289,9 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
                     merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
                 else:
                     merged = original
+                if merged.is_floating_point() and not bool(torch.isfinite(merged).all()):
+                    raise MergeError(f"{out}: the merged tensor {name!r} holds non-finite values (NaN or inf); "
+                                     "check the vectors' weights, λ and parameters — nothing was written")
                 in_flight.append(writing.submit(write, name, merged))
                 while len(in_flight) > 2:
                     in_flight.popleft().result()
