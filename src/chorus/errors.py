@@ -20,3 +20,8 @@ class FileProblem(ChorusError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class WriteError(FileProblem):
+    """A file could not be written (no space left on the device, no permission, a folder
+    where a file should go...); nothing half-written is left behind."""

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from .errors import WriteError
+
 
 def new_file_mode() -> int:
     """The permission bits a newly created file gets under this process's umask."""
@@ -28,6 +30,17 @@ def new_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def writing(target: Path) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``target`` into a one-line
+    :class:`~chorus.errors.WriteError` naming it ("no space left on device", ...)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise WriteError(target, f"cannot write: {reason[:1].lower() + reason[1:]}") from exc
 
 
 def temporary_sibling(target: Path) -> tuple[int, Path]:
@@ -46,13 +59,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Use it for writers that want a file name (soundfile, safetensors, matplotlib).
     """
     target = Path(path)
-    fd, tmp = temporary_sibling(target)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with writing(target):
+        fd, tmp = temporary_sibling(target)
+        os.close(fd)
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from ._options import ADDRESS, BATCH_SIZE, DEVICE, ENCODER, ENGINE, SOURCE, WORKERS, check_dtype, check_engine
+from ._outcome import finish
 
 
 def register(app: typer.Typer) -> None:
@@ -63,3 +64,4 @@ def register(app: typer.Typer) -> None:
         console.print(f"{encoder}: {report.computed} clips embedded, {report.reused} already done, "
                       f"{len(report.failures) + len(bad)} failed; {len(model.layer_names)} layers -> {out / 'shards'}",
                       highlight=False)
+        finish(len(report.failures) + len(bad))

@@ -1,4 +1,10 @@
-"""Entry point of the ``chorus`` console script."""
+"""Entry point of the ``chorus`` console script, and its exit codes:
+
+0 everything succeeded; 2 user error (bad input or settings, named in one line; nothing
+done); 3 partial: some inputs failed and were reported, the rest finished; 1 internal
+error (a bug: the traceback is shown). ``--debug`` or ``CHORUS_DEBUG=1`` shows the
+traceback of user errors too.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,21 @@ from ..registration import import_submodules
 err_console = Console(stderr=True)
 
 
+EXIT_CODES = """Exit codes: 0 success; 2 user error (one line names the file and the problem, nothing
+done); 3 partial (some inputs failed and were reported, the rest finished); 1 internal
+error (traceback). --debug or CHORUS_DEBUG=1 also shows the traceback of user errors."""
+
+
 class _ChorusGroup(TyperGroup):
-    """Turns a :class:`ChorusError` into a one-line message and exit status 2."""
+    """Turns a :class:`ChorusError` into a one-line message and exit status 2 (with its
+    traceback under ``--debug``)."""
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ChorusError as exc:
+            if ctx.params.get("debug"):
+                err_console.print_exception()
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc
 
@@ -29,13 +43,15 @@ def build_app() -> typer.Typer:
         name="chorus",
         cls=_ChorusGroup,
         help="Probe, fine-tune, share and compose audio foundation models; separate sources.",
+        epilog=EXIT_CODES,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
     )
 
     @app.callback()
-    def _root() -> None:
+    def _root(debug: bool = typer.Option(False, "--debug", envvar="CHORUS_DEBUG",
+                                         help="show the traceback of user errors too")) -> None:
         """chorus: audio foundation models as shareable, composable task vectors."""
 
     for module in import_submodules("chorus.cli"):

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from ._options import ADDRESS, ENGINE, WORKERS, check_engine
+from ._outcome import finish
 
 
 def register(app: typer.Typer) -> None:
@@ -73,3 +74,4 @@ def register(app: typer.Typer) -> None:
         combined = f" -> {report.combined}" if report.combined else f" -> {out}"
         console.print(f"{len(report.recordings)} recordings: {report.computed} predicted, {report.reused} already "
                       f"done, {len(report.failures)} failed{combined}", highlight=False, soft_wrap=True)
+        finish(len(report.failures))

@@ -16,3 +16,6 @@ class ThresholdFileError(FileProblem):
 class BirdNETSettingsError(ChorusError):
     """An option of the BirdNET analysis is out of range."""
 
+
+class NoAudioFound(ChorusError):
+    """The paths given hold no audio file to work on."""

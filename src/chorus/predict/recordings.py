@@ -24,7 +24,7 @@ from .journal import Journal, recording_key
 from .outputs import SUFFIXES, write_combined, write_recording
 from .scheduler import RecordingScores
 from .settings import PredictSettings, model_labels
-from .errors import OutputCollision
+from .errors import NoAudioFound, OutputCollision
 
 SUMMARY_NAME = "chorus-predictions.json"
 
@@ -50,13 +50,17 @@ class PredictReport:
 
 def find_recordings(paths: Sequence[str | Path]) -> list[Path]:
     """Folders expand to their audio files (recursively, sorted); files stay as given,
-    in order, whatever their extension (a bad one is reported when it is read)."""
+    in order, whatever their extension (a bad one is reported when it is read).
+    :class:`NoAudioFound` when there is nothing to read."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
         else:
             found.append(path)
+    if not found:
+        where = ", ".join(str(p) for p in paths) or "(no path given)"
+        raise NoAudioFound(f"{where}: no audio files found ({', '.join(sorted(SUPPORTED_EXTENSIONS))})")
     return found
 
 

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ...fileio import temporary_sibling
+from ...fileio import temporary_sibling, writing
 from .errors import MergeError
 
 SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -57,13 +57,15 @@ class StreamingSafetensorsWriter:
             offset += size
         raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
         raw += b" " * (-len(raw) % 8)
-        fd, self._tmp = temporary_sibling(self.path)
+        with writing(self.path):
+            fd, self._tmp = temporary_sibling(self.path)
         self._handle = os.fdopen(fd, "wb")
         self._digest = hashlib.sha256()
         self._emit(struct.pack("<Q", len(raw)) + raw)
 
     def _emit(self, data: bytes | memoryview) -> None:
-        self._handle.write(data)
+        with writing(self.path):
+            self._handle.write(data)
         self._digest.update(data)
 
     def write(self, name: str, tensor: Tensor) -> None:
@@ -84,10 +86,11 @@ class StreamingSafetensorsWriter:
         if self._next != len(self._expected):
             missing = [name for name, _, _ in self._expected[self._next:]]
             raise MergeError(f"{self.path}: {len(missing)} tensors never written ({', '.join(missing[:3])} ...)")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self._tmp, self.path)
+        with writing(self.path):
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
         return self._digest.hexdigest()
 
     def abort(self) -> None:
