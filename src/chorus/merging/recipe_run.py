@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from ..progress import ProgressFactory
 from ..taskvec.merge.compose import base_state, resolve_base, write_composed_model
-from ..taskvec.merge.heads import GroupGate, compose_heads
+from ..taskvec.merge.heads import BaseHead, GroupGate, compose_heads, headwide_calibration
 from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
 from ..taskvec.merge.stream import plan_merge
@@ -37,6 +37,36 @@ def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[
         vector.verify, *(partial(verify_sha256, Path(path) / file, digest)
                          for file, digest in sorted(vector.manifest.files.items()) if file != DELTAS_FILE))]
     return vectors, checks
+
+
+def original_base_head(plan, base, lam: float, data: str, split: str | None,
+                       progress: ProgressFactory | None = None) -> tuple[BaseHead, dict]:
+    """The base encoder's original species head (BirdNET's), calibrated on the windows of
+    ``data`` (a manifest, at ``split``; every group) through the merged encoder
+    ``θ0 + λ·f``: one mean and standard deviation of its logits over every class and window
+    (:func:`~chorus.taskvec.merge.heads.headwide_calibration`). Also the record for ``merge.json``."""
+    from ..data.clipset import load_eval_audio
+    from ..data.manifest import read_manifest
+    from ..evaluate import layer_features
+    from ..model.birdnet_head import BIRDNET_GROUP, original_head
+    from ..taskvec.merge.compose import build_encoder_from
+    from ..taskvec.merge.stream import apply_directions
+
+    state = base_state(base, plan.fingerprint)
+    head = original_head(build_encoder_from(plan, state))
+    raw = BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling)
+    settings = compose_heads(plan.vectors, "none", base_head=raw).settings  # refuses another layer or pooling
+    manifest = read_manifest(data)
+    clips = manifest.select(split=split).clips if split else manifest.clips
+    audio = load_eval_audio(clips, plan.vectors[0].manifest.sample_rate, progress, "loading calibration windows")
+    merged = build_encoder_from(plan, apply_directions(state, plan.directions(progress), lam))
+    features = layer_features(merged, settings, audio)
+    calibration = headwide_calibration(features @ head.weight.T + head.bias)
+    record = {"group": BIRDNET_GROUP, "encoder": head.encoder, "classes": len(head.labels), "data": data,
+              "split": split, "windows": calibration.clips, "logit_mean": calibration.logit_mean[0],
+              "logit_std": calibration.logit_std[0]}
+    return BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling,
+                    calibration), record
 
 
 def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
@@ -67,8 +97,14 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
         note = (f"lambda, calibration and gate chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); "
                 "see merge.json")
-    heads = compose_heads(vectors, calibration, gate)
     lam = plan.default_lambda() if lam is None else lam
+    base_head, head_spec = None, recipe.base_head
+    if head_spec is not None:
+        data, split = ((head_spec.data, head_spec.split) if head_spec.data is not None
+                       else (recipe.sweep.data, recipe.sweep.split))
+        head_spec = head_spec.model_copy(update={"data": data, "split": split})
+        base_head, extra["base_head"] = original_base_head(plan, base, lam, data, split, progress)
+    heads = compose_heads(vectors, calibration, gate, base_head)
     gate_spec = None
     if gate is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +113,7 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         extra["gate"] = {"file": GATE_FILE, "strength": gate.strength, "groups": gate.groups}
     write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks)
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
-                                         "params": plan.params.model_dump(mode="json"), "gate": gate_spec})
+                                         "params": plan.params.model_dump(mode="json"), "gate": gate_spec,
+                                         "base_head": head_spec})
     resolved.save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
