@@ -139,3 +139,23 @@ def test_cli_merge_with_base_head_and_birdnet_model(run_cli, paths, data, tmp_pa
     result = run_cli("birdnet-model", "--encoder", "birdnet-tiny", "--out", tmp_path / "head")
     assert result.exit_code == 0, result.output
     assert ClassifierModel.from_pretrained(tmp_path / "head").labels == tiny_labels(12)
+
+
+def test_a_sweep_scores_with_the_original_head_and_keeps_its_retention(base, data, tmp_path):
+    labels = {"g1": ["g1/low", "g1/high"], "g2": ["g2/mid", "g2/buzz", SHARED]}
+    paths = []
+    for seed, (group, names) in enumerate(labels.items()):
+        toy_vector(base, group, names, seed, settings=SETTINGS, width=32).save(tmp_path / group)
+        paths.append(str(tmp_path / group))
+    recipe = parse_recipe({"method": "task_arithmetic", "vectors": paths, "calibration": "zscore",
+                           "sweep": {"data": str(data), "lambdas": [1.0, 3.0], "gates": [0]},
+                           "base_head": {"retention": 1.0}})
+    record = run_merge(recipe, tmp_path / "swept")
+    rows = record["sweep"]["rows"]
+    assert sorted({row["lambda"] for row in rows}) == [0.0, 1.0, 3.0]
+    assert all(0.0 <= row["retention"] <= 1.0 for row in rows)
+    chosen = next(row for row in rows if row["lambda"] == record["lambda"])
+    assert chosen["retention"] == 1.0
+    assert record["base_head"]["windows"] == 8 and len(record["labels"]) == 4 + 12
+    with pytest.raises(RecipeError, match="retention needs a sweep"):
+        parse_recipe({"method": "task_arithmetic", "vectors": paths, "base_head": {"data": str(data), "retention": 0.9}})

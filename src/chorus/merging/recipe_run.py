@@ -3,12 +3,13 @@ optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..progress import ProgressFactory
-from ..taskvec.merge.compose import base_state, resolve_base, write_composed_model
+from ..taskvec.merge.compose import base_state, build_encoder_from, resolve_base, write_composed_model
 from ..taskvec.merge.heads import BaseHead, GroupGate, compose_heads, headwide_calibration
 from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
@@ -48,25 +49,30 @@ def original_base_head(plan, base, lam: float, data: str, split: str | None,
     from ..data.clipset import load_eval_audio
     from ..data.manifest import read_manifest
     from ..evaluate import layer_features
-    from ..model.birdnet_head import BIRDNET_GROUP, original_head
-    from ..taskvec.merge.compose import build_encoder_from
     from ..taskvec.merge.stream import apply_directions
 
     state = base_state(base, plan.fingerprint)
-    head = original_head(build_encoder_from(plan, state))
-    raw = BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling)
+    raw = raw_base_head(plan, state)
     settings = compose_heads(plan.vectors, "none", base_head=raw).settings  # refuses another layer or pooling
     manifest = read_manifest(data)
     clips = manifest.select(split=split).clips if split else manifest.clips
     audio = load_eval_audio(clips, plan.vectors[0].manifest.sample_rate, progress, "loading calibration windows")
     merged = build_encoder_from(plan, apply_directions(state, plan.directions(progress), lam))
     features = layer_features(merged, settings, audio)
-    calibration = headwide_calibration(features @ head.weight.T + head.bias)
-    record = {"group": BIRDNET_GROUP, "encoder": head.encoder, "classes": len(head.labels), "data": data,
-              "split": split, "windows": calibration.clips, "logit_mean": calibration.logit_mean[0],
+    calibration = headwide_calibration(features @ raw.weight.T + raw.bias)
+    record = {"group": raw.group, "encoder": plan.vectors[0].manifest.base.encoder, "classes": len(raw.labels),
+              "data": data, "split": split, "windows": calibration.clips, "logit_mean": calibration.logit_mean[0],
               "logit_std": calibration.logit_std[0]}
-    return BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling,
-                    calibration), record
+    return replace(raw, calibration=calibration), record
+
+
+def raw_base_head(plan, state) -> BaseHead:
+    """The original species head of the base weights ``state`` (BirdNET's), uncalibrated;
+    :class:`~chorus.model.errors.BirdNETHeadError` for any other encoder."""
+    from ..model.birdnet_head import BIRDNET_GROUP, original_head
+
+    head = original_head(build_encoder_from(plan, state))
+    return BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling)
 
 
 def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
@@ -91,8 +97,11 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         clips = manifest.select(split=recipe.sweep.split).clips if recipe.sweep.split else manifest.clips
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
         candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
-        result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
-                              progress=progress, gates=recipe.sweep.gates or GATE_STRENGTHS)
+        state = base_state(base, plan.fingerprint)
+        raw_head = None if recipe.base_head is None else raw_base_head(plan, state)
+        result = sweep_lambda(plan, candidates, state, audio, recipe.sweep.lambdas, progress=progress,
+                              gates=recipe.sweep.gates or GATE_STRENGTHS, base_head=raw_head,
+                              retention=recipe.base_head.retention if recipe.base_head is not None else None)
         lam, calibration, gate = result.best, result.calibration, result.gate
         extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
         note = (f"lambda, calibration and gate chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); "

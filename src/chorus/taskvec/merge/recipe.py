@@ -78,6 +78,9 @@ class BaseHeadSpec(_RecipeModel):
     kind: Literal["birdnet"] = "birdnet"
     data: str | None = None
     split: str | None = "valid"
+    retention: float | None = Field(default=None, gt=0, le=1, description=(
+        "with a sweep: the least fraction of its clips whose top-1 class of the original head stays the same; "
+        "λ values below it are not chosen (λ = 0 is tried too)"))
 
 
 class Recipe(_RecipeModel):
@@ -116,6 +119,8 @@ class Recipe(_RecipeModel):
         if self.base_head is not None and self.base_head.data is None and self.sweep is None:
             raise ValueError("base_head needs windows for its calibration statistics: give base_head.data "
                              "(a manifest) or a sweep")
+        if self.base_head is not None and self.base_head.retention is not None and self.sweep is None:
+            raise ValueError("base_head.retention needs a sweep (it limits the λ the sweep chooses)")
         return self
 
     def resolve_paths(self, folder: Path) -> "Recipe":
