@@ -170,8 +170,11 @@ def main() -> None:
     parser.add_argument("--merge", default="task_arithmetic")
     parser.add_argument("--species", type=int, default=6)
     parser.add_argument("--clips-per-species", type=int, default=16)
-    parser.add_argument("--lambda-factors", default="0,0.25,0.5,1",
-                        help="multiples of the sweep's λ at which to report the accuracy-retention trade-off")
+    parser.add_argument("--lambdas", default="0,0.075,0.15,0.3",
+                        help="λ values at which to report the accuracy-retention trade-off (the sweep's calibration "
+                             "and gate)")
+    parser.add_argument("--retention", type=float, default=None,
+                        help="base_head.retention: least top-1 agreement of BirdNET's head on the validation clips")
     args = parser.parse_args()
     torch.manual_seed(0)
     work = args.work
@@ -180,7 +183,8 @@ def main() -> None:
     vectors = [str(runs[g] / "taskvector") for g in GROUPS]
 
     recipe = parse_recipe({"method": args.merge, "vectors": vectors,
-                           "sweep": {"data": str(manifest.source), "split": "valid"}, "base_head": "birdnet"})
+                           "sweep": {"data": str(manifest.source), "split": "valid"},
+                           "base_head": {"kind": "birdnet", "retention": args.retention}})
     record = run_merge(recipe, work / "composed")
     composed = ClassifierModel.from_pretrained(work / "composed")
     base = load_encoder("birdnet")
@@ -193,7 +197,8 @@ def main() -> None:
     train = load_eval_audio(manifest.select(split="train").clips, 48_000)
     result = {"merge": {k: record[k] for k in ("method", "lambda", "calibration")},
               "gate": record.get("gate", {}).get("strength", 0.0), "base_head": record["base_head"],
-              "fine_tuning": {"method": args.method, "epochs": args.epochs}, "groups": {}}
+              "fine_tuning": {"method": args.method, "epochs": args.epochs}, "retention_target": args.retention,
+              "groups": {}}
 
     # each custom classifier alone, and a probe on frozen BirdNET embeddings
     frozen = {name: layer_features(base, BIRDNET_SETTINGS.model_copy(update={"task": "multiclass"}), audio)
@@ -227,9 +232,8 @@ def main() -> None:
         result["groups"][group].update(scores[group])
     result["retention"] = retention
     curve = []
-    for factor in (float(x) for x in args.lambda_factors.split(",")):
-        lam = round(record["lambda"] * factor, 6)
-        if factor == 1.0:
+    for lam in (float(x) for x in args.lambdas.split(",")):
+        if lam == record["lambda"]:
             at, kept = scores, retention
         else:
             fixed = {"method": args.merge, "vectors": vectors, "lambda": lam, "calibration": record["calibration"],
@@ -247,7 +251,7 @@ def main() -> None:
 
     print(f"composed model: {len(labels)} classes ({len(custom)} custom + {len(labels) - len(custom)} BirdNET), "
           f"{args.method} fine-tuning ({args.epochs} epochs), {record['method']} λ={record['lambda']:g}, "
-          f"{record['calibration']} calibration, gate {result['gate']:g}")
+          f"{record['calibration']} calibration, gate {result['gate']:g}, retention target {args.retention}")
     print("group | alone | composed (all classes) | norm. | composed (custom classes) | norm. | within group | norm. "
           "| frozen BirdNET + probe")
     for group, row in result["groups"].items():
