@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--lambdas", default="0,0.075,0.15,0.3",
                         help="λ values at which to report the accuracy-retention trade-off (the sweep's calibration "
                              "and gate)")
+    parser.add_argument("--sweep-lambdas", default=None, help="the sweep's λ grid (default: the method's)")
     parser.add_argument("--retention", type=float, default=None,
                         help="base_head.retention: least top-1 agreement of BirdNET's head on the validation clips")
     args = parser.parse_args()
@@ -183,7 +184,9 @@ def main() -> None:
     vectors = [str(runs[g] / "taskvector") for g in GROUPS]
 
     recipe = parse_recipe({"method": args.merge, "vectors": vectors,
-                           "sweep": {"data": str(manifest.source), "split": "valid"},
+                           "sweep": {"data": str(manifest.source), "split": "valid",
+                                     "lambdas": [float(x) for x in args.sweep_lambdas.split(",")]
+                                     if args.sweep_lambdas else None},
                            "base_head": {"kind": "birdnet", "retention": args.retention}})
     record = run_merge(recipe, work / "composed")
     composed = ClassifierModel.from_pretrained(work / "composed")
