@@ -32,7 +32,7 @@ it are not chosen (λ = 0 joins the grid, so one always qualifies).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from torch import Tensor
@@ -42,8 +42,6 @@ from ..evaluate import evaluate_logits, layer_features
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge.compose import build_encoder_from
 from ..taskvec.naming import require_groups
-from dataclasses import replace
-
 from ..taskvec.merge.heads import BaseHead, ComposedHeads, GroupGate, compose_heads, headwide_calibration
 from ..taskvec.merge.errors import MergeError
 from ..taskvec.merge.stream import MergePlan, apply_directions
