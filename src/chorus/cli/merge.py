@@ -24,7 +24,7 @@ def _params(items: list[str]) -> dict:
 
 
 def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base, sweep_data, sweep_split, seed,
-                       equalize_norms=False, shrinkage=None):
+                       equalize_norms=False, shrinkage=None, base_head=None, base_head_data=None):
     from ..taskvec.merge import RecipeError, parse_recipe
 
     if not method or not vectors:
@@ -40,6 +40,11 @@ def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base,
         data["shrinkage"] = shrinkage
     if sweep_data is not None:
         data["sweep"] = {"data": str(sweep_data.resolve()), "split": sweep_split}
+    if base_head is not None:
+        data["base_head"] = {"kind": base_head, "split": sweep_split,
+                             "data": str(base_head_data.resolve()) if base_head_data is not None else None}
+    elif base_head_data is not None:
+        raise RecipeError("--base-head-data needs --base-head")
     return parse_recipe(data, "command line")
 
 
@@ -81,6 +86,11 @@ def register(app: typer.Typer) -> None:
         list_methods: bool = typer.Option(False, "--list-methods", help="List the merge methods and exit."),
         equalize_norms: bool = typer.Option(False, "--equalize-norms",
                                             help="Rescale every task vector to the mean norm before merging."),
+        base_head: Optional[str] = typer.Option(None, "--base-head",
+                                                help="Also compose the base encoder's own head: birdnet (6,522 species)."),
+        base_head_data: Optional[Path] = typer.Option(
+            None, "--base-head-data", help="Manifest whose --sweep-split windows calibrate --base-head "
+                                           "(default: --sweep-data)."),
     ) -> None:
         """Merge task vectors into one classifier over the union of their labels."""
         from rich.console import Console
@@ -96,14 +106,16 @@ def register(app: typer.Typer) -> None:
         if out is None:
             raise RecipeError("--out is required")
         if recipe is not None:
-            if method or vector or param or lam is not None or sweep_data is not None:
-                raise RecipeError("give either a recipe file or --method/--vector/--param/--lambda/--sweep-data flags")
+            if method or vector or param or lam is not None or sweep_data is not None or base_head or base_head_data:
+                raise RecipeError("give either a recipe file or --method/--vector/--param/--lambda/--sweep-data/--base-head "
+                                  "flags")
             parsed = load_recipe(recipe)
             if equalize_norms:
                 parsed = parsed.model_copy(update={"equalize_norms": True})
         else:
             parsed = _recipe_from_flags(method, vector, weight, lam, param, calibration, base, sweep_data,
-                                        sweep_split, seed, equalize_norms, shrinkage)
+                                        sweep_split, seed, equalize_norms, shrinkage, base_head,
+                                        base_head_data)
         record = run_merge(parsed, out, progress=tqdm_progress)
         console = Console()
         for warning in record.get("warnings", []):
@@ -127,4 +139,8 @@ def register(app: typer.Typer) -> None:
         gate = f", group gate {record['gate']['strength']:g}" if "gate" in record else ""
         console.print(f"{record['method']} (λ = {record['lambda']:g}, {record['calibration']} calibration{gate}) of "
                       f"{len(record['vectors'])} task vectors: {len(record['labels'])} classes{shared}")
+        if "base_head" in record:
+            head = record["base_head"]
+            console.print(f"with {head['encoder']}'s own head ({head['classes']} classes, calibrated on "
+                          f"{head['windows']} windows of {head['data']})", highlight=False)
         console.print(f"model: {out}  (recipe.yaml, merge.json)")

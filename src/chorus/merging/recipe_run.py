@@ -3,13 +3,14 @@ optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..progress import ProgressFactory
-from ..taskvec.merge.compose import base_state, resolve_base, write_composed_model
-from ..taskvec.merge.heads import GroupGate, compose_heads
+from ..taskvec.merge.compose import base_state, build_encoder_from, resolve_base, write_composed_model
+from ..taskvec.merge.heads import BaseHead, GroupGate, compose_heads, headwide_calibration
 from ..taskvec.merge.norms import equalizing_scales
 from ..taskvec.merge.recipe import RECIPE_FILE, GateSpec, Recipe
 from ..taskvec.merge.stats_head import DEFAULT_SHRINKAGE
@@ -40,6 +41,41 @@ def open_vectors(paths: Sequence[str | Path], verify_now: bool = True) -> tuple[
     return vectors, checks
 
 
+def original_base_head(plan, base, lam: float, data: str, split: str | None,
+                       progress: ProgressFactory | None = None) -> tuple[BaseHead, dict]:
+    """The base encoder's original species head (BirdNET's), calibrated on the windows of
+    ``data`` (a manifest, at ``split``; every group) through the merged encoder
+    ``θ0 + λ·f``: one mean and standard deviation of its logits over every class and window
+    (:func:`~chorus.taskvec.merge.heads.headwide_calibration`). Also the record for ``merge.json``."""
+    from ..data.clipset import load_eval_audio
+    from ..data.manifest import read_manifest
+    from ..evaluate import layer_features
+    from ..taskvec.merge.stream import apply_directions
+
+    state = base_state(base, plan.fingerprint)
+    raw = raw_base_head(plan, state)
+    settings = compose_heads(plan.vectors, "none", base_head=raw).settings  # refuses another layer or pooling
+    manifest = read_manifest(data)
+    clips = manifest.select(split=split).clips if split else manifest.clips
+    audio = load_eval_audio(clips, plan.vectors[0].manifest.sample_rate, progress, "loading calibration windows")
+    merged = build_encoder_from(plan, apply_directions(state, plan.directions(progress), lam))
+    features = layer_features(merged, settings, audio)
+    calibration = headwide_calibration(features @ raw.weight.T + raw.bias)
+    record = {"group": raw.group, "encoder": plan.vectors[0].manifest.base.encoder, "classes": len(raw.labels),
+              "data": data, "split": split, "windows": calibration.clips, "logit_mean": calibration.logit_mean[0],
+              "logit_std": calibration.logit_std[0]}
+    return replace(raw, calibration=calibration), record
+
+
+def raw_base_head(plan, state) -> BaseHead:
+    """The original species head of the base weights ``state`` (BirdNET's), uncalibrated;
+    :class:`~chorus.model.errors.BirdNETHeadError` for any other encoder."""
+    from ..model.birdnet_head import BIRDNET_GROUP, original_head
+
+    head = original_head(build_encoder_from(plan, state))
+    return BaseHead(BIRDNET_GROUP, head.labels, head.weight, head.bias, head.settings.layer, head.settings.pooling)
+
+
 def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
     """Merge as ``recipe`` says into the model directory ``out_dir``; return the content
     of its ``merge.json``. The recipe is saved there with λ and every default resolved."""
@@ -63,20 +99,29 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate, progress, "loading validation clips")
         candidates = CALIBRATIONS[vectors[0].manifest.classifier.task] if calibration == "auto" else (calibration,)
         if calibration == "auto" and vectors[0].manifest.classifier.task == "multiclass" \
-                and all(v.has_class_stats for v in vectors):
+                and all(v.has_class_stats for v in vectors) and recipe.base_head is None:
             candidates = (*candidates, "lda")  # every vector carries class statistics: try the statistics head
         gates = [0.0] if calibration == "lda" else recipe.sweep.gates or GATE_STRENGTHS
-        result = sweep_lambda(plan, candidates, base_state(base, plan.fingerprint), audio, recipe.sweep.lambdas,
-                              progress=progress, gates=gates, shrinkage=recipe.shrinkage)
+        state = base_state(base, plan.fingerprint)
+        raw_head = None if recipe.base_head is None else raw_base_head(plan, state)
+        result = sweep_lambda(plan, candidates, state, audio, recipe.sweep.lambdas, progress=progress,
+                              gates=gates, shrinkage=recipe.shrinkage, base_head=raw_head,
+                              retention=recipe.base_head.retention if recipe.base_head is not None else None)
         lam, calibration, gate = result.best, result.calibration, result.gate
         extra = {"sweep": {**result.as_dict(), "data": recipe.sweep.data, "split": recipe.sweep.split}}
         note = (f"lambda, calibration and gate chosen by a sweep on {recipe.sweep.data} (split {recipe.sweep.split}); "
                 "see merge.json")
-    heads = compose_heads(vectors, calibration, gate, recipe.shrinkage)
+    lam = plan.default_lambda() if lam is None else lam
+    base_head, head_spec = None, recipe.base_head
+    if head_spec is not None:
+        data, split = ((head_spec.data, head_spec.split) if head_spec.data is not None
+                       else (recipe.sweep.data, recipe.sweep.split))
+        head_spec = head_spec.model_copy(update={"data": data, "split": split})
+        base_head, extra["base_head"] = original_base_head(plan, base, lam, data, split, progress)
+    heads = compose_heads(vectors, calibration, gate, shrinkage=recipe.shrinkage, base_head=base_head)
     on_merged = None
     if heads.calibration == "lda":
         on_merged = partial(_check_statistics, vectors, plan.fingerprint, extra, recipe.shrinkage)
-    lam = plan.default_lambda() if lam is None else lam
     gate_spec = None
     if gate is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +133,8 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
         if heads.calibration == "lda" else None
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
                                          "shrinkage": shrinkage,
-                                         "params": plan.params.model_dump(mode="json"), "gate": gate_spec})
+                                         "params": plan.params.model_dump(mode="json"), "gate": gate_spec,
+                                         "base_head": head_spec})
     resolved.save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
 

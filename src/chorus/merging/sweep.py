@@ -21,11 +21,18 @@ a linear group detector fitted on these validation clips' features) at a few str
 The merged direction ``f`` is computed once; each λ rebuilds ``θ0 + λ·f`` and runs one
 forward pass over the clips; every candidate calibration and gate is scored on those same
 pooled features (they only change the heads).
+
+With the base encoder's own head (``base_head``, BirdNET's species head) the composed
+model's classes include its labels, so the scores are over the union with them: at each λ
+its head-wide calibration (:func:`~chorus.taskvec.merge.heads.headwide_calibration`) is
+fitted on the same clips. ``retention``: the minimum fraction of these clips whose top-1
+class of the original head is the same through ``θ0 + λ·f`` as through ``θ0``; rows below
+it are not chosen (λ = 0 joins the grid, so one always qualifies).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from torch import Tensor
@@ -35,7 +42,7 @@ from ..evaluate import evaluate_logits, layer_features
 from ..progress import ProgressFactory, resolve
 from ..taskvec.merge.compose import build_encoder_from
 from ..taskvec.naming import require_groups
-from ..taskvec.merge.heads import ComposedHeads, GroupGate, compose_heads
+from ..taskvec.merge.heads import BaseHead, ComposedHeads, GroupGate, compose_heads, headwide_calibration
 from ..taskvec.merge.errors import MergeError
 from ..taskvec.merge.stream import MergePlan, apply_directions
 
@@ -115,12 +122,16 @@ def normalized(scores: dict[str, float], references: dict[str, float]) -> float:
 def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[str, Tensor], audio: EvalAudio,
                  lambdas: Sequence[float] | None = None, references: dict[str, float] | None = None,
                  progress: ProgressFactory | None = None, gates: Sequence[float] = GATE_STRENGTHS,
-                 shrinkage: float | None = None) -> SweepResult:
+                 shrinkage: float | None = None, base_head: BaseHead | None = None,
+                 retention: float | None = None) -> SweepResult:
     """Score ``θ0 + λ·f`` for every λ of ``lambdas`` (default: :func:`default_grid`), with
     every calibration of ``calibrations`` and every group-gate strength of ``gates`` (a gate
     fitted on these clips' features at that λ), and pick the best (module docstring).
-    ``shrinkage``: the ridge of an ``lda`` calibration (None: its default)."""
+    ``shrinkage``: the ridge of an ``lda`` calibration (None: its default); ``base_head``,
+    ``retention``: the base encoder's own head composed too."""
     lambdas = list(lambdas) if lambdas else default_grid(plan)
+    if retention is not None and base_head is not None and 0.0 not in lambdas:
+        lambdas = [0.0, *lambdas]
     references = references or individual_scores(plan, base_state, audio, progress)
     groups = require_groups(plan.vectors, "a λ sweep (to pick its validation clips)")
     for group in groups:
@@ -131,11 +142,21 @@ def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[
     directions = plan.directions(progress)
     result = SweepResult(metric, dict(references))
     fitted: dict[tuple[float, float], GroupGate] = {}
+    original_top = None
+    if base_head is not None and retention is not None:
+        base_features = layer_features(build_encoder_from(plan, base_state), settings, part)
+        original_top = (base_features @ base_head.weight.T + base_head.bias).argmax(dim=1)
     bar = resolve(progress)(len(lambdas), f"λ sweep ({plan.method.name})")
     try:
         for lam in lambdas:
             features = layer_features(build_encoder_from(plan, apply_directions(base_state, directions, lam)),
                                       settings, part)
+            head, kept = None, None
+            if base_head is not None:
+                species = features @ base_head.weight.T + base_head.bias
+                head = replace(base_head, calibration=headwide_calibration(species))
+                if original_top is not None:
+                    kept = float((species.argmax(dim=1) == original_top).float().mean())
             for strength in gates:
                 gate = GroupGate.fit(features, [c.group for c in part.clips], strength) if strength else None
                 if gate is not None:
@@ -143,16 +164,21 @@ def sweep_lambda(plan: MergePlan, calibrations: Sequence[str], base_state: dict[
                 for name in calibrations:
                     if name == "lda" and gate is not None:  # the statistics head takes no gate
                         continue
-                    per_group = _scores(compose_heads(plan.vectors, name, gate, shrinkage), features, part)["per_group"]
+                    heads = compose_heads(plan.vectors, name, gate, shrinkage=shrinkage, base_head=head)
+                    per_group = _scores(heads, features, part)["per_group"]
                     scores = {g: per_group[g][metric] for g in groups}
                     within = {g: per_group[g].get("accuracy_within_group", per_group[g][metric]) for g in groups}
-                    result.rows.append({"lambda": lam, "calibration": name, "gate": strength, "scores": scores,
-                                        "within": within, "normalized": normalized(scores, references),
-                                        "normalized_within": normalized(within, references)})
+                    row = {"lambda": lam, "calibration": name, "gate": strength, "scores": scores, "within": within,
+                           "normalized": normalized(scores, references),
+                           "normalized_within": normalized(within, references)}
+                    if kept is not None:
+                        row["retention"] = kept
+                    result.rows.append(row)
             bar.update(1)
     finally:
         bar.close()
-    best = max(result.rows, key=lambda row: (row["normalized"], row["normalized_within"], -row["gate"], -row["lambda"]))
+    allowed = [row for row in result.rows if retention is None or row.get("retention", 1.0) >= retention]
+    best = max(allowed, key=lambda row: (row["normalized"], row["normalized_within"], -row["gate"], -row["lambda"]))
     result.best, result.calibration = best["lambda"], best["calibration"]
     result.gate = fitted.get((best["lambda"], best["gate"]))
     return result

@@ -26,6 +26,16 @@ Per-class calibration puts heads on comparable scales but cannot tell a head tha
 is not from its group. A composer who holds validation clips can add a
 :class:`GroupGate` (a linear group detector, also folded into the heads).
 
+An *original head* of the base encoder (BirdNET's 6,522-species head, :class:`BaseHead`)
+can join the composition: its labels join the union (a custom label equal to one of its
+labels becomes one class) and it is calibrated with statistics the composer computes on
+its own validation windows. For ``zscore`` these are one mean and one standard deviation
+over all its classes (the same affine map for every class, so its ranking of species is
+unchanged); for ``temperature`` its temperature is 1 (its sigmoid confidences are kept).
+With a group gate, the custom groups' gate terms are centred (their mean over groups is
+subtracted: the same term for every custom logit, so nothing changes among them) and the
+original head gets none.
+
 Heads must read the same encoder layer with the same pooling and task at the same sample
 rate; anything else is refused with :class:`HeadCompatibilityError` naming both sides.
 """
@@ -68,6 +78,32 @@ def fold_calibration(weight: Tensor, bias: Tensor, calibration: Calibration | No
         std = torch.tensor(calibration.logit_std, dtype=weight.dtype).clamp_min(_MIN_STD)
         return weight / std.unsqueeze(1), (bias - mean) / std
     raise HeadCompatibilityError(f"unknown calibration {method!r} (zscore, temperature or none)")
+
+
+@dataclass
+class BaseHead:
+    """An original head of the base encoder composed with the task vectors' heads:
+    ``weight [classes, features]``, ``bias [classes]``, the ``layer`` and ``pooling`` it
+    reads, and its ``calibration`` (the composer's statistics; None: only ``none`` works)."""
+
+    group: str
+    labels: list[str]
+    weight: Tensor
+    bias: Tensor
+    layer: str
+    pooling: str
+    calibration: Calibration | None = None
+
+
+def headwide_calibration(logits: Tensor) -> Calibration:
+    """One mean and standard deviation over every class and window of ``logits [windows,
+    classes]``, repeated per class (a z-score that keeps the head's ranking of classes)."""
+    logits = logits.double()
+    classes = logits.shape[1]
+    mean, std = float(logits.mean()), float(logits.std(unbiased=False))
+    zeros = [0] * classes
+    return Calibration(clips=logits.shape[0], logit_mean=[mean] * classes, logit_std=[max(std, _MIN_STD)] * classes,
+                       temperature=1.0, valid_counts=zeros, train_counts=zeros, priors=[0.0] * classes)
 
 
 @dataclass
@@ -187,40 +223,71 @@ class GroupGate:
         return self.strength * self.weight[index], self.strength * self.bias[index]
 
 
-def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto",
-                  gate: GroupGate | None = None, shrinkage: float | None = None) -> ComposedHeads:
-    """Calibrate every head of every vector (and add ``gate``'s group evidence) and merge
-    them into a union label space. ``lda``: the statistics head instead
-    (:func:`~.stats_head.compose_lda_heads`, ridge ``shrinkage``; a gate is refused)."""
+def _base_settings(vectors: Sequence, base_head: BaseHead | None) -> ClassifierSettings:
+    if base_head is None:
+        return check_compatible(vectors)
+    if not vectors:
+        return ClassifierSettings(layer=base_head.layer, pooling=base_head.pooling, task="multilabel")
     settings = check_compatible(vectors)
+    if (settings.layer, settings.pooling) != (base_head.layer, base_head.pooling):
+        raise HeadCompatibilityError(f"the original {base_head.group} head reads layer {base_head.layer!r} with "
+                                     f"{base_head.pooling} pooling, the task vectors' heads layer {settings.layer!r} "
+                                     f"with {settings.pooling} pooling (fine-tune with --layer {base_head.layer} "
+                                     f"--pooling {base_head.pooling})")
+    return settings
+
+
+def _centred(gate: GroupGate) -> GroupGate:
+    """``gate`` minus its mean over groups (the same linear term for every group)."""
+    return GroupGate(gate.groups, gate.weight - gate.weight.mean(dim=0), gate.bias - gate.bias.mean(), gate.strength)
+
+
+def compose_heads(vectors: Sequence, calibration: CalibrationMethod = "auto",
+                  gate: GroupGate | None = None, *, shrinkage: float | None = None,
+                  base_head: BaseHead | None = None) -> ComposedHeads:
+    """Calibrate every head of every vector (and add ``gate``'s group evidence) and merge
+    them, then ``base_head`` (an original head of the base encoder, if given), into a
+    union label space. ``lda``: the statistics head instead
+    (:func:`~.stats_head.compose_lda_heads`, ridge ``shrinkage``; a gate is refused)."""
+    settings = _base_settings(vectors, base_head)
     method = resolve_calibration(calibration, settings.task)
     if method == "lda":
         from .stats_head import DEFAULT_SHRINKAGE, compose_lda_heads
 
         if gate is not None and gate.strength:
             raise HeadCompatibilityError("lda heads take no group gate (they already tell every class apart)")
+        if base_head is not None:
+            raise HeadCompatibilityError("lda heads are built from class statistics; the base encoder's own head "
+                                         "has none: use another calibration with base_head")
         return compose_lda_heads(vectors, DEFAULT_SHRINKAGE if shrinkage is None else shrinkage)
+    if base_head is not None and gate is not None:
+        gate = _centred(gate)
     rows: dict[str, list[tuple[Tensor, Tensor, str]]] = {}
     owners: list[tuple[str | None, list[str]]] = []
     width = None
-    for index, vector in enumerate(vectors):
-        for entry, (weight, bias) in zip(vector.manifest.heads, vector.head_tensors()):
-            where = f"{vector_label(vector, index)} head {entry.group or ''}".rstrip()
-            if width is not None and weight.shape[1] != width:
-                raise HeadCompatibilityError(f"{where} takes {weight.shape[1]} features, the other heads {width}")
-            width = weight.shape[1]
-            weight, bias = fold_calibration(weight.float(), bias.float(), entry.calibration, method, where)
-            if gate is not None and gate.strength:
-                gate_weight, gate_bias = gate.for_group(entry.group or vector.manifest.group, where)
-                weight, bias = weight + gate_weight, bias + gate_bias
-            fresh = []
-            for row, label in enumerate(entry.labels):
-                if label not in rows:
-                    fresh.append(label)
-                    rows[label] = []
-                rows[label].append((weight[row], bias[row], entry.group or vector.manifest.group or f"#{index}"))
-            if fresh:
-                owners.append((entry.group or vector.manifest.group, fresh))
+    heads = [(entry, pair, f"{vector_label(vector, index)} head {entry.group or ''}".rstrip(),
+              entry.group or vector.manifest.group, True, entry.group or vector.manifest.group or f"#{index}")
+             for index, vector in enumerate(vectors) for entry, pair in zip(vector.manifest.heads, vector.head_tensors())]
+    if base_head is not None:
+        entry = HeadEntry(group=base_head.group, labels=base_head.labels, calibration=base_head.calibration)
+        heads.append((entry, (base_head.weight, base_head.bias), f"the original {base_head.group} head",
+                      base_head.group, False, base_head.group))
+    for entry, (weight, bias), where, group, gated, owner in heads:
+        if width is not None and weight.shape[1] != width:
+            raise HeadCompatibilityError(f"{where} takes {weight.shape[1]} features, the other heads {width}")
+        width = weight.shape[1]
+        weight, bias = fold_calibration(weight.float(), bias.float(), entry.calibration, method, where)
+        if gate is not None and gate.strength and gated:
+            gate_weight, gate_bias = gate.for_group(group, where)
+            weight, bias = weight + gate_weight, bias + gate_bias
+        fresh = []
+        for row, label in enumerate(entry.labels):
+            if label not in rows:
+                fresh.append(label)
+                rows[label] = []
+            rows[label].append((weight[row], bias[row], owner))
+        if fresh:
+            owners.append((group, fresh))
     entries, tensors = [], []
     for group, labels in owners:
         weight = torch.stack([torch.stack([r[0] for r in rows[label]]).mean(dim=0) for label in labels])

@@ -16,12 +16,18 @@ Example::
     base: sfx-cnn                   # optional: registered name, model dir or .safetensors
     seed: 0
     equalize_norms: false           # true: rescale every vector to the mean norm first
+    base_head: birdnet              # optional: also BirdNET's own species head (see below)
+
+``base_head: birdnet`` (or ``{kind: birdnet, data: valid.csv, split: valid}``) adds the
+base encoder's original species head (BirdNET's 6,522 species) to the composed model, over
+the union of labels. Its calibration statistics are computed on the composer's windows:
+``base_head.data`` (default: the sweep's data) at its split, through the merged encoder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -65,6 +71,19 @@ class GateSpec(_RecipeModel):
     strength: float = Field(gt=0)
 
 
+class BaseHeadSpec(_RecipeModel):
+    """The base encoder's own head to compose with the task vectors' heads (``kind``:
+    ``birdnet``, the only encoder with one), and the windows its calibration statistics are
+    computed on (``data``, a manifest, at ``split``; default: the sweep's)."""
+
+    kind: Literal["birdnet"] = "birdnet"
+    data: str | None = None
+    split: str | None = "valid"
+    retention: float | None = Field(default=None, gt=0, le=1, description=(
+        "with a sweep: the least fraction of its clips whose top-1 class of the original head stays the same; "
+        "λ values below it are not chosen (λ = 0 is tried too)"))
+
+
 class Recipe(_RecipeModel):
     """What to merge and how (see the module docstring)."""
 
@@ -79,6 +98,12 @@ class Recipe(_RecipeModel):
     sweep: SweepSpec | None = None
     seed: int = 0
     equalize_norms: bool = False
+    base_head: BaseHeadSpec | None = None
+
+    @field_validator("base_head", mode="before")
+    @classmethod
+    def _head_kind(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
     @field_validator("vectors", mode="before")
     @classmethod
@@ -97,6 +122,11 @@ class Recipe(_RecipeModel):
             raise ValueError("calibration lda takes no gate")
         if self.calibration not in ("lda", "auto") and self.shrinkage is not None:
             raise ValueError("shrinkage applies to calibration lda (or auto, which may choose lda) only")
+        if self.base_head is not None and self.base_head.data is None and self.sweep is None:
+            raise ValueError("base_head needs windows for its calibration statistics: give base_head.data "
+                             "(a manifest) or a sweep")
+        if self.base_head is not None and self.base_head.retention is not None and self.sweep is None:
+            raise ValueError("base_head.retention needs a sweep (it limits the λ the sweep chooses)")
         return self
 
     def resolve_paths(self, folder: Path) -> "Recipe":
@@ -111,7 +141,11 @@ class Recipe(_RecipeModel):
         sweep = self.sweep.model_copy(update={"data": absolute(self.sweep.data)}) if self.sweep else None
         gate = self.gate.model_copy(update={"file": absolute(self.gate.file)}) if self.gate else None
         vectors = [v.model_copy(update={"path": absolute(v.path)}) for v in self.vectors]
-        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base, "gate": gate})
+        head = self.base_head
+        if head is not None and head.data is not None:
+            head = head.model_copy(update={"data": absolute(head.data)})
+        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base, "gate": gate,
+                                       "base_head": head})
 
     def to_yaml(self) -> str:
         import yaml
