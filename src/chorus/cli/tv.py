@@ -10,6 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+# Options shared by the statistics a party computes on its own clips (gram, stats).
+PARTY_DATA = typer.Option(..., "--data", help="manifest of the party's own clips")
+PARTY_SPLIT = typer.Option("train", help="split of --data to use ('all': every clip)")
+BASE_SOURCE = typer.Option(None, help="where the base weights come from (hub id or local path)")
+EQUAL_LENGTH_BATCH = typer.Option(8, help="clips per forward pass (equal lengths only)")
+
+
 tv_app = typer.Typer(help="Task vectors: info, apply, diff, convert, push, pull.", no_args_is_help=True)
 
 
@@ -86,7 +93,7 @@ def apply_command(
     out: Path = typer.Option(..., "--out", help="chorus model directory to write"),
     coef: Optional[list[float]] = typer.Option(None, "--coef", help="one coefficient per vector (default 1)"),
     encoder: Optional[str] = typer.Option(None, help="base encoder (default: the one named in the vectors)"),
-    source: Optional[str] = typer.Option(None, help="where the base weights come from (hub id or local path)"),
+    source: Optional[str] = BASE_SOURCE,
     random_init: bool = typer.Option(False, "--random-init", help="random base weights (seeded)"),
     seed: int = typer.Option(0, help="seed of --random-init weights"),
 ) -> None:
@@ -181,14 +188,14 @@ def pull_command(
 @tv_app.command("gram")
 def gram_command(
     path: Path = typer.Argument(..., help="task-vector directory (gram.safetensors is written into it)"),
-    data: Path = typer.Option(..., "--data", help="manifest of the party's own clips"),
-    split: str = typer.Option("train", help="split of --data to use ('all': every clip)"),
+    data: Path = PARTY_DATA,
+    split: str = PARTY_SPLIT,
     on: Optional[Path] = typer.Option(None, "--on", help="compute on this model directory's encoder (e.g. a "
                                                           "merged model, for regmean_pp) instead of base + vector"),
-    source: Optional[str] = typer.Option(None, help="where the base weights come from (hub id or local path)"),
+    source: Optional[str] = BASE_SOURCE,
     random_init: bool = typer.Option(False, "--random-init", help="random base weights (seeded)"),
     seed: int = typer.Option(0, help="seed of --random-init weights"),
-    batch_size: int = typer.Option(8, help="clips per forward pass (equal lengths only)"),
+    batch_size: int = EQUAL_LENGTH_BATCH,
 ) -> None:
     """Store Gram statistics (XᵀX of every linear/conv layer's inputs) with a task vector, for RegMean."""
     from ..encoders import load_encoder
@@ -214,12 +221,12 @@ def gram_command(
 @tv_app.command("stats")
 def stats_command(
     path: Path = typer.Argument(..., help="task-vector directory (classstats.safetensors is written into it)"),
-    data: Path = typer.Option(..., "--data", help="manifest of the party's own clips"),
-    split: str = typer.Option("train", help="split of --data to use ('all': every clip)"),
+    data: Path = PARTY_DATA,
+    split: str = PARTY_SPLIT,
     on: Optional[Path] = typer.Option(None, "--on", help="compute on this model directory's encoder (e.g. a merged "
                                                           "model, for an lda head on it) instead of the base encoder"),
-    source: Optional[str] = typer.Option(None, help="where the base weights come from (hub id or local path)"),
-    batch_size: int = typer.Option(8, help="clips per forward pass (equal lengths only)"),
+    source: Optional[str] = BASE_SOURCE,
+    batch_size: int = EQUAL_LENGTH_BATCH,
 ) -> None:
     """Store class statistics (per-class counts and means, within-class scatter of the pooled
     features the heads read) with a task vector, for `chorus merge --calibration lda`."""

@@ -70,3 +70,20 @@ def pooled_features(encoder: Encoder, waveforms: Sequence[np.ndarray], batch_siz
         for layer, p in enumerate(pooled):
             per_layer[layer][indices] = p
     return per_layer or []
+
+
+def equal_length_passes(encoder: Encoder, waveforms: Sequence[np.ndarray], batch_size: int
+                        ) -> Iterator[tuple[list[int], LayerOutputs]]:
+    """``(indices, outputs)`` of ``encoder`` (in eval mode, without gradients; its mode is
+    restored afterwards) over batches of clips of exactly equal length, so padding never
+    enters what a caller (or a forward hook) reads."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        lengths = [int(np.asarray(w).shape[-1]) for w in waveforms]
+        for indices in plan_batches(lengths, batch_size, exact_lengths=True):
+            batch, batch_lengths = pad_batch([waveforms[i] for i in indices])
+            with torch.inference_mode():
+                yield indices, encoder(batch, batch_lengths)
+    finally:
+        encoder.train(was_training)

@@ -77,7 +77,7 @@ def pooled_features(encoder: nn.Module, waveforms: Sequence[np.ndarray], layer: 
     for each waveform (mono, at the encoder's rate), as a classifier's heads read it at
     evaluation: clips longer than ``clip_samples`` (None: no limit) are cropped to their
     centre. Clips are batched only with clips of equal length, so padding never enters a feature."""
-    from ..encoders.batching import pad_batch, plan_batches
+    from ..encoders.batching import equal_length_passes
     from ..model.classifier import pool_frames
 
     def centred(wave: np.ndarray) -> np.ndarray:
@@ -88,19 +88,10 @@ def pooled_features(encoder: nn.Module, waveforms: Sequence[np.ndarray], layer: 
 
     position = list(encoder.layer_names).index(layer)
     rows: list[Tensor | None] = [None] * len(waveforms)
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        lengths = [int(np.asarray(w).shape[-1]) for w in waveforms]
-        for indices in plan_batches(lengths, batch_size, exact_lengths=True):
-            batch, batch_lengths = pad_batch([waveforms[i] for i in indices])
-            with torch.inference_mode():
-                outputs = encoder(batch, batch_lengths)
-                pooled = pool_frames(outputs.hidden[position], outputs.masks[position], pooling).double()
-            for row, i in zip(pooled, indices):
-                rows[i] = row.clone()
-    finally:
-        encoder.train(was_training)
+    for indices, outputs in equal_length_passes(encoder, waveforms, batch_size):
+        pooled = pool_frames(outputs.hidden[position], outputs.masks[position], pooling).double()
+        for row, i in zip(pooled, indices):
+            rows[i] = row.clone()
     return torch.stack(rows)  # type: ignore[arg-type]
 
 

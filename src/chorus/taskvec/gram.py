@@ -75,7 +75,7 @@ def input_rows(module: nn.Module, x: Tensor) -> Tensor:
 def compute_gram(encoder: nn.Module, waveforms: Sequence[np.ndarray], batch_size: int = 8) -> GramStatistics:
     """Gram statistics of ``encoder`` (an :class:`~chorus.encoders.Encoder`, eval mode,
     no gradients) over ``waveforms`` (mono, at the encoder's rate), via forward hooks."""
-    from ..encoders.batching import pad_batch, plan_batches
+    from ..encoders.batching import equal_length_passes
 
     layers = gram_layers(encoder)
     grams: dict[str, Tensor] = {}
@@ -90,18 +90,12 @@ def compute_gram(encoder: nn.Module, waveforms: Sequence[np.ndarray], batch_size
         return record
 
     handles = [module.register_forward_hook(hook(name)) for name, module in layers.items()]
-    was_training = encoder.training
-    encoder.eval()
     try:
-        lengths = [int(np.asarray(w).shape[-1]) for w in waveforms]
-        for indices in plan_batches(lengths, batch_size, exact_lengths=True):
-            batch, batch_lengths = pad_batch([waveforms[i] for i in indices])
-            with torch.inference_mode():
-                encoder(batch, batch_lengths)
+        for _ in equal_length_passes(encoder, waveforms, batch_size):
+            pass  # the hooks record each batch's layer inputs
     finally:
         for handle in handles:
             handle.remove()
-        encoder.train(was_training)
     seen = {name for name in layers if name in grams}
     return GramStatistics({n: grams[n] for n in sorted(seen)}, {n: counts[n] for n in sorted(seen)}, len(waveforms))
 
