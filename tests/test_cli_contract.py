@@ -45,3 +45,31 @@ def test_some_inputs_failing_is_a_partial_run_exit_3(tmp_path):
     clean = chorus("predict", model, tmp_path / "rec" / "rec0.wav", "--out", tmp_path / "o2", "--workers", "1",
                    "--window", "0.5")
     assert clean.returncode == 0, clean.stderr
+
+
+def test_a_device_this_torch_cannot_use_is_refused_before_any_work(tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from chorus.devices import DeviceError, resolve_device
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    with pytest.raises(DeviceError, match="cuda requested but this torch has no CUDA"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="no such CUDA device"):
+        resolve_device("cuda:1")
+    assert resolve_device("auto") == torch.device("cpu")
+    result = chorus("embed", tmp_path, "--encoder", "toy-cnn", "--out", tmp_path / "emb", "--device", "tpu9")
+    assert result.returncode == 2 and "unknown device 'tpu9'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "emb").exists()
+
+
+def test_out_that_is_a_file_is_a_one_line_user_error(tmp_path):
+    recordings(tmp_path / "rec", seconds=(1.0,))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    model = toy_model(tmp_path / "model")
+    result = chorus("predict", model, tmp_path / "rec", "--out", tmp_path / "taken", "--workers", "1")
+    assert result.returncode == 2 and str(tmp_path / "taken") in result.stderr
+    assert "Traceback" not in result.stderr and (tmp_path / "taken").read_text() == "a file, not a folder"

@@ -8,7 +8,15 @@ import typer
 ENCODER = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name (chorus encoders)")
 SOURCE = typer.Option(None, "--source", help="hub id or local path overriding the encoder's weights")
 BATCH_SIZE = typer.Option(8, "--batch-size", min=1, help="clips per encoder forward pass")
-DEVICE = typer.Option("cpu", "--device", help="torch device for the encoder")
+def _checked_device(name: str) -> str:
+    """The ``--device`` value, checked before any work (``auto`` resolved)."""
+    from ..devices import resolve_device
+
+    return str(resolve_device(name))
+
+
+DEVICE = typer.Option("auto", "--device", callback=_checked_device,
+                      help="torch device: auto (CUDA when available, else cpu), cpu, cuda, cuda:N")
 FEATURE_DTYPES = ("float32", "float16")
 
 

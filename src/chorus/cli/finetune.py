@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._options import DEVICE
+
 
 def _split_groups(values: list[str] | None) -> list[str]:
     return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
@@ -45,7 +47,7 @@ def register(app: typer.Typer) -> None:
         patience: int = typer.Option(3, help="epochs without improvement before stopping (0: never)"),
         monitor: Optional[str] = typer.Option(None, help="validation metric (default accuracy / map)"),
         seed: int = typer.Option(0),
-        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        device: str = DEVICE,
         delta_dtype: str = typer.Option("float32", help="task-vector storage: float32, bfloat16, float16"),
         density: float = typer.Option(1.0, help="keep this fraction of each delta (top magnitudes)"),
         source: Optional[str] = typer.Option(None, help="where the encoder weights come from"),

@@ -31,10 +31,20 @@ class _ChorusGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ChorusError as exc:
-            if ctx.params.get("debug"):
-                err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _user_error(ctx, str(exc))
             raise typer.Exit(2) from exc
+        except OSError as exc:  # a path the user gave cannot be used (a file where a folder goes, no permission...)
+            if exc.filename is None:
+                raise
+            _user_error(ctx, f"{exc.filename}: {(exc.strerror or str(exc)).lower()}")
+            raise typer.Exit(2) from exc
+
+
+def _user_error(ctx, message: str) -> None:
+    """One line on stderr; the traceback first under ``--debug``."""
+    if ctx.params.get("debug"):
+        err_console.print_exception()
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def build_app() -> typer.Typer:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._options import float_list
+from ._options import DEVICE, float_list
 
 
 def _per_stage(values: tuple[float, ...], stages: int, option: str) -> list[float]:
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         source: Optional[str] = typer.Option(None, help="where the encoder weights come from"),
         random_init: bool = typer.Option(False, "--random-init", help="start from random weights"),
         seed: int = typer.Option(0),
-        device: str = typer.Option("cpu", help="cpu, cuda or auto"),
+        device: str = DEVICE,
         resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out"),
     ) -> None:
         """Continue pre-training ENCODER on unlabelled DATA with a self-supervised objective

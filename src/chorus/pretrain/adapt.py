@@ -35,7 +35,8 @@ from ..taskvec import TaskVector, TrainingSummary
 from ..train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from ..data.clipset import crop_batch
 from ..train.schedule import MultiStage, Stage, stage_at, stage_starts
-from ..train.step import TrainStep, parameter_groups, resolve_device, set_train_mode
+from ..devices import resolve_device
+from ..train.step import TrainStep, parameter_groups, set_train_mode
 from .config import PretrainConfig
 from .encoder_dir import save_encoder
 from .forgetting import forgetting_check

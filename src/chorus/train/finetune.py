@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..data.loading import FailedClip
 from ..data.manifest import Clip, Manifest
+from ..devices import resolve_device
 from ..encoders import Encoder, load_encoder
 from ..fileio import write_json
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
@@ -37,7 +38,7 @@ from .lora import inject_lora, merge_lora
 from .metrics import METRICS, MONITOR, classification_metrics, loss_function
 from .probe_init import probe_head
 from .errors import FinetuneError
-from .step import (TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups, resolve_device,
+from .step import (TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups,
                    set_train_mode)
 
 
