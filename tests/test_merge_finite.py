@@ -48,3 +48,17 @@ def test_a_merge_never_writes_a_non_finite_tensor(tmp_path):
     with pytest.raises(MergeError, match="non-finite"):  # finite weights and λ, but θ0 + λ·Σwτ overflows float32
         write_merged_encoder(plan, StateDictSource(base.state_dict()), out, lam=1e38)
     assert not out.exists() and not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failed_merge_leaves_no_folder_behind(tmp_path):
+    from _mergedata import saved_vectors
+
+    from chorus.encoders import load_encoder
+    from chorus.merging import run_merge
+
+    paths = saved_vectors(tmp_path / "tv", load_encoder("toy-cnn"))
+    recipe = parse_recipe({"method": "task_arithmetic", "lambda": 1e38,
+                           "vectors": [{"path": str(p), "weight": 1e10} for p in paths]}, "recipe.yaml")
+    with pytest.raises(MergeError, match="non-finite"):
+        run_merge(recipe, tmp_path / "out" / "merged")
+    assert not (tmp_path / "out").exists()

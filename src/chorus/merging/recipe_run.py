@@ -78,13 +78,25 @@ def raw_base_head(plan, state) -> BaseHead:
 
 def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | None = None) -> dict:
     """Merge as ``recipe`` says into the model directory ``out_dir``; return the content
-    of its ``merge.json``. The recipe is saved there with λ and every default resolved."""
+    of its ``merge.json``. The recipe is saved there with λ and every default resolved.
+    A merge that fails leaves no folder it created behind (files are written atomically)."""
+    out_dir = Path(out_dir)
+    created = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
+    try:
+        return _run_merge(recipe, out_dir, progress)
+    except BaseException:
+        for folder in created:  # innermost first; only folders this call made and left empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+def _run_merge(recipe: Recipe, out_dir: Path, progress: ProgressFactory | None) -> dict:
     import json
 
     from ..data.manifest import read_manifest
     from ..data.clipset import load_eval_audio
 
-    out_dir = Path(out_dir)
     vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)
     plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
                       progress)
