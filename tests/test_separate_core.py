@@ -114,3 +114,16 @@ def test_bss_eval_mel_distance_and_scores():
     assert math.isnan(scores[0].clap_a)
     with pytest.raises(SeparationError):
         score_separation(refs, ests[:1], 8000)
+
+
+def test_lengths_must_match_unless_trimmed_and_a_silent_estimate_scores_minus_infinity():
+    rng = np.random.default_rng(2)
+    refs = [rng.standard_normal(8000), rng.standard_normal(8000)]
+    short = [refs[0][:80], refs[1]]  # a 0.01 s estimate of a 1 s reference
+    with pytest.raises(SeparationError, match="0.010 s but its reference 1.000 s; pass --trim"):
+        score_separation(refs, short, 8000, names=["a", "b"])
+    trimmed = score_separation(refs, short, 8000, names=["a", "b"], trim=True)
+    assert trimmed[0].si_sdr > 100  # the common part alone: what --trim reports, with the seconds cut
+    silent = score_separation(refs, [np.zeros(8000), refs[1] + 0.1 * refs[0]], 8000)
+    assert silent[0].si_sdr == -math.inf and silent[0].sdr == -math.inf
+    assert silent[1].sdr > 10 and math.isfinite(silent[1].si_sdr)

@@ -133,12 +133,14 @@ def register(app: typer.Typer) -> None:
         clap: Optional[str] = typer.Option(None, "--clap", help="CLAP model hub id or folder (CLAP-A, CLAP-T)."),
         json_out: Optional[Path] = typer.Option(None, "--json",
                                                 help="Where to write the scores [default: next to the first estimate]."),
+        trim: bool = typer.Option(False, "--trim", help="Score the common part when an estimate and its reference "
+                                                        "differ in length (default: refuse)."),
     ) -> None:
         """Score separated sources: SI-SDR(i), SDR/SIR/SAR, mel distance, CLAP-A/T."""
         from ..audio import load_audio, resample
         from ..fileio import write_json
         from ..separate.errors import SeparationError
-        from ..separate.metrics import ClapScorer, score_separation
+        from ..separate.metrics import ClapScorer, matched_lengths, score_separation
 
         if len(references) != len(est):
             raise SeparationError(f"{len(references)} references but {len(est)} --est files")
@@ -148,8 +150,12 @@ def register(app: typer.Typer) -> None:
         est_waves = [load_audio(path, rate)[0] for path in est]
         mixture = load_audio(mix, rate)[0] if mix is not None else None
         scorer = ClapScorer.from_pretrained(clap) if clap else None
-        rows = score_separation(ref_waves, est_waves, rate, mixture, [p.stem for p in est],
-                                list(prompt) if prompt else None, scorer)
+        names = [p.stem for p in est]
+        ref_waves, est_waves, cut = matched_lengths(ref_waves, est_waves, names, rate, trim)
+        for name, seconds in zip(names, cut):
+            if seconds:
+                Console().print(f"[yellow]trimmed[/] {name}: {seconds:.3f} s cut to match its reference", highlight=False)
+        rows = score_separation(ref_waves, est_waves, rate, mixture, names, list(prompt) if prompt else None, scorer)
         columns = list(_METRIC_HEADERS)
         shown = [c for c in columns if any(not math.isnan(getattr(r, c)) for r in rows)]
         table = Table(title="separation metrics (dB except mel distance and CLAP)")
@@ -164,7 +170,7 @@ def register(app: typer.Typer) -> None:
         target = json_out or est[0].parent / "separation-metrics.json"
         write_json(target, {
             "sample_rate": rate, "references": [str(p) for p in references], "estimates": [str(p) for p in est],
-            "mixture": str(mix) if mix else None, "clap": clap,
+            "mixture": str(mix) if mix else None, "clap": clap, "trimmed_seconds": dict(zip(names, cut)),
             "sources": [{"name": r.name, **{c: (None if math.isnan(getattr(r, c)) else getattr(r, c)) for c in columns}}
                         for r in rows],
             "mean": means,

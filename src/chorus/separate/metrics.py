@@ -35,8 +35,11 @@ def _pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-12) -> float:
-    """Scale-invariant signal-to-distortion ratio in dB."""
+    """Scale-invariant signal-to-distortion ratio in dB; −inf for a silent estimate (it
+    recovers nothing of the reference), as BSS Eval's SDR is for it."""
     reference, estimate = _pair(reference, estimate)
+    if not np.any(estimate):
+        return -math.inf
     reference = reference - reference.mean()
     estimate = estimate - estimate.mean()
     target = (np.dot(estimate, reference) / (np.dot(reference, reference) + eps)) * reference
@@ -52,7 +55,9 @@ def si_sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.
 def bss_eval(references: list[np.ndarray], estimates: list[np.ndarray]) -> dict[str, list[float]]:
     """BSS Eval SDR, SIR, SAR (dB) per source, in the given order (mir_eval).
 
-    Silent references or estimates make BSS Eval undefined: all values are NaN then.
+    A silent estimate scores −inf (SDR, SIR, SAR); the others are computed among the
+    sources whose estimate is audible. A silent reference makes BSS Eval undefined: all
+    values are NaN then.
     """
     import warnings
 
@@ -66,13 +71,19 @@ def bss_eval(references: list[np.ndarray], estimates: list[np.ndarray]) -> dict[
     n = min(min(len(r) for r in references), min(len(e) for e in estimates))
     ref = np.stack([np.asarray(r[:n], np.float64) for r in references])
     est = np.stack([np.asarray(e[:n], np.float64) for e in estimates])
-    if not (np.abs(ref).sum(axis=1) > 0).all() or not (np.abs(est).sum(axis=1) > 0).all():
+    if not (np.abs(ref).sum(axis=1) > 0).all():
         nan = [math.nan] * len(references)
         return {"sdr": nan, "sir": list(nan), "sar": list(nan)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
-    return {"sdr": sdr.tolist(), "sir": sir.tolist(), "sar": sar.tolist()}
+    audible = np.flatnonzero(np.abs(est).sum(axis=1) > 0)
+    scores = {key: [-math.inf] * len(references) for key in ("sdr", "sir", "sar")}
+    if len(audible):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            sdr, sir, sar, _ = bss_eval_sources(ref[audible], est[audible], compute_permutation=False)
+        for key, values in (("sdr", sdr), ("sir", sir), ("sar", sar)):
+            for index, value in zip(audible, values.tolist()):
+                scores[key][index] = value
+    return scores
 
 
 def mel_settings(sample_rate: int) -> MelSettings:
@@ -155,10 +166,28 @@ class SourceScores:
     clap_t: float = math.nan
 
 
+def matched_lengths(references: list[np.ndarray], estimates: list[np.ndarray], names: list[str],
+                    sample_rate: int, trim: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
+    """References and estimates of equal lengths, and the seconds cut from each pair.
+
+    Lengths must match (:class:`SeparationError` naming the first that does not), unless
+    ``trim``: then each pair is cut to the shorter of the two."""
+    cut = []
+    for name, ref, est in zip(names, references, estimates):
+        if len(ref) != len(est) and not trim:
+            raise SeparationError(f"{name}: the estimate holds {len(est) / sample_rate:.3f} s but its reference "
+                                  f"{len(ref) / sample_rate:.3f} s; pass --trim to score the common part")
+        cut.append(abs(len(ref) - len(est)) / sample_rate)
+    pairs = [(ref[:min(len(ref), len(est))], est[:min(len(ref), len(est))]) for ref, est in zip(references, estimates)]
+    return [r for r, _ in pairs], [e for _, e in pairs], cut
+
+
 def score_separation(references: list[np.ndarray], estimates: list[np.ndarray], sample_rate: int,
                      mixture: np.ndarray | None = None, names: list[str] | None = None,
-                     prompts: list[str] | None = None, clap: ClapScorer | None = None) -> list[SourceScores]:
-    """Score estimates against references, matched by position.
+                     prompts: list[str] | None = None, clap: ClapScorer | None = None,
+                     trim: bool = False) -> list[SourceScores]:
+    """Score estimates against references, matched by position; lengths must match
+    unless ``trim`` (see :func:`matched_lengths`).
 
     SI-SDRi needs the ``mixture``; CLAP-A needs ``clap``; CLAP-T needs ``clap`` and one
     prompt per source.
@@ -168,6 +197,7 @@ def score_separation(references: list[np.ndarray], estimates: list[np.ndarray], 
     if prompts is not None and len(prompts) != len(estimates):
         raise SeparationError(f"{len(prompts)} prompts for {len(estimates)} estimates")
     names = names or [f"source {i + 1}" for i in range(len(estimates))]
+    references, estimates, _ = matched_lengths(references, estimates, names, sample_rate, trim)
     bss = bss_eval(references, estimates)
     scores = []
     for k, (ref, est) in enumerate(zip(references, estimates)):
