@@ -73,3 +73,23 @@ def test_out_that_is_a_file_is_a_one_line_user_error(tmp_path):
     result = chorus("predict", model, tmp_path / "rec", "--out", tmp_path / "taken", "--workers", "1")
     assert result.returncode == 2 and str(tmp_path / "taken") in result.stderr
     assert "Traceback" not in result.stderr and (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def test_a_recording_shorter_than_the_receptive_field_gives_a_warning_and_no_detection(tmp_path):
+    import json
+
+    import numpy as np
+
+    from chorus.audio import write_audio
+
+    model = toy_model(tmp_path / "model")
+    (tmp_path / "rec").mkdir()
+    write_audio(tmp_path / "rec" / "blip.wav", np.full(160, 0.5, np.float32), 16_000)  # 0.01 s
+    result = chorus("predict", model, tmp_path / "rec", "--out", tmp_path / "out", "--workers", "1",
+                    "--threshold", "0", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert "too short for the model" in result.stdout
+    rows = (tmp_path / "out" / "chorus-predictions.csv").read_text().splitlines()
+    assert rows == ["path,begin,end,label,score"]  # even at threshold 0: no detection from all-zero features
+    summary = json.loads((tmp_path / "out" / "chorus-predictions.json").read_text())
+    assert "too short" in summary["warnings"][0]

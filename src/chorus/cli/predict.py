@@ -71,6 +71,8 @@ def register(app: typer.Typer) -> None:
         console = Console()
         for failure in report.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
+        for warning in report.warnings:
+            console.print(f"[yellow]warning[/] {warning}", highlight=False, soft_wrap=True)
         combined = f" -> {report.combined}" if report.combined else f" -> {out}"
         console.print(f"{len(report.recordings)} recordings: {report.computed} predicted, {report.reused} already "
                       f"done, {len(report.failures)} failed{combined}", highlight=False, soft_wrap=True)

@@ -84,10 +84,16 @@ class ClassifierModel(nn.Module):
         return self.classify(self.features(waveforms, lengths))
 
     def predict_scores(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
-        """Class scores ``[batch, classes]``: softmax (multiclass) or sigmoid (multilabel)."""
+        """Class scores ``[batch, classes]``: softmax (multiclass) or sigmoid (multilabel);
+        NaN for a clip too short to give the chosen layer one valid frame (its pooled
+        features would be all zeros, and a score from them means nothing)."""
         with torch.inference_mode():
-            logits = self(waveforms, lengths).float()
-        return logits.softmax(dim=1) if self.task == "multiclass" else logits.sigmoid()
+            outputs = self.encoder(waveforms, lengths)
+            mask = outputs.masks[self.layer_index]
+            pooled = pool_frames(outputs.hidden[self.layer_index], mask, self.settings.pooling)
+            logits = self.classify(pooled).float()
+        scores = logits.softmax(dim=1) if self.task == "multiclass" else logits.sigmoid()
+        return scores.masked_fill(~mask.any(dim=1, keepdim=True), float("nan"))
 
     def describe(self) -> ModelJson:
         """The ``model.json`` record of this model (file digests left empty)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from ..audio import SUPPORTED_EXTENSIONS
 from ..fileio import write_json
 from ..model.classifier import MODEL_JSON, read_model_json
@@ -46,6 +48,8 @@ class PredictReport:
     detections: int = 0
     failures: list[FailedRecording] = field(default_factory=list)
     combined: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Recordings scored but not fully usable, e.g. shorter than the model's receptive field."""
 
 
 def find_recordings(paths: Sequence[str | Path]) -> list[Path]:
@@ -111,6 +115,10 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
                 report.failures.append(FailedRecording(result.path, result.error))
                 report.outputs[result.index] = None
             else:
+                unscored = int(np.isnan(result.scores).any(axis=1).sum()) if result.scores.size else 0
+                if unscored:
+                    report.warnings.append(f"{result.path}: {unscored} of {len(result.starts)} windows too short for "
+                                           "the model (no valid frame in its layer); they are never detections")
                 events = detections(result, labels, thresholds)
                 write_recording(outputs[result.index], settings.format, result, events, labels)
                 journal.mark_done(keys[result.index], result.path, outputs[result.index])
@@ -146,4 +154,4 @@ def _write_summary(out_dir: Path, model_dir: Path, record, identity: dict, repor
     write_json(out_dir / SUMMARY_NAME, {
         "model": str(model_dir), "encoder": record.encoder.name, "settings": identity,
         "labels": model_labels(record), "recordings": rows,
-        "combined": report.combined.name if report.combined else None})
+        "combined": report.combined.name if report.combined else None, "warnings": report.warnings})
