@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ._options import ADDRESS, ENGINE, WORKERS, check_engine
+from ._options import ADDRESS, DEVICE, ENGINE, WORKERS, check_engine
 from ._outcome import finish
 
 
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         engine: str = ENGINE,
         workers: Optional[int] = WORKERS,
         address: Optional[str] = ADDRESS,
+        device: str = DEVICE,
         min_conf: float = typer.Option(0.25, "--min-conf", help="birdnet: confidence a detection needs (0.01-0.99)"),
         sensitivity: float = typer.Option(1.0, "--sensitivity", help="birdnet: 0.5-1.5, higher gives more detections"),
         overlap: float = typer.Option(0.0, "--overlap", help="birdnet: seconds shared by consecutive 3 s segments"),
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
                                    class_thresholds=overrides, batch_size=batch_size, open_files=open_files)
         try:
             report = predict(model, paths, out, settings, engine=engine, workers=workers, address=address,
-                             progress=tqdm_progress)
+                             progress=tqdm_progress, device=device)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         console = Console()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..devices import resolve_device
 from ..parallel import machine_workers, pool_map, ray_map
 from .scheduler import RecordingScores, score_recordings
 from .stream import WindowSpec
@@ -30,14 +31,15 @@ def _groups(items: Sequence[tuple[int, Path]], size: int) -> list[list[tuple[int
 class _Scorer:
     """A loaded model and the window settings: scores recordings ``open_files`` at a time."""
 
-    def __init__(self, model_dir: str, spec: WindowSpec, batch_size: int, open_files: int, threads: int | None):
+    def __init__(self, model_dir: str, spec: WindowSpec, batch_size: int, open_files: int, threads: int | None,
+                 device: str = "auto"):
         import torch
 
         from ..model import ClassifierModel
 
         if threads:
             torch.set_num_threads(threads)
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = resolve_device(device)
         self.model = ClassifierModel.from_pretrained(model_dir).to(self.device)
         self.spec, self.batch_size, self.open_files = spec, batch_size, open_files
 
@@ -61,16 +63,17 @@ class Scorers:
     spec: WindowSpec
     batch_size: int
     open_files: int
+    device: str = "auto"
 
     def __call__(self, threads: int | None) -> _Scorer:
-        return _Scorer(self.model_dir, self.spec, self.batch_size, self.open_files, threads)
+        return _Scorer(self.model_dir, self.spec, self.batch_size, self.open_files, threads, self.device)
 
 
 def run_local(model_dir: Path, items: Sequence[tuple[int, Path]], spec: WindowSpec, batch_size: int,
-              open_files: int, workers: int | None = None) -> Iterator[RecordingScores]:
+              open_files: int, workers: int | None = None, device: str = "auto") -> Iterator[RecordingScores]:
     """Score on a pool of ``workers`` processes (default: one per core); one worker runs in
     this process, streaming all recordings through one model."""
-    scorers = Scorers(str(Path(model_dir).resolve()), spec, batch_size, open_files)
+    scorers = Scorers(str(Path(model_dir).resolve()), spec, batch_size, open_files, device)
     workers = max(1, min(workers or machine_workers(), len(items) or 1))
     if workers == 1:
         yield from scorers(None).stream(items)

@@ -85,7 +85,7 @@ def output_paths(recordings: Sequence[Path], out_dir: Path, fmt: str) -> list[Pa
 
 def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | Path,
             settings: PredictSettings = PredictSettings(), *, engine: str = "local", workers: int | None = None,
-            address: str | None = None, progress: ProgressFactory | None = None) -> PredictReport:
+            address: str | None = None, progress: ProgressFactory | None = None, device: str = "auto") -> PredictReport:
     """Run the model in ``model_dir`` over ``paths`` (files or folders); write one output per
     recording into ``out_dir``, then the combined table and ``chorus-predictions.json``.
 
@@ -110,7 +110,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     bar = resolve(progress)(len(recordings), f"predict {model_dir.name}")
     bar.update(report.reused)
     try:
-        for result in _score(model_dir, todo, settings, record, engine, workers, address):
+        for result in _score(model_dir, todo, settings, record, engine, workers, address, device):
             if result.error is not None:
                 report.failures.append(FailedRecording(result.path, result.error))
                 report.outputs[result.index] = None
@@ -134,11 +134,11 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
 
 
 def _score(model_dir: Path, todo: list[tuple[int, Path]], settings: PredictSettings, record, engine: str,
-           workers: int | None, address: str | None) -> Iterator[RecordingScores]:
+           workers: int | None, address: str | None, device: str) -> Iterator[RecordingScores]:
     spec = settings.spec(record)
-    if engine == "ray":
+    if engine == "ray":  # each Ray actor takes a GPU when CUDA is present
         return run_ray(model_dir, todo, spec, settings.batch_size, settings.open_files, workers, address)
-    return run_local(model_dir, todo, spec, settings.batch_size, settings.open_files, workers)
+    return run_local(model_dir, todo, spec, settings.batch_size, settings.open_files, workers, device)
 
 
 def _write_summary(out_dir: Path, model_dir: Path, record, identity: dict, report: PredictReport) -> None:
