@@ -7,8 +7,8 @@ two tasks of a taxon sharing its frequency band. ``sfx-cnn`` is fine-tuned on ea
 alone and on all 8 jointly with the demo's own fine-tuning (LP-FT,
 :func:`chorus.demos.composition._finetune`). Then, for every merge method that needs no
 extra statistics, λ, the head calibration and the group-gate strength are chosen on the
-validation clips only (:func:`chorus.merging.sweep_lambda`, the demo's grid: 0.5, 1, 1.5,
-2 × the method's default λ), and the composed classifier is scored on the test clips:
+validation clips only (:func:`chorus.merging.sweep_lambda`, grid 0.25, 0.5, 1, 1.5, 2 ×
+the method's default λ), and the composed classifier is scored on the test clips:
 
 - absolute accuracy over all species (the composed classifier as used) and within the
   clip's task (task-aware, the protocol of the task-arithmetic papers);
@@ -21,6 +21,8 @@ Not run: ``regmean``/``regmean_pp`` (need Gram statistics), ``slerp`` (two vecto
 Norm mismatch (seed ``--norm-seed`` only): the first task is fine-tuned again 4× longer
 (4× the epochs) and merged with the other 7 with and without ``equalize_norms``
 (:func:`chorus.taskvec.merge.norms.equalizing_scales`, as ``chorus merge --equalize-norms``).
+The fine-tune keeps its best-validation epoch, so 4× the epochs need not give a 4× norm:
+the table prints the norm ratio before and after.
 
 Usage: ``python benchmarks/merge_quality.py [--seeds 0,1,2] [--out DIR]``; prints per-seed
 progress, then the norm table and the mean ± std table over seeds (last).
@@ -191,7 +193,7 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.875)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--lambda-factors", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1, 1.5, 2])
+    parser.add_argument("--lambda-factors", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 1, 1.5, 2])
     parser.add_argument("--norm-seed", type=int, default=0, help="seed of the 4×-longer experiment (-1: none)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
