@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import ChorusError
@@ -83,25 +83,30 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
         ray.shutdown()
 
 
-class RayWorker:
-    """Ray Data actor holding one worker; each call processes one item (one row).
+@dataclass(frozen=True)
+class Opaque:
+    """An item or result carried through a Ray Data row as one Python object: Arrow cannot
+    convert it, so Ray keeps it whole instead of turning its arrays and tuples into
+    Arrow types."""
 
-    Items and results cross as pickled bytes (between this run's own processes only), so
-    Ray Data never converts them to Arrow types."""
+    value: Any
+
+
+class RayWorker:
+    """Ray Data actor holding one worker; each call processes one item (one row)."""
 
     def __init__(self, factory: WorkerFactory):
         self.worker = factory(1)
 
     def __call__(self, row: dict) -> dict:
-        result = self.worker(pickle.loads(row["item"]))
-        return {"position": row["position"], "result": pickle.dumps(result)}
+        return {"position": row["position"], "result": Opaque(self.worker(row["item"].value))}
 
 
 def ray_map(factory: WorkerFactory, items: Iterable[Any], workers: int | None, address: str | None,
             ordered: bool = True) -> Iterator[Any]:
     """``worker(item)`` for every item on a Ray Data actor pool of ``workers`` replicas
     (default: one per local core, or 2 on a cluster), a GPU each when CUDA is present."""
-    rows = [{"position": position, "item": pickle.dumps(item)} for position, item in enumerate(items)]
+    rows = [{"position": position, "item": Opaque(item)} for position, item in enumerate(items)]
     if not rows:
         return
     with ray_session(address, workers or machine_workers()):
@@ -115,7 +120,7 @@ def ray_map(factory: WorkerFactory, items: Iterable[Any], workers: int | None, a
         pending: dict[int, Any] = {}
         following = 0
         for row in computed.iter_rows():
-            result = pickle.loads(row["result"])
+            result = row["result"].value
             if not ordered:
                 yield result
                 continue
