@@ -49,9 +49,9 @@ from chorus.merging import run_merge  # noqa: E402
 from chorus.model import ClassifierModel  # noqa: E402
 from chorus.model.birdnet_head import BIRDNET_SETTINGS, species_labels  # noqa: E402
 from chorus.taskvec.merge import parse_recipe  # noqa: E402
-from chorus.train.config import FinetuneConfig  # noqa: E402
-from chorus.train.finetune import finetune  # noqa: E402
-from chorus.train.probe_init import probe_head  # noqa: E402
+from chorus.finetune.config import FinetuneConfig
+from chorus.finetune.runner import finetune
+from chorus.train.probe_init import probe_head
 
 GROUPS = ("birds", "anurans", "insects", "mammals")
 WINDOW = 144_000

@@ -55,7 +55,7 @@ from chorus.taskvec.merge import compose_heads  # noqa: E402
 from chorus.taskvec.merge.errors import StatisticsError  # noqa: E402
 from chorus.taskvec.merge.heads import GroupGate  # noqa: E402
 from chorus.taskvec.merge.stats_head import DEFAULT_SHRINKAGE, pool_statistics  # noqa: E402
-from chorus.train.probe_init import probe_head  # noqa: E402
+from chorus.train.probe_init import probe_head
 
 torch.set_num_threads(1)
 TAXA = ("birds", "anurans", "insects", "mammals")

@@ -28,7 +28,7 @@ from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, ClassifierSettings, HeadEntry
 from chorus.progress import silent_progress
 from chorus.data.clipset import ClipSet
-from chorus.train.finetune import train_epoch
+from chorus.finetune.runner import train_epoch
 from chorus.train.metrics import loss_function
 from chorus.train.step import TrainStep, classifier_loss, cosine_schedule, parameter_groups, set_train_mode
 

@@ -24,9 +24,9 @@ import torch
 
 from chorus.data.synth import generate_dataset, make_config
 from chorus.encoders import load_encoder
-from chorus.train.config import FinetuneConfig
+from chorus.finetune.config import FinetuneConfig
 from chorus.data.clipset import crop_batch, load_clipset
-from chorus.train.finetune import finetune
+from chorus.finetune.runner import finetune
 
 
 def logistic_probe(manifest, encoder_name: str, layer: int = -1) -> dict[str, float]:

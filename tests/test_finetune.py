@@ -12,9 +12,9 @@ from _toydata import multilabel_manifest, tone_manifest
 from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel
 from chorus.taskvec import TaskVector, apply, compose_model
-from chorus.train.config import FinetuneConfig
-from chorus.train.errors import FinetuneError
-from chorus.train.finetune import finetune, with_valid_split
+from chorus.finetune.config import FinetuneConfig
+from chorus.finetune.errors import FinetuneError
+from chorus.finetune.runner import finetune, with_valid_split
 
 QUICK = dict(encoder="toy-cnn", epochs=3, batch_size=4, lr=3e-3, head_lr=1e-2, warmup=0.0, patience=None)
 

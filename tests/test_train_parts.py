@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from chorus.train.calibration import calibration_stats, fit_temperature
+from chorus.finetune.calibration import calibration_stats, fit_temperature
 from chorus.data.clipset import crop_batch, shuffled_batches
 from chorus.train.early_stopping import EarlyStopping
 from chorus.train.lora import LoRALayer, inject_lora, merge_lora

@@ -64,9 +64,9 @@ def register(app: typer.Typer) -> None:
         from ..data.manifest import read_manifest
         from ..progress import tqdm_progress
         from ..schema import validated
-        from ..train.config import FinetuneConfig
-        from ..train.errors import FinetuneError
-        from ..train.finetune import finetune
+        from ..finetune.config import FinetuneConfig
+        from ..finetune.errors import FinetuneError
+        from ..finetune.runner import finetune
 
         config = validated(
             FinetuneConfig, FinetuneError,

@@ -82,8 +82,8 @@ def _finetune(manifest, out: Path, settings: CompositionDemoSettings, groups: li
     """One fine-tuning run (LP-FT: the head starts from the frozen-encoder probe), reused
     when its outputs already exist."""
     from ..taskvec import TaskVector
-    from ..train.config import FinetuneConfig
-    from ..train.finetune import finetune
+    from ..finetune.config import FinetuneConfig
+    from ..finetune.runner import finetune
 
     if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
         return TaskVector.load(out / "taskvector")

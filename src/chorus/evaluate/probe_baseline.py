@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..encoders import Encoder
 from ..model import ClassifierSettings, HeadEntry
-from ..train.calibration import calibration_stats, class_counts
+from ..finetune.calibration import calibration_stats, class_counts
 from ..train.probe_init import probe_head
 from ..data.clipset import EvalAudio
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ChorusError, FileProblem
-
-
-class FinetuneError(ChorusError):
-    """The data or settings cannot produce a fine-tuning run."""
+from ..errors import FileProblem
 
 
 class CheckpointError(FileProblem):

@@ -9,8 +9,11 @@ read as ``[out, in * prod(k)]``), with ``τ_i`` the weighted deltas ``w_i Δ_i``
     L(τ_m) = Σ_i ‖(τ_m − τ_i) τ_iᵀ‖²_F / ‖τ_i‖²_F,
 
 minimized from ``τ_m = Σ_i τ_i`` (task arithmetic) by ``steps`` Adam steps of learning rate
-``lr`` (β = 0.9, 0.999, ε = 1e-8), the paper's optimiser and defaults (300 steps, 1e-5).
-The gradient ``2 Σ_i (τ_m − τ_i) τ_iᵀ τ_i / ‖τ_i‖²`` is computed in closed form. Nothing is
+``lr`` (β = 0.9, 0.999, ε = 1e-8), the paper's optimiser and defaults (300 steps, 1e-5),
+taken by chorus's one training step (:class:`chorus.train.step.TrainStep`, no clipping).
+The gradient ``2 Σ_i (τ_m − τ_i) τ_iᵀ τ_i / ‖τ_i‖²`` is computed in closed form and handed
+to the step as the gradient of a linear surrogate ``⟨τ_m, g⟩`` (``g`` held constant), so
+no autograd graph of ``L`` is built. Nothing is
 random: the same inputs give the same bytes. ``precision`` sets the arithmetic (float32,
 the paper's, or float64). Cost per step: about ``m·n·min(n, 2·K·m)`` multiply-adds. Tasks
 with a zero delta are left out of ``L``. Vectors and scalars take the weighted mean.
@@ -25,6 +28,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ...train.step import TrainStep
 from .core import all_zero, as_matrix, weighted_mean
 from .registry import MethodParams, TensorContext, register_method
 
@@ -48,12 +52,18 @@ def wudi_solve(tasks: Sequence[Tensor], steps: int, lr: float) -> Tensor:
     target = sum((t @ s.T) @ s for t, s in zip((t for t in tasks if t.any()), live))  # Σ τ_i τ_iᵀτ_i/‖τ_i‖²
     gram = stacked.T @ stacked if stacked.shape[1] <= 2 * stacked.shape[0] else None
     merged.requires_grad_(True)
-    optimizer = torch.optim.Adam([merged], lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    for _ in range(steps):
+
+    def surrogate() -> Tensor:
+        """``⟨τ_m, g⟩`` with ``g`` the closed-form gradient of ``L`` at ``τ_m``: its gradient is ``g``."""
         with torch.no_grad():
             product = merged @ gram if gram is not None else (merged @ stacked.T) @ stacked
-            merged.grad = 2.0 * (product - target)
-        optimizer.step()
+            gradient = 2.0 * (product - target)
+        return (merged * gradient).sum()
+
+    optimizer = torch.optim.Adam([{"params": [merged], "lr": lr, "peak_lr": lr}], betas=(0.9, 0.999), eps=1e-8)
+    step = TrainStep(optimizer, surrogate, lambda _step: 1.0, max_grad_norm=None)
+    for _ in range(steps):
+        step()
     return merged.detach()
 
 

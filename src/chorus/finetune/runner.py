@@ -30,16 +30,15 @@ from ..taskvec import TaskVector, TrainingSummary
 from ..taskvec.classstats import write_class_stats
 from ..taskvec.gram import compute_gram, write_gram
 from .calibration import calibration_stats, class_counts
-from .checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from ..train.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
 from .config import MAX_DEFAULT_CLIP_SECONDS, FinetuneConfig
 from ..data.clipset import ClipSet, crop_batch, load_clipset, shuffled_batches
-from .early_stopping import EarlyStopping
-from .lora import inject_lora, merge_lora
-from .metrics import METRICS, MONITOR, classification_metrics, loss_function
-from .probe_init import probe_head
+from ..train.early_stopping import EarlyStopping
+from ..train.lora import inject_lora, merge_lora
+from ..train.metrics import METRICS, MONITOR, classification_metrics, loss_function
+from ..train.probe_init import probe_head
 from .errors import FinetuneError
-from .step import (TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups,
-                   set_train_mode)
+from ..train.step import TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups, set_train_mode
 
 
 @dataclass

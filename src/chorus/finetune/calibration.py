@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..model.schema import Calibration
-from .metrics import loss_function
+from ..train.metrics import loss_function
 
 
 def fit_temperature(logits: Tensor, targets: Tensor, task: str) -> tuple[float, float, float]:
