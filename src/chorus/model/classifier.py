@@ -69,10 +69,16 @@ class ClassifierModel(nn.Module):
     def task(self) -> str:
         return self.settings.task
 
+    def pooled_layer(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Pooled features of the chosen layer ``[batch, features]`` and whether each clip
+        had at least one valid frame there ``[batch]`` (bool; without one the features are zeros)."""
+        outputs = self.encoder(waveforms, lengths)
+        mask = outputs.masks[self.layer_index]
+        return pool_frames(outputs.hidden[self.layer_index], mask, self.settings.pooling), mask.any(dim=1)
+
     def features(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
         """Pooled features of the chosen layer: ``[batch, features]``."""
-        outputs = self.encoder(waveforms, lengths)
-        return pool_frames(outputs.hidden[self.layer_index], outputs.masks[self.layer_index], self.settings.pooling)
+        return self.pooled_layer(waveforms, lengths)[0]
 
     def classify(self, features: Tensor) -> Tensor:
         """Logits ``[batch, classes]`` from pooled ``features [batch, features]``."""
@@ -88,12 +94,10 @@ class ClassifierModel(nn.Module):
         NaN for a clip too short to give the chosen layer one valid frame (its pooled
         features would be all zeros, and a score from them means nothing)."""
         with torch.inference_mode():
-            outputs = self.encoder(waveforms, lengths)
-            mask = outputs.masks[self.layer_index]
-            pooled = pool_frames(outputs.hidden[self.layer_index], mask, self.settings.pooling)
+            pooled, valid = self.pooled_layer(waveforms, lengths)
             logits = self.classify(pooled).float()
         scores = logits.softmax(dim=1) if self.task == "multiclass" else logits.sigmoid()
-        return scores.masked_fill(~mask.any(dim=1, keepdim=True), float("nan"))
+        return scores.masked_fill(~valid.unsqueeze(1), float("nan"))
 
     def describe(self) -> ModelJson:
         """The ``model.json`` record of this model (file digests left empty)."""
