@@ -5,7 +5,7 @@ mammals), ``--species`` species each, split into two tasks per taxon (``birds-a`
 the odd-numbered species, ``birds-b`` the even ones): 8 tasks with disjoint labels, the
 two tasks of a taxon sharing its frequency band. ``sfx-cnn`` is fine-tuned on each task
 alone and on all 8 jointly with the demo's own fine-tuning (LP-FT,
-:func:`chorus.demos.composition._finetune`). Then, for every merge method that needs no
+:func:`chorus.demos.composition.finetune_group_vector`). Then, for every merge method that needs no
 extra statistics, λ, the head calibration and the group-gate strength are chosen on the
 validation clips only (:func:`chorus.merging.sweep_lambda`, grid 0.25, 0.5, 1, 1.5, 2 ×
 the method's default λ), and the composed classifier is scored on the test clips:
@@ -47,7 +47,7 @@ import torch  # noqa: E402
 from chorus.data.clipset import load_eval_audio  # noqa: E402
 from chorus.data.manifest import Clip  # noqa: E402
 from chorus.data.synth import generate_dataset, make_config  # noqa: E402
-from chorus.demos.composition import CompositionDemoSettings, _finetune  # noqa: E402
+from chorus.demos.composition import CompositionDemoSettings, finetune_group_vector  # noqa: E402
 from chorus.evaluate import evaluate_logits, layer_features  # noqa: E402
 from chorus.evaluate.scoring import evaluate_model  # noqa: E402
 from chorus.merging import sweep_lambda  # noqa: E402
@@ -123,8 +123,8 @@ def run_seed(seed: int, args) -> dict:
     settings = CompositionDemoSettings(epochs=args.epochs, lr=args.lr, seconds=args.seconds, seed=seed,
                                        clips_per_species=max(args.clips, 6))
     runs = out / "finetune"
-    vectors = [_finetune(manifest, runs / group, settings, [group], None) for group in groups]
-    _finetune(manifest, runs / "joint", settings, groups, None)
+    vectors = [finetune_group_vector(manifest, runs / group, settings, [group], None) for group in groups]
+    finetune_group_vector(manifest, runs / "joint", settings, groups, None)
     trained = time.perf_counter()
     rate = 44_100
     valid = load_eval_audio(manifest.select(split="valid").clips, rate)
@@ -154,7 +154,7 @@ def run_seed(seed: int, args) -> dict:
               f"{row['norm_within']:.3f} ({time.perf_counter() - clock:.0f} s)", flush=True)
     if seed == args.norm_seed:
         long_settings = settings.model_copy(update={"epochs": 4 * args.epochs})
-        long = _finetune(manifest, runs / f"{groups[0]}-x4", long_settings, [groups[0]], None)
+        long = finetune_group_vector(manifest, runs / f"{groups[0]}-x4", long_settings, [groups[0]], None)
         mixed = [long, *vectors[1:]]
         norms = plan_merge(mixed, "mean").measure_norms()
         record["norm_mismatch"] = {"long_task": groups[0], "norms": norms, "ratio": norm_ratio(norms),

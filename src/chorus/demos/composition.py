@@ -78,7 +78,7 @@ def _synth(out_dir: Path, settings: CompositionDemoSettings, region: str, rate: 
     return generate_dataset(out_dir / "data" / region, config, progress=progress)
 
 
-def _finetune(manifest, out: Path, settings: CompositionDemoSettings, groups: list[str], progress):
+def finetune_group_vector(manifest, out: Path, settings: CompositionDemoSettings, groups: list[str], progress):
     """One fine-tuning run (LP-FT: the head starts from the frozen-encoder probe), reused
     when its outputs already exist."""
     from ..taskvec import TaskVector
@@ -205,8 +205,8 @@ def run_demo(out_dir: str | Path, settings: CompositionDemoSettings | None = Non
     say(f"2/6 fine-tuning {settings.encoder} on each of {len(groups)} groups alone and on all jointly; "
         "probes on the frozen encoder")
     runs = out_dir / "finetune"
-    vectors = [_finetune(manifest, runs / group, settings, [group], progress) for group in groups]
-    joint_vector = _finetune(manifest, runs / "joint", settings, groups, progress)
+    vectors = [finetune_group_vector(manifest, runs / group, settings, [group], progress) for group in groups]
+    joint_vector = finetune_group_vector(manifest, runs / "joint", settings, groups, progress)
     valid = load_eval_audio(manifest.select(split="valid").clips, rate, progress, "loading validation clips")
     base = resolve_base(vectors)
     plan = plan_merge(vectors, "mean")
