@@ -71,11 +71,6 @@ def original_head(encoder) -> OriginalHead:
                         layer.bias.detach().clone().float())
 
 
-def load_original_head(name: str = "birdnet", source: str | None = None) -> OriginalHead:
-    """:func:`original_head` of the registered encoder ``name`` (``source``: another V2.4 ``.tflite``)."""
-    return original_head(load_encoder(name, source=source))
-
-
 def original_classifier(name: str = "birdnet", source: str | None = None) -> ClassifierModel:
     """BirdNET (encoder and species head) as a chorus :class:`ClassifierModel`, in eval mode."""
     encoder = load_encoder(name, source=source)

@@ -150,13 +150,6 @@ def read_gram(path: Path, name: str) -> Tensor:
     return gram
 
 
-def read_count(path: Path, name: str) -> int:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return int(handle.get_tensor(name + COUNT_SUFFIX)[0])
-
-
 def write_gram(directory: str | Path, stats: GramStatistics, computed_on: str = "finetuned") -> Path:
     """Store ``stats`` as ``gram.safetensors`` in the task-vector ``directory`` and record
     it (sha256, ``computed_on``, clip count) in its manifest. Returns the file's path."""

@@ -39,13 +39,8 @@ class WudiParams(MethodParams):
     precision: Literal["float32", "float64"] = "float32"
 
 
-def wudi_loss(merged: Tensor, tasks: Sequence[Tensor]) -> Tensor:
-    """``Σ_i ‖(τ_m − τ_i) τ_iᵀ‖² / ‖τ_i‖²`` over the non-zero ``tasks`` (matrices)."""
-    return sum(((merged - t) @ t.T).square().sum() / t.square().sum() for t in tasks if t.any())
-
-
 def wudi_solve(tasks: Sequence[Tensor], steps: int, lr: float) -> Tensor:
-    """Adam on :func:`wudi_loss` from the sum of ``tasks`` (matrices ``[m, n]``, one dtype)."""
+    """Adam on ``L`` (module docstring) from the sum of ``tasks`` (matrices ``[m, n]``, one dtype)."""
     merged = sum(tasks).clone()
     live = [t / t.square().sum().sqrt() for t in tasks if t.any()]
     stacked = torch.cat(live)  # [K·m, n]: the rows of every normalized task vector
