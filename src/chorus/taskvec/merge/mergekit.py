@@ -39,6 +39,8 @@ METHOD_NAMES = {"linear": ("mean", {}), "dare_ties": ("dare", {"ties": True}), "
 """mergekit method names whose chorus method differs, with the parameters they imply;
 other names (``ties``, ``task_arithmetic``, ...) are chorus's own."""
 
+_CHORUS_KEYS = {"merge_method": "method", "models": "vectors", "base_model": "base", "parameters": "params"}
+
 _CONSENSUS = {"ties", "dare_ties", "breadcrumbs_ties", "della"}
 """mergekit methods with TIES' sign consensus (normalized by the agreeing weights)."""
 
@@ -52,7 +54,9 @@ def from_mergekit(data: dict) -> tuple[dict, list[int]]:
     """The chorus recipe mapping of a mergekit-style one, and for each chorus vector the
     index of the ``models`` entry it came from. Values are moved, not checked: the recipe's
     validation reports every problem."""
-    result = {key: value for key, value in data.items() if key not in MERGEKIT_KEYS}
+    taken = [key for key in MERGEKIT_KEYS if _CHORUS_KEYS[key] in data]  # both spellings: reported as unknown
+    result = {key: value for key, value in data.items() if key not in MERGEKIT_KEYS or key in taken}
+    data = {key: value for key, value in data.items() if key not in taken}
     name = data.get("merge_method")
     method, implied = METHOD_NAMES.get(name, (name, {})) if isinstance(name, str) else (name, {})
     if "merge_method" in data:
@@ -64,7 +68,7 @@ def from_mergekit(data: dict) -> tuple[dict, list[int]]:
             result["lambda"] = params.pop("lambda")
         if isinstance(params.get("int8_mask"), bool):
             params.pop("int8_mask")
-        if params.get("normalize") is True and name in _CONSENSUS:
+        if params.get("normalize") is True and isinstance(name, str) and name in _CONSENSUS:
             params.pop("normalize")
         params = {**params, **implied}
     if params:
