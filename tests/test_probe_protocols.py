@@ -50,7 +50,7 @@ def _probe(run_cli, manifest, out, *options):
 
 def _probe_folds(run_cli, manifest, out):
     return _probe(run_cli, manifest, out, "--folds", "--refit", "--pooling", "mean,max", "--C", "0.1,1",
-                  "--bootstrap", "200", "--seed", "3")
+                  "--bootstrap", "200", "--seed", "3", "--noise-snr", "0")
 
 
 def test_folds_and_refit_end_to_end(fold_manifest, tmp_path, run_cli):
@@ -58,7 +58,8 @@ def test_folds_and_refit_end_to_end(fold_manifest, tmp_path, run_cli):
     assert report["folds"] == ["1", "2", "3", "4"] and report["refit"] is True
     assert report["clips"] == {f"fold {k}": 6 for k in range(1, FOLDS + 1)}
     condition = report["conditions"]["default"]
-    assert condition["extraction"] == {"computed": 24, "reused": 0}  # one extraction shared by every fold
+    # one extraction of the 24 clips (clean, and with noise) shared by every fold
+    assert condition["extraction"] == {"computed": 48, "reused": 0}
     assert list(condition["folds"]) == report["folds"]
     for fold, run in condition["folds"].items():
         assert run["clips"] == {"train": 12, "valid": 6, "test": 6}, fold
@@ -77,6 +78,8 @@ def test_folds_and_refit_end_to_end(fold_manifest, tmp_path, run_cli):
         assert stats["mean"]["accuracy"] == pytest.approx(np.mean(per_fold))
         assert stats["std"]["accuracy"] == pytest.approx(np.std(per_fold, ddof=1))
         assert set(stats["mean"]) == {"accuracy", "macro_f1"}
+    noisy = [run["noise"]["0"]["mean"]["best"]["accuracy"] for run in condition["folds"].values()]
+    assert condition["noise"]["0"]["mean"]["best"]["accuracy"] == pytest.approx(np.mean(noisy))
     layer_means = [slot["test"]["accuracy"] for slot in condition["poolings"]["mean"]["slots"]]
     assert layer_means[0] == pytest.approx(np.mean([run["poolings"]["mean"]["slots"][0]["test"]["accuracy"]
                                                     for run in condition["folds"].values()]))
