@@ -99,3 +99,23 @@ def test_a_piped_table_is_tsv_with_long_names_whole():
 def test_quiet_prints_nothing_on_stdout():
     result = _chorus("--quiet", "encoders")
     assert result.returncode == 0 and result.stdout == ""
+
+
+MINIMAL_ARGS = {"embed": ["x.wav", "-o", "o"], "probe": ["-d", "m.csv", "-o", "o"],
+                "finetune": ["-d", "m.csv", "-o", "o"],
+                "pretrain": ["-d", "m.csv", "-o", "o"], "predict": ["model", "x.wav", "-o", "o"],
+                "evaluate": ["model", "-d", "m.csv"], "compare": ["-d", "m.csv", "-o", "o"], "separate": ["mix.wav"]}
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_a_device_that_cannot_be_used_is_refused_before_any_work(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(build_app(), [command, *MINIMAL_ARGS[command], "--device", "cuda:99"])
+    assert result.exit_code == 2 and "cuda:99 requested" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_and_verbose_are_global_and_exclusive():
+    assert CliRunner().invoke(build_app(), ["--verbose", "encoders"]).exit_code == 0
+    both = CliRunner().invoke(build_app(), ["--quiet", "--verbose", "encoders"])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -48,7 +48,8 @@ def _entries(probe, individual, joint, merged, device):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("compare", epilog="Example: chorus compare -d data/manifest.csv -o compare/ --individual runs/birds/model --merged merged/")
+    @app.command("compare", epilog="Example: chorus compare -d data/manifest.csv -o compare/ "
+                                            "--individual runs/birds/model --merged merged/")
     def compare_command(
         data: Path = opt.data(help="Manifest of the test clips (with a group column)."),
         out: Path = opt.out(help="Output folder (compare.json, compare.html)."),

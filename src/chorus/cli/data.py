@@ -65,7 +65,7 @@ def _label_table(manifest) -> Table:
 
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Check dataset manifests and make deterministic splits.", no_args_is_help=True,
-                         epilog="Example: chorus data check data/manifest.csv")
+                           epilog="Example: chorus data check data/manifest.csv")
     app.add_typer(data_app, name="data")
 
     @data_app.command("check", epilog="Example: chorus data check data/manifest.csv --durations")

@@ -26,7 +26,8 @@ def _teacher_layers(items: list[str]) -> dict[str, tuple[str, ...]]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("distill", epilog="Example: chorus distill -t sfx-cnn --student-init student-cnn -d clips.csv -o runs/distill")
+    @app.command("distill", epilog="Example: chorus distill -t sfx-cnn --student-init student-cnn -d clips.csv "
+                                            "-o runs/distill")
     def distill_command(
         teacher: List[str] = typer.Option(..., "--teacher", "-t", help="registered teacher encoder (repeat for "
                                           "ensemble distillation: all teachers at once)"),

@@ -13,7 +13,7 @@ from ._console import Console
 
 def register(app: typer.Typer) -> None:
     prior_app = typer.Typer(help="Train source priors for prior-guided separation.", no_args_is_help=True,
-                         epilog="Example: chorus prior train -d frogs.csv -o priors/frog")
+                            epilog="Example: chorus prior train -d frogs.csv -o priors/frog")
     app.add_typer(prior_app, name="prior")
 
     @prior_app.command("train", epilog="Example: chorus prior train -d frogs.csv -o priors/frog --steps 500")
@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
         config = validated(
             PriorTrainConfig, SeparationError,
             sample_rate=sample_rate, segment_seconds=segment_seconds, n_fft=n_fft, hop=hop, channels=channels,
-            depth=depth, batch_size=batch_size, steps=steps, learning_rate=learning_rate if old_learning_rate is None else old_learning_rate,
+            depth=depth, batch_size=batch_size, steps=steps,
+            learning_rate=learning_rate if old_learning_rate is None else old_learning_rate,
             checkpoint_every=checkpoint_every, seed=seed, class_conditional=class_conditional, class_key=class_key,
             representation=representation)
         summary = train_prior(clips, out, config, name=name,

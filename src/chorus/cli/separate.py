@@ -120,7 +120,8 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         console.print(f"{result.evaluations} network evaluations over {result.chunks} chunk(s)")
 
-    @app.command("separation-metrics", epilog="Example: chorus separation-metrics ref1.wav ref2.wav --est a.wav --est b.wav --mix mix.wav")
+    @app.command("separation-metrics", epilog="Example: chorus separation-metrics ref1.wav ref2.wav --est a.wav "
+                                                       "--est b.wav --mix mix.wav")
     def metrics_command(
         references: list[Path] = typer.Argument(..., help="Reference source files, in source order."),
         est: list[Path] = typer.Option(..., "--est", help="Estimated source files, same order (repeat)."),

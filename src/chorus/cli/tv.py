@@ -20,7 +20,7 @@ EQUAL_LENGTH_BATCH = opt.batch_size(8, "clips per forward pass (equal lengths on
 
 
 tv_app = typer.Typer(help="Task vectors: info, apply, diff, convert, push, pull.", no_args_is_help=True,
-                      epilog="Example: chorus tv info runs/birds/taskvector")
+                     epilog="Example: chorus tv info runs/birds/taskvector")
 
 
 def _say(message: str) -> None:
