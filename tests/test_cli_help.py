@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import chorus
 from chorus.cli.main import build_app
 
-MODEL_COMMANDS = {"embed", "probe", "finetune", "pretrain", "predict", "evaluate", "compare", "separate"}
+MODEL_COMMANDS = {"embed", "probe", "finetune", "pretrain", "predict", "evaluate", "compare", "separate", "analyze"}
 """Commands that run a model on a torch device."""
 SHARED = {"out": ("-o", "--out"), "encoder": ("-e", "--encoder"), "data": ("-d", "--data"),
           "seed": ("--seed",), "batch_size": ("--batch-size",), "split": ("--split",), "device": ("--device",)}
@@ -104,7 +104,8 @@ def test_quiet_prints_nothing_on_stdout():
 MINIMAL_ARGS = {"embed": ["x.wav", "-o", "o"], "probe": ["-d", "m.csv", "-o", "o"],
                 "finetune": ["-d", "m.csv", "-o", "o"],
                 "pretrain": ["-d", "m.csv", "-o", "o"], "predict": ["model", "x.wav", "-o", "o"],
-                "evaluate": ["model", "-d", "m.csv"], "compare": ["-d", "m.csv", "-o", "o"], "separate": ["mix.wav"]}
+                "evaluate": ["model", "-d", "m.csv"], "compare": ["-d", "m.csv", "-o", "o"], "separate": ["mix.wav"],
+                "analyze": ["tv", "-o", "o"]}
 
 
 @pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))

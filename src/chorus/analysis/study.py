@@ -46,11 +46,12 @@ class AnalysisSettings(FrozenModel):
 
 def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audio: EvalAudio | None = None,
             settings: AnalysisSettings | None = None, progress: ProgressFactory | None = None,
-            exposed: Mapping[str, str] | None = None) -> dict:
+            exposed: Mapping[str, str] | None = None, device: str = "cpu") -> dict:
     """The analysis of ``vectors`` (task vectors of one base). With ``audio`` (validation
     clips of every group; ``base_state``: the base encoder's weights) it includes
     connectivity, negation and spectra. ``exposed``: module prefix -> exposed layer name
-    (per-layer results use the encoder's own layer names). Returns ``analysis.json``'s content (strict JSON:
+    (per-layer results use the encoder's own layer names); ``device``: where encoders run
+    for connectivity and negation. Returns ``analysis.json``'s content (strict JSON:
     non-finite numbers are None)."""
     from .report import clean
 
@@ -64,8 +65,8 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
     if audio is not None and len(vectors) > 1:
         groups = require_groups(vectors, "the analysis of groups")
         result["connectivity"] = connectivity(vectors, base_state, audio, alpha_grid(settings.alpha_points),
-                                              settings.calibration, progress)
-        result["negation"] = score_negations(vectors, base_state, audio, settings.lambdas, progress)
+                                              settings.calibration, progress, device)
+        result["negation"] = score_negations(vectors, base_state, audio, settings.lambdas, progress, device)
         result["spectra"] = spectral_distances(audio, groups, result["geometry"]["whole_model"]["cosine"],
                                                settings.n_mels)
     result["summary"] = summary(result)
@@ -107,14 +108,14 @@ def summary(result: dict) -> dict:
 
 def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | Path | None = None,
                  split: str | None = "valid", base: str | Path | None = None, settings: AnalysisSettings | None = None,
-                 progress: ProgressFactory | None = None) -> dict:
+                 progress: ProgressFactory | None = None, device: str = "cpu") -> dict:
     """``chorus analyze``: load the task vectors at ``paths`` (validated), analyse them and
     write ``analysis.json``, the PNG figures and ``analysis.html`` into ``out_dir``.
 
     ``data``: a manifest whose ``split`` clips (None: all) of the vectors' groups feed
     connectivity, negation and spectra; ``base``: the base weights (a registered encoder
     name, a chorus model directory or a ``.safetensors`` file; default: the encoder the
-    vectors name), checked against the vectors' fingerprint.
+    vectors name), checked against the vectors' fingerprint; ``device``: where encoders run.
     """
     from ..data.manifest import read_manifest
     from ..data.clipset import load_eval_audio
@@ -139,6 +140,7 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate,
                                 progress, "loading validation clips")
         state = base_state(resolve_base(vectors, base), vectors[0].fingerprint)
-    result = analyze(vectors, state, audio, settings, progress, exposed_layers(vectors[0].manifest.base.architecture))
+    result = analyze(vectors, state, audio, settings, progress, exposed_layers(vectors[0].manifest.base.architecture),
+                     device)
     write_analysis(result, out_dir)
     return result

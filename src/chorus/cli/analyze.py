@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from . import _options as opt
+from ._options import DEVICE
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +29,7 @@ def register(app: typer.Typer) -> None:
         lambdas: str = typer.Option("0,0.5,1,2", "--lambdas", help="Negation λ grid, comma-separated."),
         calibration: str = typer.Option("auto", "--calibration", help="Head calibration on the LMC paths."),
         ranks: bool = typer.Option(True, "--ranks/--no-ranks", help="Effective ranks (one SVD per matrix)."),
+        device: str = DEVICE,
     ) -> None:
         """Cosine, sign conflicts, top-k overlap, norms and effective ranks per layer; with
         --data also linear mode connectivity, negation and spectral distances."""
@@ -42,7 +44,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("a fraction in (0, 1]", param_hint="--topk")
         settings = AnalysisSettings(sign_threshold=sign_threshold, topk=topk, alpha_points=alpha_points,
                                     lambdas=float_list(lambdas, "--lambdas"), calibration=calibration, ranks=ranks)
-        result = run_analysis(vectors, out, data, split, base, settings, tqdm_progress)
+        result = run_analysis(vectors, out, data, split, base, settings, tqdm_progress, device)
         console = Console()
         names = result["geometry"]["vectors"]
         console.print("whole-model cosine:")
