@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from . import _options as opt
+from ._console import Console
 
 MAX_LABEL_ROWS = 100
 FOLDER_MANIFEST = "manifest.csv"
@@ -68,10 +70,11 @@ def _label_table(manifest) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Check dataset manifests and make deterministic splits.", no_args_is_help=True)
+    data_app = typer.Typer(help="Check dataset manifests and make deterministic splits.", no_args_is_help=True,
+                           epilog="Example: chorus data check data/manifest.csv")
     app.add_typer(data_app, name="data")
 
-    @data_app.command("check")
+    @data_app.command("check", epilog="Example: chorus data check data/manifest.csv --durations")
     def check_command(
         manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, folder with manifest.csv, audiofolder or "
                                                   "folder-per-class tree."),
@@ -106,12 +109,12 @@ def register(app: typer.Typer) -> None:
             _report(console, manifest, [f"{f.error}" for f in failures])
             raise typer.Exit(2)
 
-    @data_app.command("split")
+    @data_app.command("split", epilog="Example: chorus data split data/manifest.csv -o data/split.csv --seed 0")
     def split_command(
         manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, folder with manifest.csv, audiofolder or "
                                                   "folder-per-class tree."),
-        out: Path = typer.Option(..., "--out", help="Where to write the split manifest (CSV)."),
-        seed: int = typer.Option(0, "--seed", help="Same seed, same split."),
+        out: Path = opt.out(help="Where to write the split manifest (CSV)."),
+        seed: int = opt.seed(help="Same seed, same split."),
         train: float = typer.Option(0.7, "--train", help="Fraction for train."),
         valid: float = typer.Option(0.15, "--valid", help="Fraction for valid."),
         test: float = typer.Option(0.15, "--test", help="Fraction for test."),

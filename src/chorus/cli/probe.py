@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from . import _options as opt
+from ._console import Console
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
 
 TASKS = ("auto", "multiclass", "multilabel", "detection")
@@ -27,11 +28,11 @@ def _print_summary(report: dict, console: Console) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("probe")
+    @app.command("probe", epilog="Example: chorus probe -e sfx-cnn -d data/manifest.csv -o probe-report/")
     def probe_command(
         encoder: str = ENCODER,
-        data: Path = typer.Option(..., "--data", "-d", help="manifest with train/valid/test splits"),
-        out: Path = typer.Option(..., "--out", "-o", help="report folder"),
+        data: Path = opt.data(help="manifest with train/valid/test splits"),
+        out: Path = opt.out(help="report folder"),
         source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
         pooling: str = typer.Option("mean,max,attention", "--pooling",
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         solver: str = typer.Option("lbfgs", "--solver",
                                    help="linear probes: lbfgs (full batch, to the optimum) or adam (minibatch, "
                                         "early stopping)"),
-        learning_rates: str = typer.Option("1e-2,3e-2,1e-1,3e-1", "--lr", help="Adam learning-rate grid"),
+        learning_rates: str = opt.lr("1e-2,3e-2,1e-1,3e-1", "Adam learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
         patience: int = typer.Option(3, "--patience", min=1, help="validation checks without a gain before a probe stops"),
         weight_decay: float = typer.Option(0.007, "--weight-decay", "--l2", min=0.0,
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0,
                                       help="stratified bootstrap resamples of the test clips for 95% intervals "
                                            "of the test metric (0: none)"),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = opt.seed(),
         device: str = DEVICE,
     ) -> None:
         """Probe every layer of ENCODER on DATA: one forward pass per batch extracts all
