@@ -34,7 +34,7 @@ How all of them are solved together:
   waits until its norm along the axes times the ratio (largest entry / norm) just seen is
   below ``tol``. The same test along the principal axes would be stricter than
   scikit-learn's (a residual along a few axes spreads over the ``D`` coordinates) and
-  takes about twice the iterations.
+  takes 1.7–1.8× the iterations at the same ``tol``.
 """
 
 from __future__ import annotations
