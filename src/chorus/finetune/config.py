@@ -30,8 +30,13 @@ class FinetuneConfig(StrictModel):
     ``groups``: manifest groups trained together (empty: all; several = joint training,
     one head over the union of labels). ``clip_seconds``: crop/pad length (None: the
     longest training clip, at most 10 s). ``lr``: encoder peak LR (None: 1e-4 full,
-    1e-3 LoRA). ``warmup``: fraction of optimizer steps warming up. ``patience``:
-    epochs without improvement of the validation ``monitor`` metric before stopping.
+    1e-3 LoRA). ``layer_decay``: each encoder unit (``blocks.3``, ...) below the last
+    trains at this times the rate of the one above (1: one rate). ``warmup``: fraction of
+    optimizer steps warming up. ``ema``: decay of a weight average that is validated and
+    kept instead of the raw weights (None: none). ``patience``: epochs without improvement
+    of the validation ``monitor`` metric before stopping. ``keep_probe``: when the best
+    fine-tuned epoch is worse on validation (``monitor``) than the frozen-probe baseline,
+    keep the baseline (the unchanged encoder with the probe head) instead.
     """
     encoder: str = "sfx-cnn"
     source: str | None = None
@@ -55,12 +60,15 @@ class FinetuneConfig(StrictModel):
     accumulate: int = Field(default=1, ge=1)
     lr: float | None = Field(default=None, gt=0)
     head_lr: float = Field(default=1e-3, gt=0)
+    layer_decay: float = Field(default=1.0, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup: float = Field(default=0.1, ge=0, le=1)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
     max_grad_norm: float | None = Field(default=1.0, gt=0)
+    ema: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=3, ge=1)
     monitor: str | None = None
+    keep_probe: bool = True
     seed: int = 0
     device: str = "auto"
     delta_dtype: DeltaDtype = "float32"
