@@ -73,3 +73,18 @@ def test_finetune_command_prints_the_frozen_probe_baseline_and_warns_below_it(ru
     training = json.loads((out / "taskvector" / "taskvector.json").read_text())["training"]
     assert training["probe_metrics"]["test_accuracy"] == probe["test"]["accuracy"]
     assert training["settings"]["layer_decay"] == 0.5 and training["settings"]["keep_probe"] is False
+
+
+def test_finetune_command_defaults_are_the_library_defaults():
+    import typer.main
+
+    from chorus.cli.main import build_app
+    from chorus.finetune.config import FinetuneConfig
+
+    command = typer.main.get_command(build_app()).commands["finetune"]
+    defaults = FinetuneConfig()
+    shared = [p for p in command.params if p.name in FinetuneConfig.model_fields]
+    assert {p.name for p in shared} >= {"lr", "head_lr", "layer_decay", "warmup", "ema", "keep_probe", "monitor"}
+    for param in shared:
+        expected = getattr(defaults, param.name)
+        assert param.default == (expected if not isinstance(expected, list) else None), param.name
