@@ -54,7 +54,7 @@ def test_warning_when_the_run_ends_below_its_probe(tones, tmp_path):
 def test_the_probe_is_kept_when_fine_tuning_loses_on_validation(tones, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FinetuneWarning)
-        result = finetune(tones, tmp_path, FinetuneConfig(**QUICK, **WILD, monitor="loss"))
+        result = finetune(tones, tmp_path, FinetuneConfig(**QUICK, **WILD))  # monitor: validation loss
     assert result.kept_probe and result.best_epoch is None
     assert result.valid_metrics["accuracy"] == result.probe_valid_metrics["accuracy"]
     assert result.test_metrics["accuracy"] == result.probe_test_metrics["accuracy"]
@@ -74,8 +74,9 @@ def test_vectors_without_a_baseline_still_load_and_bad_baselines_are_refused():
 
 def test_defaults_are_the_documented_ones():
     config = FinetuneConfig()
-    assert (config.encoder_lr, config.layer_decay, config.ema, config.keep_probe, config.train_bn_stats) == (
-        DEFAULT_LR["full"], 1.0, None, True, False)
+    assert DEFAULT_LR["full"] == config.encoder_lr == 3e-5 and config.head_lr == 1e-4
+    assert (config.monitor, config.keep_probe, config.train_bn_stats, config.layer_decay, config.ema) == (
+        "loss", True, False, 1.0, None)
 
 
 def test_mean_max_pooling_doubles_the_head_input(tones, tmp_path):

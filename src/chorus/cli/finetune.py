@@ -45,15 +45,16 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(10),
         batch_size: int = typer.Option(16),
         accumulate: int = typer.Option(1, help="micro-batches per optimizer step"),
-        lr: Optional[float] = typer.Option(None, help="encoder peak LR (default 1e-4 full, 1e-3 LoRA)"),
-        head_lr: float = typer.Option(1e-3),
+        lr: Optional[float] = typer.Option(None, help="encoder peak LR (default 3e-5 full, 1e-3 LoRA)"),
+        head_lr: float = typer.Option(1e-4),
         layer_decay: float = typer.Option(1.0, help="LR factor per encoder block below the last (1: one rate)"),
         weight_decay: float = typer.Option(0.01),
         warmup: float = typer.Option(0.1, help="fraction of steps warming up"),
         ema: Optional[float] = typer.Option(None, help="validate and keep an exponential moving average of the "
                                             "weights with this decay (default: none)"),
         patience: int = typer.Option(3, help="epochs without improvement before stopping (0: never)"),
-        monitor: Optional[str] = typer.Option(None, help="validation metric (default accuracy / map)"),
+        monitor: Optional[str] = typer.Option("loss", help="validation metric for early stopping and the "
+                                              "comparison with the frozen probe (e.g. loss, accuracy, map)"),
         keep_probe: bool = typer.Option(True, help="keep the frozen-probe baseline when no fine-tuned epoch "
                                         "matches it on validation"),
         seed: int = typer.Option(0),
