@@ -76,7 +76,7 @@ def hard_small_data(args: argparse.Namespace) -> None:
     print(f"{'preset':12s} {'seed':>4s} {'region':11s} {'train':>5s} {'probe':>6s} {'tuned':>6s}  at/above  kept  warned")
     totals: dict[str, list[bool]] = {}
     for preset in args.presets.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             fields = {"species": args.species} if args.species else {}
             if preset == "unbalanced":
                 fields["clips_per_species"] = 24  # ≤ 24 clips per class (the preset's 80 is not small data)
@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-data/finetune_vs_probe"))
     parser.add_argument("--presets", default=None,
                         help="comma-separated hard presets: compare the default fine-tuning with its probe instead")
-    parser.add_argument("--seeds", type=int, default=5, help="with --presets: seeds 0..N-1 per preset")
+    parser.add_argument("--seeds", type=int, default=5, help="with --presets: seeds per preset")
+    parser.add_argument("--first-seed", type=int, default=0, help="with --presets: the first seed")
     args = parser.parse_args()
     if args.presets:
         hard_small_data(args)

@@ -88,3 +88,13 @@ def test_mean_max_pooling_doubles_the_head_input(tones, tmp_path):
     assert model.heads[0].in_features == 2 * model.encoder.layer_dims[model.layer_index]
     scores = model.predict_scores(torch.randn(2, 8000), torch.tensor([8000, 6000]))
     assert torch.allclose(scores.sum(dim=1), torch.ones(2))
+
+
+def test_an_epoch_must_match_the_probe_on_the_monitor_and_on_accuracy():
+    from chorus.finetune.baseline import matches_probe
+
+    probe = {"loss": 0.977, "accuracy": 0.667}
+    assert not matches_probe({"valid_loss": 0.969, "valid_accuracy": 0.5}, probe, "loss", "multiclass")
+    assert not matches_probe({"valid_loss": 1.1, "valid_accuracy": 0.75}, probe, "loss", "multiclass")
+    assert matches_probe({"valid_loss": 0.977, "valid_accuracy": 0.667}, probe, "loss", "multiclass")
+    assert matches_probe({"valid_loss": 1.1, "valid_accuracy": 0.75}, probe, "accuracy", "multiclass")

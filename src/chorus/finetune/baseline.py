@@ -50,9 +50,15 @@ def probe_baseline(model: ClassifierModel, splits: dict[str, ClipSet], task: str
     return ProbeBaseline(penalty, scores["valid"], scores.get("test"), state)
 
 
-def not_worse(value: float, reference: float, monitor: str) -> bool:
-    """Whether ``value`` of ``monitor`` is at least as good as ``reference`` (loss: lower)."""
-    return value <= reference if monitor == "loss" else value >= reference
+def matches_probe(epoch: dict[str, float], probe_valid: dict[str, float], monitor: str, task: str) -> bool:
+    """Whether a fine-tuned epoch (a history row: ``valid_<metric>``) is at least as good as
+    the probe on validation, both on ``monitor`` and on the task's main metric (accuracy /
+    mAP): on a small validation split a loss a hair lower can hide fewer correct clips."""
+    def not_worse(metric: str) -> bool:
+        ours, theirs = epoch[f"valid_{metric}"], probe_valid[metric]
+        return ours <= theirs if metric == "loss" else ours >= theirs
+
+    return not_worse(monitor) and not_worse(MONITOR[task])
 
 
 def warn_if_below(baseline: ProbeBaseline, valid: dict[str, float], test: dict[str, float] | None,

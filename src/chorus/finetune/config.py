@@ -30,13 +30,14 @@ class FinetuneConfig(StrictModel):
     ``groups``: manifest groups trained together (empty: all; several = joint training,
     one head over the union of labels). ``clip_seconds``: crop/pad length (None: the
     longest training clip, at most 10 s). ``lr``: encoder peak LR (None: 3e-5 full,
-    1e-3 LoRA); ``head_lr``: the head's. ``layer_decay``: each encoder unit (``blocks.3``, ...) below the last
-    trains at this times the rate of the one above (1: one rate). ``warmup``: fraction of
-    optimizer steps warming up. ``ema``: decay of a weight average that is validated and
-    kept instead of the raw weights (None: none). ``patience``: epochs without improvement
-    of the validation ``monitor`` metric (default loss; None: accuracy / mAP) before stopping. ``keep_probe``: when the best
-    fine-tuned epoch is worse on validation (``monitor``) than the frozen-probe baseline,
-    keep the baseline (the unchanged encoder with the probe head) instead.
+    1e-3 LoRA); ``head_lr``: the head's. ``layer_decay``: each encoder unit (``blocks.3``,
+    ...) below the last trains at this times the rate of the one above (1: one rate).
+    ``warmup``: fraction of optimizer steps warming up. ``ema``: decay of a weight average
+    that is validated and kept instead of the raw weights (None: none). ``patience``:
+    epochs without improvement of the validation ``monitor`` metric (default loss; None:
+    accuracy / mAP) before stopping. ``keep_probe``: when the best fine-tuned epoch is
+    worse on validation (on ``monitor`` or on the task's main metric) than the
+    frozen-probe baseline, keep the baseline (the unchanged encoder with the probe head).
     """
     encoder: str = "sfx-cnn"
     source: str | None = None

@@ -37,7 +37,7 @@ from ..train.early_stopping import EarlyStopping
 from ..train.lora import inject_lora, merge_lora
 from ..train.metrics import METRICS, MONITOR, classification_metrics, loss_function
 from ..train.ema import WeightEMA
-from .baseline import ProbeBaseline, not_worse, probe_baseline, warn_if_below
+from .baseline import ProbeBaseline, matches_probe, probe_baseline, warn_if_below
 from .errors import FinetuneError
 from .layerwise import layerwise_scale
 from ..train.step import TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups, set_train_mode
@@ -264,8 +264,8 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
                 {"best": fit.best_state, **({"average": average.model.state_dict()} if average else {})})
     finally:
         bar.close()
-    if config.keep_probe and not (fit.stopper.best is not None
-                                  and not_worse(fit.stopper.best, baseline.valid[monitor], monitor)):
+    best = next((row for row in fit.history if row["epoch"] == fit.stopper.best_epoch), None)
+    if config.keep_probe and not (best is not None and matches_probe(best, baseline.valid, monitor, data.task)):
         fit.best_state, fit.kept_probe = baseline.state, True
     return fit
 
