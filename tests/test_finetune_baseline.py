@@ -98,3 +98,27 @@ def test_an_epoch_must_match_the_probe_on_the_monitor_and_on_accuracy():
     assert not matches_probe({"valid_loss": 1.1, "valid_accuracy": 0.75}, probe, "loss", "multiclass")
     assert matches_probe({"valid_loss": 0.977, "valid_accuracy": 0.667}, probe, "loss", "multiclass")
     assert matches_probe({"valid_loss": 1.1, "valid_accuracy": 0.75}, probe, "accuracy", "multiclass")
+
+
+def test_layerwise_decay_scales_each_unit_below_the_last():
+    from chorus.encoders import load_encoder
+    from chorus.finetune.layerwise import layerwise_scale, unit_of
+
+    assert unit_of("blocks.3.conv1.weight") == "blocks.3" and unit_of("stem.weight") == "stem"
+    encoder = load_encoder("toy-cnn")
+    units = list(dict.fromkeys(unit_of(name) for name, _ in encoder.named_parameters()))
+    scale = layerwise_scale(encoder, 0.5)
+    firsts = {unit_of(name): name for name, _ in reversed(list(encoder.named_parameters()))}
+    assert [scale(f"encoder.{firsts[u]}") for u in units] == [0.5 ** (len(units) - 1 - i) for i in range(len(units))]
+
+
+def test_the_weight_average_is_what_is_kept(tones, tmp_path):
+    settings = dict(**QUICK, lr=3e-3, head_lr=1e-2, keep_probe=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FinetuneWarning)
+        raw = finetune(tones, tmp_path / "raw", FinetuneConfig(**settings))
+        averaged = finetune(tones, tmp_path / "ema", FinetuneConfig(**settings, ema=0.5))
+    a, b = TaskVector.load(raw.taskvector_dir), TaskVector.load(averaged.taskvector_dir)
+    assert any(b.tensor(name).any() for name in b.keys())
+    assert any(not torch.equal(a.tensor(name), b.tensor(name)) for name in a.keys())
+    assert b.manifest.training.settings["ema"] == 0.5
