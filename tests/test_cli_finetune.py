@@ -56,3 +56,35 @@ def test_finetune_native_pooling_resolves_to_the_encoders(run_cli, tmp_path):
                      out, "--pooling", "native", "--epochs", "1", "--batch-size", "8", "--patience", "0")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "model" / "model.json").read_text())["classifier"]["pooling"] == "max"
+
+
+def test_finetune_command_prints_the_frozen_probe_baseline_and_warns_below_it(run_cli, tmp_path):
+    tone_manifest(tmp_path / "data")
+    out = tmp_path / "out"
+    result = run_cli("finetune", "--encoder", "toy-cnn", "--data", tmp_path / "data" / "manifest.csv", "--out", out,
+                     "--group", "g1", "--epochs", "2", "--batch-size", "4", "--lr", "30", "--head-lr", "30",
+                     "--warmup", "0", "--patience", "0", "--no-keep-probe", "--layer-decay", "0.5",
+                     "--pooling", "mean+max")
+    assert result.exit_code == 0, result.output
+    assert "frozen probe: loss" in result.output and "below its frozen-probe baseline on test" in result.output
+    probe = json.loads((out / "metrics.json").read_text())["probe"]
+    assert probe["kept"] is False and probe["test"]["accuracy"] > json.loads(
+        (out / "metrics.json").read_text())["test"]["accuracy"]
+    training = json.loads((out / "taskvector" / "taskvector.json").read_text())["training"]
+    assert training["probe_metrics"]["test_accuracy"] == probe["test"]["accuracy"]
+    assert training["settings"]["layer_decay"] == 0.5 and training["settings"]["keep_probe"] is False
+
+
+def test_finetune_command_defaults_are_the_library_defaults():
+    import typer.main
+
+    from chorus.cli.main import build_app
+    from chorus.finetune.config import FinetuneConfig
+
+    command = typer.main.get_command(build_app()).commands["finetune"]
+    defaults = FinetuneConfig()
+    shared = [p for p in command.params if p.name in FinetuneConfig.model_fields]
+    assert {p.name for p in shared} >= {"lr", "head_lr", "layer_decay", "warmup", "ema", "keep_probe", "monitor"}
+    for param in shared:
+        expected = getattr(defaults, param.name)
+        assert param.default == (expected if not isinstance(expected, list) else None), param.name

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -11,6 +12,9 @@ from rich.table import Table
 from . import _options as opt
 from ._console import Console
 from ._options import DEVICE
+
+if TYPE_CHECKING:
+    from ..finetune.runner import FinetuneResult
 
 
 def _split_groups(values: list[str] | None) -> list[str]:
@@ -36,17 +40,24 @@ def register(app: typer.Typer) -> None:
                                       "features first, LP-FT) or random"),
         train_bn_stats: bool = typer.Option(False, help="update BatchNorm running statistics (stored as buffers.*)"),
         layer: Optional[str] = typer.Option(None, help="encoder layer feeding the head (name or index; default last)"),
-        pooling: str = typer.Option("mean", help="mean or max over valid frames, or native (the encoder's own)"),
+        pooling: str = typer.Option("mean", help="mean, max or mean+max over valid frames, or native (the "
+                                    "encoder's own)"),
         clip_seconds: Optional[float] = typer.Option(None, help="crop/pad length (default: longest clip, ≤ 10 s)"),
         epochs: int = typer.Option(10),
         batch_size: int = opt.batch_size(16, "clips per micro-batch"),
         accumulate: int = typer.Option(1, help="micro-batches per optimizer step"),
-        lr: Optional[float] = opt.lr(None, "encoder peak LR (default 1e-4 full, 1e-3 LoRA)"),
-        head_lr: float = typer.Option(1e-3),
+        lr: Optional[float] = opt.lr(None, "encoder peak LR (default 3e-5 full, 1e-3 LoRA)"),
+        head_lr: float = typer.Option(1e-4),
+        layer_decay: float = typer.Option(1.0, help="LR factor per encoder block below the last (1: one rate)"),
         weight_decay: float = typer.Option(0.01),
         warmup: float = typer.Option(0.1, help="fraction of steps warming up"),
+        ema: Optional[float] = typer.Option(None, help="validate and keep an exponential moving average of the "
+                                            "weights with this decay (default: none)"),
         patience: int = typer.Option(3, help="epochs without improvement before stopping (0: never)"),
-        monitor: Optional[str] = typer.Option(None, help="validation metric (default accuracy / map)"),
+        monitor: Optional[str] = typer.Option("loss", help="validation metric for early stopping and the "
+                                              "comparison with the frozen probe (e.g. loss, accuracy, map)"),
+        keep_probe: bool = typer.Option(True, help="keep the frozen-probe baseline when no fine-tuned epoch "
+                                        "matches it on validation"),
         seed: int = opt.seed(),
         device: str = DEVICE,
         delta_dtype: str = typer.Option("float32", help="task-vector storage: float32, bfloat16, float16"),
@@ -66,7 +77,7 @@ def register(app: typer.Typer) -> None:
         from ..progress import tqdm_progress
         from ..schema import validated
         from ..finetune.config import FinetuneConfig
-        from ..finetune.errors import FinetuneError
+        from ..finetune.errors import FinetuneError, FinetuneWarning
         from ..finetune.runner import finetune
 
         config = validated(
@@ -76,10 +87,13 @@ def register(app: typer.Typer) -> None:
             lora_targets=lora_target or [], head_init=head_init, train_bn_stats=train_bn_stats, layer=layer,
             pooling=pooling,
             clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
-            head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
+            head_lr=head_lr, layer_decay=layer_decay, weight_decay=weight_decay, warmup=warmup, ema=ema,
+            patience=patience or None, monitor=monitor, keep_probe=keep_probe,
             seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
-        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
-                          class_stats=class_stats)
+        with warnings.catch_warnings():  # printed below, with the summary
+            warnings.simplefilter("ignore", FinetuneWarning)
+            result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
+                              class_stats=class_stats)
         console = Console()
         for failure in result.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
@@ -91,6 +105,21 @@ def register(app: typer.Typer) -> None:
             marker = " *" if row["epoch"] == result.best_epoch else ""
             table.add_row(f"{row['epoch']}{marker}", *[f"{row[c]:.4g}" for c in columns])
         console.print(table)
-        if result.test_metrics:
-            console.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+        _print_against_probe(console, result)
         console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}", soft_wrap=True)
+
+
+def _print_against_probe(console: Console, result: "FinetuneResult") -> None:
+    """The fine-tuned metrics next to the frozen-probe baseline's, and what was kept."""
+    def line(metrics: dict[str, float] | None) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in (metrics or {}).items())
+
+    for split, ours, probe in (("valid", result.valid_metrics, result.probe_valid_metrics),
+                               ("test", result.test_metrics, result.probe_test_metrics)):
+        if ours:
+            console.print(f"{split}: {line(ours)}  |  frozen probe: {line(probe)}", highlight=False, soft_wrap=True)
+    if result.kept_probe:
+        console.print("[yellow]kept the frozen probe[/]: no fine-tuned epoch matched it on validation "
+                      "(the encoder is unchanged)", highlight=False, soft_wrap=True)
+    if result.warning:
+        console.print(f"[yellow]warning[/] {result.warning}", highlight=False, soft_wrap=True)

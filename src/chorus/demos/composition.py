@@ -90,7 +90,7 @@ def finetune_group_vector(manifest, out: Path, settings: CompositionDemoSettings
     config = FinetuneConfig(
         encoder=settings.encoder, groups=groups, method="full", freeze=list(settings.freeze), epochs=settings.epochs,
         batch_size=settings.batch_size, lr=settings.lr, head_lr=settings.head_lr, patience=None, seed=settings.seed,
-        warmup=0.1, clip_seconds=settings.seconds)
+        warmup=0.1, clip_seconds=settings.seconds, keep_probe=False)  # a vector to compose, even a poor one
     finetune(manifest, out, config, progress=progress, resume=(out / "checkpoint").exists())
     return TaskVector.load(out / "taskvector")
 

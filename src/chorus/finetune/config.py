@@ -15,7 +15,7 @@ from ..taskvec.manifest import DeltaDtype
 Method = Literal["full", "head-only", "lora"]
 HeadInit = Literal["probe", "random"]
 
-DEFAULT_LR = {"full": 1e-4, "head-only": 1e-3, "lora": 1e-3}
+DEFAULT_LR = {"full": 3e-5, "head-only": 1e-3, "lora": 1e-3}
 MAX_DEFAULT_CLIP_SECONDS = 10.0
 
 
@@ -29,9 +29,15 @@ class FinetuneConfig(StrictModel):
     (LP-FT), ``random`` from a seeded random head.
     ``groups``: manifest groups trained together (empty: all; several = joint training,
     one head over the union of labels). ``clip_seconds``: crop/pad length (None: the
-    longest training clip, at most 10 s). ``lr``: encoder peak LR (None: 1e-4 full,
-    1e-3 LoRA). ``warmup``: fraction of optimizer steps warming up. ``patience``:
-    epochs without improvement of the validation ``monitor`` metric before stopping.
+    longest training clip, at most 10 s). ``lr``: encoder peak LR (None: 3e-5 full,
+    1e-3 LoRA); ``head_lr``: the head's. ``layer_decay``: each encoder unit (``blocks.3``,
+    ...) below the last trains at this times the rate of the one above (1: one rate).
+    ``warmup``: fraction of optimizer steps warming up. ``ema``: decay of a weight average
+    that is validated and kept instead of the raw weights (None: none). ``patience``:
+    epochs without improvement of the validation ``monitor`` metric (default loss; None:
+    accuracy / mAP) before stopping. ``keep_probe``: when the best fine-tuned epoch is
+    worse on validation (on ``monitor`` or on the task's main metric) than the
+    frozen-probe baseline, keep the baseline (the unchanged encoder with the probe head).
     """
     encoder: str = "sfx-cnn"
     source: str | None = None
@@ -54,13 +60,16 @@ class FinetuneConfig(StrictModel):
     eval_batch_size: int | None = Field(default=None, ge=1)
     accumulate: int = Field(default=1, ge=1)
     lr: float | None = Field(default=None, gt=0)
-    head_lr: float = Field(default=1e-3, gt=0)
+    head_lr: float = Field(default=1e-4, gt=0)
+    layer_decay: float = Field(default=1.0, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup: float = Field(default=0.1, ge=0, le=1)
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
     max_grad_norm: float | None = Field(default=1.0, gt=0)
+    ema: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=3, ge=1)
-    monitor: str | None = None
+    monitor: str | None = "loss"
+    keep_probe: bool = True
     seed: int = 0
     device: str = "auto"
     delta_dtype: DeltaDtype = "float32"

@@ -36,8 +36,10 @@ from ..data.clipset import ClipSet, crop_batch, load_clipset, shuffled_batches
 from ..train.early_stopping import EarlyStopping
 from ..train.lora import inject_lora, merge_lora
 from ..train.metrics import METRICS, MONITOR, classification_metrics, loss_function
-from ..train.probe_init import probe_head
+from ..train.ema import WeightEMA
+from .baseline import ProbeBaseline, matches_probe, probe_baseline, warn_if_below
 from .errors import FinetuneError
+from .layerwise import layerwise_scale
 from ..train.step import TrainStep, autocast_dtype, classifier_loss, cosine_schedule, parameter_groups, set_train_mode
 
 
@@ -54,6 +56,10 @@ class FinetuneResult:
     test_metrics: dict[str, float] | None
     failures: list[FailedClip] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    probe_valid_metrics: dict[str, float] | None = None
+    probe_test_metrics: dict[str, float] | None = None
+    kept_probe: bool = False
+    warning: str | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -97,7 +103,8 @@ class _Fit:
     stopper: EarlyStopping
     best_state: dict[str, Tensor]
     resumed_from_epoch: int | None
-    probe_penalty: float | None = None
+    baseline: ProbeBaseline
+    kept_probe: bool = False
 
 
 def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
@@ -124,11 +131,12 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     device = resolve_device(config.device)
     model = _build_model(base, data.labels, group_name, settings, config).to(device)
     fit = _fit(model, data, config, monitor, out_dir, device, progress, resume)
+    best_epoch = None if fit.kept_probe else fit.stopper.best_epoch
     model.load_state_dict(fit.best_state)
     if config.method == "lora":
         merge_lora(model.encoder)
     amp = autocast_dtype(device)
-    eval_size = config.eval_batch_size or 2 * config.batch_size
+    eval_size = _eval_size(config)
     valid_logits = predict_clips(model, data.valid, data.eval_samples, eval_size, device, amp)
     valid_metrics = classification_metrics(valid_logits, data.valid.targets, data.task)
     train_counts = class_counts(data.train.targets, len(data.labels), data.task)
@@ -136,16 +144,20 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         valid_logits, data.valid.targets, data.task, train_counts, len(data.train))})
     test_metrics = (classification_metrics(predict_clips(model, data.test, data.eval_samples, eval_size, device, amp),
                                            data.test.targets, data.task) if len(data.test) else None)
-    _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch, valid_metrics, test_metrics)
+    baseline = fit.baseline
+    warning = warn_if_below(baseline, valid_metrics, test_metrics, data.task)
+    _write_metrics(out_dir, monitor, fit.history, best_epoch, valid_metrics, test_metrics,
+                   {"valid": baseline.valid, "test": baseline.test, "penalty": baseline.penalty,
+                    "kept": fit.kept_probe})
     model = model.cpu()
     model.save_pretrained(out_dir / "model")
     summary = TrainingSummary(
         method=_method_label(config), groups=data.groups, clips_per_label=dict(zip(data.labels, train_counts)),
-        hours=data.train.hours, epochs=len(fit.history), best_epoch=fit.stopper.best_epoch,
+        hours=data.train.hours, epochs=len(fit.history), best_epoch=best_epoch,
         metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
                  **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
-        seed=config.seed,
-        settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": fit.probe_penalty})
+        seed=config.seed, probe_metrics=baseline.metrics(), kept_probe=fit.kept_probe,
+        settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": baseline.penalty})
     vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,
                                         creator=config.creator, license=config.license)
     vector.save(out_dir / "taskvector", dtype=config.delta_dtype, density=config.density)
@@ -168,8 +180,13 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
         "valid_split": data.valid_origin,
         "failed_files": [{"path": str(f.clip.path), "error": str(f.error)} for f in data.failures]})
     remove_checkpoints(out_dir)
-    return FinetuneResult(out_dir, data.labels, data.task, fit.history, fit.stopper.best_epoch, valid_metrics,
-                          test_metrics, data.failures, fit.resumed_from_epoch)
+    return FinetuneResult(out_dir, data.labels, data.task, fit.history, best_epoch, valid_metrics,
+                          test_metrics, data.failures, fit.resumed_from_epoch, baseline.valid, baseline.test,
+                          fit.kept_probe, warning)
+
+
+def _eval_size(config: FinetuneConfig) -> int:
+    return config.eval_batch_size or 2 * config.batch_size
 
 
 def _load_data(manifest: Manifest, config: FinetuneConfig, sample_rate: int,
@@ -191,15 +208,26 @@ def _load_data(manifest: Manifest, config: FinetuneConfig, sample_rate: int,
 
 def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: str, out_dir: Path,
          device: torch.device, progress: ProgressFactory | None, resume: bool) -> _Fit:
-    """The epoch loop: train, validate, keep the best state, checkpoint; resumable."""
+    """The epoch loop: train, validate (the weight average when ``config.ema``), keep the best
+    state, checkpoint; resumable. The frozen-probe baseline is fitted first (and is the
+    starting head with ``head_init="probe"``); with ``keep_probe`` it replaces a best epoch
+    that is worse than it on validation."""
     amp = autocast_dtype(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.encoder_lr, config.head_lr, config.weight_decay))
+    baseline = probe_baseline(model, {"train": data.train, "valid": data.valid, "test": data.test}, data.task,
+                              data.eval_samples, _eval_size(config), device, amp)
+    if config.head_init == "probe":
+        model.load_state_dict(baseline.state)
+    scale = layerwise_scale(model.encoder, config.layer_decay) if config.layer_decay < 1 else None
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.encoder_lr, config.head_lr, config.weight_decay,
+                                                   encoder_scale=scale))
     batches = math.ceil(len(data.train) / config.batch_size)
     total_steps = math.ceil(batches / config.accumulate) * config.epochs
+    average = WeightEMA(model, config.ema) if config.ema is not None else None
     step = TrainStep(optimizer, classifier_loss(model, loss_function(data.task)),
                      cosine_schedule(total_steps, config.warmup, config.min_lr_ratio),
-                     config.accumulate, config.max_grad_norm, amp)
-    fit = _Fit([], EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max"), {}, None)
+                     config.accumulate, config.max_grad_norm, amp, average.update if average else None)
+    evaluated = average.model if average else model
+    fit = _Fit([], EarlyStopping(config.patience, mode="min" if monitor == "loss" else "max"), {}, None, baseline)
     def same_settings(state: dict) -> None:
         if state["config_digest"] != config.digest():
             raise FinetuneError(f"{out_dir}: the checkpoint was made with other settings; start without --resume")
@@ -209,9 +237,8 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
         state, fit.best_state = resumed.state, resumed.tensors["best"]
         fit.history, fit.resumed_from_epoch = state["history"], state["epoch"] + 1
         fit.stopper = EarlyStopping(**state["early_stopping"])
-    elif config.head_init == "probe":
-        fit.probe_penalty = init_head_from_probe(model, data, config.eval_batch_size or 2 * config.batch_size,
-                                                 device, amp)
+        if average:
+            average.model.load_state_dict(resumed.tensors["average"])
     start = fit.resumed_from_epoch or 0
     bar = resolve(progress)((config.epochs - start) * batches, "fine-tuning")
     try:
@@ -222,20 +249,32 @@ def _fit(model: ClassifierModel, data: _Data, config: FinetuneConfig, monitor: s
             set_train_mode(model, config.method == "head-only", config.train_bn_stats)
             train_loss = train_epoch(step, data.train, data.clip_samples, config.batch_size,
                                      generator(config.seed, "batches", str(epoch)), device, bar)
-            logits = predict_clips(model, data.valid, data.eval_samples,
-                                    config.eval_batch_size or 2 * config.batch_size, device, amp)
+            if average:
+                copy_buffers(model, average.model)
+            logits = predict_clips(evaluated, data.valid, data.eval_samples, _eval_size(config), device, amp)
             metrics = classification_metrics(logits, data.valid.targets, data.task)
             if fit.stopper.update(metrics[monitor], epoch):
-                fit.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                fit.best_state = {k: v.detach().clone() for k, v in evaluated.state_dict().items()}
             fit.history.append({"epoch": epoch, "train_loss": train_loss, "step": step.step,
                                 "lr": optimizer.param_groups[0]["lr"], **{f"valid_{k}": v for k, v in metrics.items()}})
             _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch)
             save_checkpoint(out_dir, model, step, {
                 "epoch": epoch, "history": fit.history, "early_stopping": fit.stopper.state(),
-                "config_digest": config.digest()}, {"best": fit.best_state})
+                "config_digest": config.digest()},
+                {"best": fit.best_state, **({"average": average.model.state_dict()} if average else {})})
     finally:
         bar.close()
+    best = next((row for row in fit.history if row["epoch"] == fit.stopper.best_epoch), None)
+    if config.keep_probe and not (best is not None and matches_probe(best, baseline.valid, monitor, data.task)):
+        fit.best_state, fit.kept_probe = baseline.state, True
     return fit
+
+
+@torch.no_grad()
+def copy_buffers(source: torch.nn.Module, target: torch.nn.Module) -> None:
+    """Copy ``source``'s buffers (BatchNorm statistics) into ``target`` of the same structure."""
+    for theirs, ours in zip(source.buffers(), target.buffers()):
+        ours.copy_(theirs)
 
 
 def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch_size: int, gen: torch.Generator,
@@ -248,20 +287,6 @@ def train_epoch(step: TrainStep, clips: ClipSet, clip_samples: int | None, batch
         bar.update(1)
     step.update()
     return float(torch.stack(losses).mean())
-
-
-def init_head_from_probe(model: ClassifierModel, data: "_Data", batch_size: int, device: torch.device,
-                         amp: torch.dtype | None) -> float:
-    """Set the head to the best L2 logistic-regression probe on the frozen encoder's pooled
-    features (LP-FT); returns the chosen penalty."""
-    train = predict_clips(model, data.train, data.eval_samples, batch_size, device, amp, features=True)
-    valid = predict_clips(model, data.valid, data.eval_samples, batch_size, device, amp, features=True)
-    weight, bias, penalty = probe_head(train, data.train.targets, valid, data.valid.targets, data.task,
-                                       len(data.labels))
-    with torch.no_grad():
-        model.heads[0].weight.copy_(weight)
-        model.heads[0].bias.copy_(bias)
-    return penalty
 
 
 def _select(manifest: Manifest, groups: list[str]) -> tuple[Manifest, list[str]]:
@@ -344,12 +369,14 @@ def _method_label(config: FinetuneConfig) -> str:
 
 
 def _recorded_settings(config: FinetuneConfig, clip_seconds: float) -> dict:
-    keys = ("encoder", "method", "head_init", "epochs", "batch_size", "accumulate", "head_lr", "weight_decay", "warmup",
-            "min_lr_ratio", "max_grad_norm", "patience", "pooling", "train_bn_stats", "freeze")
+    keys = ("encoder", "method", "head_init", "epochs", "batch_size", "accumulate", "head_lr", "layer_decay",
+            "weight_decay", "warmup", "min_lr_ratio", "max_grad_norm", "ema", "patience", "monitor", "keep_probe",
+            "pooling", "train_bn_stats", "freeze")
     return {**{k: getattr(config, k) for k in keys}, "lr": config.encoder_lr, "clip_seconds": clip_seconds}
 
 
 def _write_metrics(out_dir: Path, monitor: str, history: list[dict], best_epoch: int | None,
-                   valid: dict | None = None, test: dict | None = None) -> None:
+                   valid: dict | None = None, test: dict | None = None, probe: dict | None = None) -> None:
+    """``probe``: the frozen-probe baseline (``valid``, ``test`` metrics, ``penalty``, ``kept``)."""
     write_json(out_dir / "metrics.json", {"monitor": monitor, "best_epoch": best_epoch, "epochs": history,
-                                          "best_valid": valid, "test": test})
+                                          "best_valid": valid, "test": test, "probe": probe})

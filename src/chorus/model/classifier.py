@@ -34,10 +34,8 @@ HEADS_FILE = "heads.safetensors"
 
 def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
     """Pool ``hidden [batch, frames, features]`` over valid frames (``mask [batch, frames]``)
-    to ``[batch, features]``: ``"mean"`` or ``"max"`` (:func:`chorus.encoders.pool_frames`).
-    A clip with no valid frame gives zeros."""
-    if pooling not in ("mean", "max"):
-        raise ValueError(f"unknown pooling {pooling!r} (mean or max)")
+    to ``[batch, features]``: ``"mean"``, ``"max"`` or ``"mean+max"`` (``[batch, 2 * features]``)
+    (:func:`chorus.encoders.pool_frames`). A clip with no valid frame gives zeros."""
     return pool_encoder_frames(hidden, mask, pooling)
 
 
@@ -57,7 +55,7 @@ class ClassifierModel(nn.Module):
         self.settings = settings
         self.head_entries = list(heads)
         self.layer_index = encoder.layer_names.index(settings.layer)
-        features = encoder.layer_dims[self.layer_index]
+        features = encoder.layer_dims[self.layer_index] * (2 if settings.pooling == "mean+max" else 1)
         self.heads = nn.ModuleList(nn.Linear(features, len(entry.labels)) for entry in self.head_entries)
 
     @property

@@ -12,7 +12,7 @@ MODEL_FORMAT = "chorus-model"
 MODEL_FORMAT_VERSION = 1
 
 Task = Literal["multiclass", "multilabel"]
-Pooling = Literal["mean", "max"]
+Pooling = Literal["mean", "max", "mean+max"]
 
 
 def supported_version(version: int, supported: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -76,6 +77,18 @@ class TrainingSummary(StrictModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     seed: int | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+    probe_metrics: dict[str, float] | None = Field(
+        default=None, description="the frozen-probe baseline (the LP head on the unchanged encoder), "
+                                  "keyed as metrics (valid_accuracy, test_accuracy, ...)")
+    kept_probe: bool | None = Field(default=None, description="fine-tuning did not beat the baseline on "
+                                                              "validation; the model is the baseline")
+
+    @field_validator("probe_metrics")
+    @classmethod
+    def _finite(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not all(math.isfinite(v) for v in value.values()):
+            raise ValueError("probe_metrics must be finite numbers")
+        return value
 
 
 class GramEntry(StrictModel):

@@ -14,19 +14,20 @@ from .schedule import Schedule, WarmupCosine, as_schedule
 
 
 def parameter_groups(model: nn.Module, lr: float, head_lr: float, weight_decay: float,
-                     key: str = "peak_lr") -> list[dict]:
+                     key: str = "peak_lr", encoder_scale: Callable[[str], float] | None = None) -> list[dict]:
     """AdamW groups of the trainable parameters of a model with ``heads.*``: encoder and heads
     get their own rates (stored under ``key``: ``peak_lr`` for :class:`WarmupCosine`,
     ``lr_scale`` for :class:`~chorus.train.schedule.MultiStage`); biases and 1-D
-    (normalisation) parameters get no decay."""
-    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    (normalisation) parameters get no decay. ``encoder_scale(name)``: a multiplier of ``lr``
+    per encoder parameter (e.g. layer-wise decay; default 1)."""
+    groups: dict[tuple[str, bool, float], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             part = "heads" if name.startswith("heads.") else "encoder"
-            groups.setdefault((part, parameter.dim() >= 2), []).append(parameter)
-    return [{"params": params, "lr": head_lr if part == "heads" else lr, key: head_lr if part == "heads" else lr,
-             "weight_decay": weight_decay if decay else 0.0}
-            for (part, decay), params in sorted(groups.items())]
+            rate = head_lr if part == "heads" else lr * (encoder_scale(name) if encoder_scale else 1.0)
+            groups.setdefault((part, parameter.dim() >= 2, rate), []).append(parameter)
+    return [{"params": params, "lr": rate, key: rate, "weight_decay": weight_decay if decay else 0.0}
+            for (part, decay, rate), params in sorted(groups.items())]
 
 
 def set_train_mode(model: nn.Module, frozen_encoder: bool, train_bn_stats: bool) -> None:
