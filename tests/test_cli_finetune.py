@@ -55,4 +55,4 @@ def test_finetune_native_pooling_resolves_to_the_encoders(run_cli, tmp_path):
     result = run_cli("finetune", "--encoder", "sfx-cnn-tiny", "--data", tmp_path / "data" / "manifest.csv", "--out",
                      out, "--pooling", "native", "--epochs", "1", "--batch-size", "8", "--patience", "0")
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "model" / "model.json").read_text())["classifier"]["pooling"] == "max"
+    assert json.loads((out / "model" / "config.json").read_text())["classifier"]["pooling"] == "max"

@@ -138,12 +138,14 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
                                            data.test.targets, data.task) if len(data.test) else None)
     _write_metrics(out_dir, monitor, fit.history, fit.stopper.best_epoch, valid_metrics, test_metrics)
     model = model.cpu()
+    model.metrics = {**{f"valid_{k}": v for k, v in valid_metrics.items()},
+                     **{f"test_{k}": v for k, v in (test_metrics or {}).items()}}
+    model.licenses = [config.license] if config.license else []
     model.save_pretrained(out_dir / "model")
     summary = TrainingSummary(
         method=_method_label(config), groups=data.groups, clips_per_label=dict(zip(data.labels, train_counts)),
         hours=data.train.hours, epochs=len(fit.history), best_epoch=fit.stopper.best_epoch,
-        metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
-                 **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
+        metrics=dict(model.metrics),
         seed=config.seed,
         settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": fit.probe_penalty})
     vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,

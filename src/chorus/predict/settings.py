@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.schema import ModelJson
+from ..model.schema import ModelConfig
 from .detect import class_thresholds
 from .outputs import check_format
 from .stream import WindowSpec
@@ -35,12 +35,12 @@ class PredictSettings:
         if self.batch_size < 1 or self.open_files < 1:
             raise ValueError(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
 
-    def spec(self, record: ModelJson) -> WindowSpec:
+    def spec(self, record: ModelConfig) -> WindowSpec:
         """Window geometry at the model's sample rate."""
         window = self.window or record.classifier.clip_seconds or DEFAULT_WINDOW
         return WindowSpec(window, self.hop or window, record.encoder.sample_rate, self.block_seconds)
 
-    def identity(self, record: ModelJson) -> dict[str, Any]:
+    def identity(self, record: ModelConfig) -> dict[str, Any]:
         """Everything that changes the output bytes (the batch size included: it fixes the
         shape every window is computed in). Validates format and thresholds."""
         labels = model_labels(record)
@@ -51,6 +51,6 @@ class PredictSettings:
                 "format": self.format, "thresholds": thresholds.tolist(), "batch_size": self.batch_size}
 
 
-def model_labels(record: ModelJson) -> list[str]:
+def model_labels(record: ModelConfig) -> list[str]:
     """The model's classes, head after head."""
     return [label for head in record.heads for label in head.labels]

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..fileio import write_json
-from ..model.classifier import parse_json_file
+from ..model.layout import parse_json_file
 from ..model.schema import ClassifierSettings, HeadEntry
 from ..tensorfile import read_header, save_tensors, verify_sha256
 from . import storage
