@@ -11,8 +11,6 @@ from rich.table import Table
 
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
 
-TASKS = ("auto", "multiclass", "multilabel", "detection")
-
 
 def _print_best(report: dict, console: Console) -> None:
     from ..probe.report import best_rows
@@ -73,16 +71,12 @@ def register(app: typer.Typer) -> None:
         layers (cached); linear probes for all layers x learning rates train together;
         layer and rate are chosen on valid, then tested. Writes OUT/probe.json, PNGs and
         OUT/report.html."""
-        from ..data.manifest import read_manifest
+        from ..probe.api import probe
         from ..probe.errors import ProbeConfigError
-        from ..probe.report import write_probe_report
-        from ..probe.runner import ProbeConfig, run_probe
-        from ..probe.task import detection_task, task_from_manifest
+        from ..probe.runner import ProbeConfig
         from ..progress import tqdm_progress
         from ..schema import validated
 
-        if task not in TASKS:
-            raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
         config = validated(  # the one place these settings are checked
             ProbeConfig, ProbeConfigError,
             poolings=tuple(part.strip() for part in pooling.split(",") if part.strip()),
@@ -93,14 +87,9 @@ def register(app: typer.Typer) -> None:
             pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, seed=seed, device=device,
         )
-        if task == "detection":
-            probe_task = detection_task(read_manifest(data, allow_unlabelled=True), window, hop, min_overlap)
-        else:
-            probe_task = task_from_manifest(read_manifest(data))
-            if task != "auto" and task != probe_task.kind:
-                raise typer.BadParameter(f"the manifest holds a {probe_task.kind} task", param_hint="--task")
-        report = run_probe(encoder, probe_task, cache or out / "cache", config, source=source, progress=tqdm_progress)
-        paths = write_probe_report(report, out)
+        report = probe(encoder, data, out, config, task=task, source=source, cache=cache, window=window, hop=hop,
+                       min_overlap=min_overlap, progress=tqdm_progress)
+        paths = report["files"]
         console = Console()
         for failure in report["failures"]:
             console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)
