@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
         from ..finetune.config import FinetuneConfig
         from ..finetune.errors import FinetuneError
         from ..finetune.runner import finetune
+        from ..taskvec.errors import SparseStorageWarning
+        from ._warnings import surfaced
 
         config = validated(
             FinetuneConfig, FinetuneError,
@@ -77,8 +79,9 @@ def register(app: typer.Typer) -> None:
             clip_seconds=clip_seconds, epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
             head_lr=head_lr, weight_decay=weight_decay, warmup=warmup, patience=patience or None, monitor=monitor,
             seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
-        result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
-                          class_stats=class_stats)
+        with surfaced(SparseStorageWarning):
+            result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
+                              class_stats=class_stats)
         console = Console()
         for failure in result.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)

@@ -30,3 +30,7 @@ class IncompatibleVectorsError(TaskVectorError):
 
 class MissingGroupError(TaskVectorError):
     """A workflow needs to know which group a task vector was trained for, and it names none."""
+
+
+class SparseStorageWarning(UserWarning):
+    """Sparse storage of a task vector makes its file no smaller than dense storage would."""
