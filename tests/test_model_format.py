@@ -182,3 +182,11 @@ def test_merge_base_takes_a_hub_id(merged, hub, tmp_path):
     again = _cli("merge", "--method", "task_arithmetic", *vectors, "--out", tmp_path / "plain")
     assert again.exit_code == 0, again.output
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (tmp_path / "plain" / "model.safetensors").read_bytes()
+
+
+def test_a_card_lists_at_most_500_labels():
+    from chorus.model.card import model_card
+
+    config = _toy_model().describe().model_copy(update={"heads": [HeadEntry(labels=[f"sp{i}" for i in range(503)])]})
+    card = model_card(config)
+    assert "| 0 | sp499 |" in card and "sp500" not in card and "3 more labels (all in `config.json`)" in card

@@ -16,6 +16,9 @@ import yaml
 from ..hub import HUB_ID
 from .schema import ModelConfig
 
+MAX_LABEL_ROWS = 500
+"""Label rows a card lists (BirdNET has 6,522); the rest are counted."""
+
 
 def weights_license(encoder: str) -> str | None:
     """The licence id of a registered encoder's weights (None: unknown or random weights)."""
@@ -91,12 +94,16 @@ def model_card(config: ModelConfig, repo_id: str | None = None) -> str:
 def _labels(config: ModelConfig) -> list[str]:
     """The labels table, with training and validation clips where calibration records them."""
     lines = ["## Labels", "", "| head | label | training clips | validation clips |", "|---|---|---|---|"]
+    rows = []
     for index, head in enumerate(config.heads):
         calibration = head.calibration
         for position, label in enumerate(head.labels):
             train = calibration.train_counts[position] if calibration else ""
             valid = calibration.valid_counts[position] if calibration else ""
-            lines.append(f"| {head.group or index} | {label} | {train} | {valid} |")
+            rows.append(f"| {head.group or index} | {label} | {train} | {valid} |")
+    lines += rows[:MAX_LABEL_ROWS]
+    if len(rows) > MAX_LABEL_ROWS:
+        lines.append(f"| ... | {len(rows) - MAX_LABEL_ROWS} more labels (all in `config.json`) | | |")
     known = any(head.calibration for head in config.heads)
     note = ("Clip counts come from each head's own training data (no audio is included)." if known
             else "No training data summary is recorded for these heads.")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from ..errors import FileProblem
-from ..hub import download, is_hub_id
+from ..hub import HubError, download, is_hub_id
 from ..schema import validation_problems
 from ..tensorfile import load_tensors
 from .errors import ModelFileError
@@ -85,7 +85,10 @@ def resolve_model_dir(source: str | Path, *, api: Any | None = None, revision: s
     repo ``owner/name`` (downloaded to the Hub cache). Nothing is validated here."""
     if Path(source).is_dir() or not is_hub_id(source):
         return Path(source)
-    return download(str(source), HUB_FILES, api=api, revision=revision)
+    try:
+        return download(str(source), HUB_FILES, api=api, revision=revision)
+    except HubError as exc:
+        raise HubError(f"{exc} (and there is no local folder {source})") from exc
 
 
 def parse_json_file(path: Path, schema: type, error: type[FileProblem]) -> Any:
