@@ -58,9 +58,12 @@ def average_precision(scores: Tensor, targets: Tensor) -> Tensor:
 
 
 def ranking_metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """``map`` and ``roc_auc`` of ``scores [clips, classes]`` against 0/1 ``truth``."""
+    """``map`` and ``roc_auc`` of ``scores [clips, classes]`` against 0/1 ``truth`` (nan
+    when no clip has a class the scores rank, e.g. a group the model does not cover)."""
     from sklearn.metrics import roc_auc_score
 
+    if not len(truth):
+        return {"map": float("nan"), "roc_auc": float("nan")}
     positives = truth.sum(axis=0)
     ap = average_precision(torch.from_numpy(np.asarray(scores, np.float64)), torch.from_numpy(truth)).numpy()
     with_positive = positives > 0

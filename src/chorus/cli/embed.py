@@ -24,6 +24,9 @@ def register(app: typer.Typer) -> None:
         source: str = SOURCE,
         batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="stored feature type: float32 or float16"),
+        pooling: str = typer.Option("mean", "--pooling",
+                                    help="over valid frames: mean, max, mean+max (both, concatenated) or native "
+                                         "(the encoder's own, e.g. max over time for sfx-cnn)"),
         random_init: bool = typer.Option(False, "--random-init", help="same architecture, random weights"),
         seed: int = typer.Option(0, "--seed", help="seed of --random-init weights"),
         device: str = DEVICE,
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
         workers: Optional[int] = WORKERS,
         address: Optional[str] = ADDRESS,
     ) -> None:
-        """Mean-over-valid-frames features of ALL layers (one forward pass per batch),
+        """Pooled features (--pooling over valid frames) of ALL layers (one forward pass per batch),
         written as Parquet shards under OUT/shards, one row per clip of --data or per
         window of the recordings in PATHS (path, start = offset, end); a rerun skips
         finished rows."""
@@ -58,7 +61,7 @@ def register(app: typer.Typer) -> None:
         model = recipe.load().to(device)
         report = embed_manifest(model, clips, out, batch_size=batch_size, dtype=dtype, device=device, engine=engine,
                                 workers=workers or machine_workers(), address=address, recipe=recipe,
-                                progress=tqdm_progress)
+                                pooling=pooling, progress=tqdm_progress)
         for failure in report.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
         console.print(f"{encoder}: {report.computed} clips embedded, {report.reused} already done, "

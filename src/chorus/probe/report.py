@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fileio import atomic_open, write_json
-from ..report import figure_png, heading, image, paragraph, table, write_page
+from ..report import figure_png, heading, image, outside_legend, paragraph, table, write_page
 
 LAYERWISE = ("mean", "max", "mean+max", "attention")
 
@@ -18,9 +18,10 @@ def setting_text(slot: dict) -> str:
 
 
 def _figure(columns: int):
+    """A figure of ``columns`` panels, with room on the right for legends off the data."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4.2 * columns, 3.4), layout="constrained")
+    figure = Figure(figsize=(4.2 * columns + 1.6, 3.4), layout="constrained")
     return figure, figure.subplots(1, columns, squeeze=False)[0]
 
 
@@ -45,7 +46,7 @@ def layers_figure(report: dict):
         ax.set_xlabel("layer")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(report["metric"])
-    axes[-1].legend(fontsize=7)
+    outside_legend(axes[-1])
     return figure
 
 
@@ -67,7 +68,7 @@ def ablations_figure(report: dict):
     axes[0].set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     axes[0].set_title("conditions")
     axes[0].set_ylabel(metric)
-    axes[0].legend(fontsize=7)
+    outside_legend(axes[0])
     if report["noise_snrs"]:
         snrs = sorted(report["noise_snrs"], reverse=True)
         ticks = ["clean"] + [f"{s:g} dB" for s in snrs]
@@ -77,7 +78,7 @@ def ablations_figure(report: dict):
                 axes[1].plot(range(len(ticks)), values, style, color=f"C{index}", label=f"{condition} / {pooling}")
         axes[1].set_xticks(range(len(ticks)), ticks)
         axes[1].set_title(f"{report['noise_kind']} noise in test clips")
-        axes[1].legend(fontsize=7)
+        outside_legend(axes[1])
     for ax in axes:
         ax.grid(alpha=0.3)
     return figure

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from torch import Tensor
 
 from ... import __version__
@@ -96,8 +97,9 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
         "params": plan.params.model_dump(mode="json"), "lambda": lam, "seed": plan.seed,
         "base_fingerprint": plan.fingerprint, "calibration": heads.calibration,
         "vectors": [{"group": v.manifest.group, "weight": w,
+                     **({"density": plan.densities[i]} if plan.densities else {}),
                      "deltas_sha256": (v.manifest.files or {}).get("deltas.safetensors")}
-                    for v, w in zip(plan.vectors, plan.weights)],
+                    for i, (v, w) in enumerate(zip(plan.vectors, plan.weights))],
         "global_thresholds": [dict(b) for b in plan.bounds] if plan.bounds else None,
         "shared_labels": heads.shared,
         "labels": heads.labels,
@@ -115,9 +117,11 @@ def _finite(value: float) -> float | None:
 def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSource, out_dir: str | Path,
                          lam: float | None = None, extra: dict[str, Any] | None = None,
                          progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
-                         on_merged: Callable[[str], None] | None = None) -> Path:
+                         on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None) -> Path:
     """Stream the merged encoder and then the heads into ``out_dir/model.safetensors``;
-    write ``merge.json``, the model card and ``config.json`` (with the vectors' licences). ``lam`` None: the method's default λ. ``checks``, ``on_merged``: see
+    write ``merge.json``, the model card and ``config.json`` (with the vectors' licences).
+    ``lam`` None: the method's default λ. ``checks``, ``on_merged``, ``dtype`` (the
+    encoder's floating tensors; heads stay float32): see
     :func:`~chorus.taskvec.merge.stream.write_merged_encoder` (``merge.json`` is built after
     them, so they may add to ``extra``)."""
     out_dir = Path(out_dir)
@@ -126,7 +130,7 @@ def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSour
     heads_state = {f"{HEADS_PREFIX}{i}.{part}": tensor for i, pair in enumerate(heads.tensors)
                    for part, tensor in zip(("weight", "bias"), pair)}
     files = {WEIGHTS_FILE: write_merged_encoder(plan, base, out_dir / WEIGHTS_FILE, lam, progress, checks,
-                                                on_merged, prefix=ENCODER_PREFIX, tail=heads_state)}
+                                                on_merged, dtype, prefix=ENCODER_PREFIX, tail=heads_state)}
     licenses = sorted({v.manifest.license for v in plan.vectors if v.manifest.license})
     record = ModelConfig(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,
                          heads=heads.entries, files=files, chorus_version=__version__, licenses=licenses)
