@@ -128,7 +128,7 @@ def test_base_head_needs_calibration_windows_and_the_same_layer(paths, data, bas
                            "base_head": {"data": str(data)}})
     with pytest.raises(HeadCompatibilityError, match="fine-tune with --layer embedding"):
         run_merge(recipe, tmp_path / "refused")
-    assert not (tmp_path / "refused" / "model.json").exists()
+    assert not (tmp_path / "refused" / "config.json").exists()
 
 
 def test_cli_merge_with_base_head_and_birdnet_model(run_cli, paths, data, tmp_path):

@@ -265,7 +265,7 @@ def test_cli_stats_and_merge_with_lda_calibration(run_cli, tmp_path):
     result = run_cli("merge", "--method", "task_arithmetic", "--vector", moved, "--vector", paths[1],
                      "--weight", "0.5", "--weight", "1", "--calibration", "lda", "--out", tmp_path / "m4")
     assert result.exit_code == 2 and "neither the base" in result.output
-    assert not (tmp_path / "m4" / "model.json").exists()
+    assert not (tmp_path / "m4" / "config.json").exists()
 
 
 def test_a_sweep_with_auto_calibration_tries_the_statistics_head(run_cli, tmp_path):

@@ -55,7 +55,7 @@ def test_finetune_native_pooling_resolves_to_the_encoders(run_cli, tmp_path):
     result = run_cli("finetune", "--encoder", "sfx-cnn-tiny", "--data", tmp_path / "data" / "manifest.csv", "--out",
                      out, "--pooling", "native", "--epochs", "1", "--batch-size", "8", "--patience", "0")
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "model" / "model.json").read_text())["classifier"]["pooling"] == "max"
+    assert json.loads((out / "model" / "config.json").read_text())["classifier"]["pooling"] == "max"
 
 
 def test_finetune_command_prints_the_frozen_probe_baseline_and_warns_below_it(run_cli, tmp_path):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,36 +14,7 @@ from chorus.taskvec import TaskVector
 from chorus.taskvec.errors import HubError
 from chorus.taskvec.hub import pull, push
 
-
-class FakeHub:
-    """The three HfApi methods chorus uses, backed by a local folder per repo."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.created: dict[str, bool | None] = {}
-
-    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False):
-        assert repo_type == "model"
-        self.created[repo_id] = private
-        (self.root / repo_id).mkdir(parents=True, exist_ok=exist_ok)
-
-    def upload_folder(self, *, repo_id, folder_path, repo_type=None, allow_patterns=None, commit_message=None):
-        for path in Path(folder_path).iterdir():
-            if any(fnmatch.fnmatch(path.name, p) for p in allow_patterns):
-                shutil.copy(path, self.root / repo_id / path.name)
-        return f"commit: {commit_message}"
-
-    def snapshot_download(self, repo_id, *, repo_type=None, revision=None, local_dir=None, allow_patterns=None):
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        source = self.root / repo_id
-        if not source.is_dir():
-            raise LocalEntryNotFoundError(f"no repo {repo_id}")
-        Path(local_dir).mkdir(parents=True, exist_ok=True)
-        for path in source.iterdir():
-            if any(fnmatch.fnmatch(path.name, p) for p in allow_patterns):
-                shutil.copy(path, Path(local_dir) / path.name)
-        return local_dir
+from _fakehub import FakeHub
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +103,10 @@ def test_pulled_files_are_validated(vector_dir, tmp_path):
 def test_cli_push_and_pull_offline_give_typed_errors(run_cli, vector_dir, tmp_path):
     pulled = run_cli("tv", "pull", "someone/nothing", "--out", tmp_path / "p")
     assert pulled.exit_code == 2 and "could not pull someone/nothing" in pulled.output
+    before = sorted(path.name for path in vector_dir.iterdir())
     pushed = run_cli("tv", "push", vector_dir, "someone/nothing")
     assert pushed.exit_code == 2 and "could not push" in pushed.output
+    assert sorted(path.name for path in vector_dir.iterdir()) == before and "README.md" not in before
 
 
 def test_cli_push_and_pull_with_the_hub_client(run_cli, vector_dir, tmp_path, monkeypatch):

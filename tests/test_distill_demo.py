@@ -66,7 +66,7 @@ def test_demo_writes_the_report_and_merges_with_chorus_merge(run):
     page = (out / "report.html").read_text()
     assert "Trade-off" in page and "ensemble" in page and "teacher crepe-micro" in page and (out / "tradeoff.png").stat().st_size > 1000
     assert record["merged"]["max_abs_difference_to_task_arithmetic"] < 1e-5
-    assert (out / "merged" / "model.json").is_file() and len(record["merged"]["labels"]) == 8 + 3
+    assert (out / "merged" / "config.json").is_file() and len(record["merged"]["labels"]) == 8 + 3
 
 
 def test_demo_rerun_reuses_the_cached_teacher_targets(run, monkeypatch):

@@ -140,8 +140,8 @@ def test_recipe_with_a_sweep_saves_lambda_calibration_and_gate_and_reproduces(to
     assert saved["gate"] == {"file": "gate.safetensors", "strength": 1.0} and saved["sweep"] is None
     assert saved["lambda"] == record["lambda"] and saved["calibration"] == record["calibration"]
     again = run_merge(load_recipe(tmp_path / "merged" / "recipe.yaml"), tmp_path / "again")
-    files = json.loads((tmp_path / "merged" / "model.json").read_text())["files"]
-    assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
+    files = json.loads((tmp_path / "merged" / "config.json").read_text())["files"]
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["files"] == files
     assert again["labels"] == record["labels"]
 
 

@@ -94,8 +94,8 @@ def test_recipe_runs_writes_a_loadable_model_and_reproduces_from_its_saved_recip
     assert saved.lambda_ == 1.0 and saved.params == {"density": 0.5, "scope": "per_tensor", "sign": "mass"}
     assert saved.calibration == "zscore"
     run_merge(saved, tmp_path / "again")
-    files = json.loads((tmp_path / "merged" / "model.json").read_text())["files"]
-    assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
+    files = json.loads((tmp_path / "merged" / "config.json").read_text())["files"]
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["files"] == files
     waves, lengths = torch.randn(2, 8000), torch.tensor([8000, 6000])
     assert model.predict_scores(waves, lengths).shape == (2, 6)
 
@@ -120,8 +120,8 @@ def test_merging_onto_another_base_is_refused_and_writes_nothing(paths, tmp_path
     recipe = parse_recipe({"method": "mean", "vectors": [str(p) for p in paths], "base": str(tmp_path / "other")})
     with pytest.raises(BaseMismatchError):
         run_merge(recipe, tmp_path / "out")
-    assert not (tmp_path / "out" / "model.json").exists()
-    assert not (tmp_path / "out" / "encoder.safetensors").exists()
+    assert not (tmp_path / "out" / "config.json").exists()
+    assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
 def test_cli_merge_with_flags_and_list_methods(run_cli, paths, tmp_path):
@@ -149,5 +149,5 @@ def test_an_altered_delta_file_is_caught_during_the_merge_and_nothing_is_written
     recipe = parse_recipe({"method": "mean", "vectors": [str(paths[0]), str(altered)]})
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
         run_merge(recipe, tmp_path / "out")
-    assert not (tmp_path / "out" / "encoder.safetensors").exists()
+    assert not (tmp_path / "out" / "model.safetensors").exists()
     assert not list((tmp_path / "out").glob(".encoder*"))

@@ -58,11 +58,11 @@ def test_merge_warns_about_the_mismatch_and_equalize_norms_rescales(run_cli, set
     record = json.loads((tmp_path / "equal" / "merge.json").read_text())
     mean = sum(norms) / 2
     assert record["warnings"] == [] and record["norms"]["scales"] == pytest.approx([mean / n for n in norms], rel=1e-5)
-    merged = load_file(tmp_path / "equal" / "encoder.safetensors")
+    merged = load_file(tmp_path / "equal" / "model.safetensors")
     vectors = [TaskVector.load(p) for p in paths]
     name = "blocks.1.0.weight"
     expected = base.state_dict()[name] + sum(mean / n * v.tensor(name) for n, v in zip(norms, vectors))
-    torch.testing.assert_close(merged[name], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(merged["encoder." + name], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_analyze_reports_the_norm_ratio(setup):

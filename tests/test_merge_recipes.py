@@ -68,8 +68,8 @@ def folder(base, tmp_path_factory):
 
 
 def _encoder_dtypes(model_dir) -> set:
-    with safe_open(str(model_dir / "encoder.safetensors"), framework="pt") as handle:
-        return {handle.get_slice(name).get_dtype() for name in handle.keys()}
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as handle:
+        return {handle.get_slice(name).get_dtype() for name in handle.keys() if name.startswith("encoder.")}
 
 
 def test_mergekit_recipe_merges_like_the_same_chorus_recipe(folder, tmp_path, run_cli):
@@ -79,8 +79,8 @@ def test_mergekit_recipe_merges_like_the_same_chorus_recipe(folder, tmp_path, ru
     result = run_cli("merge", folder / "mergekit.yaml", "--out", tmp_path / "mk")
     assert result.exit_code == 0, result.output
     assert run_cli("merge", folder / "chorus.yaml", "--out", tmp_path / "ch").exit_code == 0
-    files = json.loads((tmp_path / "mk" / "model.json").read_text())["files"]
-    assert json.loads((tmp_path / "ch" / "model.json").read_text())["files"] == files
+    files = json.loads((tmp_path / "mk" / "config.json").read_text())["files"]
+    assert json.loads((tmp_path / "ch" / "config.json").read_text())["files"] == files
     record = json.loads((tmp_path / "mk" / "merge.json").read_text())
     assert record["method"] == "ties" and [v["density"] for v in record["vectors"]] == [1.0, 0.5, 0.33]
     assert [v["weight"] for v in record["vectors"]] == [1.0, 0.3, 0.5]
@@ -162,8 +162,8 @@ def test_the_saved_recipe_holds_relative_paths_that_resolve(folder, tmp_path):
     moved = tmp_path / "moved"  # the model folder and the vectors moved together: still reproducible
     project.rename(moved)
     run_merge(load_recipe(moved / "runs" / "merged" / "recipe.yaml"), tmp_path / "again")
-    files = json.loads((moved / "runs" / "merged" / "model.json").read_text())["files"]
-    assert json.loads((tmp_path / "again" / "model.json").read_text())["files"] == files
+    files = json.loads((moved / "runs" / "merged" / "config.json").read_text())["files"]
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["files"] == files
 
 
 def _write(path, text):

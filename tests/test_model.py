@@ -35,26 +35,31 @@ def test_save_and_load_give_the_same_logits(tmp_path):
     assert torch.equal(loaded(waves, lengths), model(waves, lengths))
     scores = loaded.predict_scores(waves, lengths)
     assert scores.shape == (2, 5) and torch.equal(scores, model(waves, lengths).detach().sigmoid())
-    record = json.loads((tmp_path / "m" / "model.json").read_text())
+    record = json.loads((tmp_path / "m" / "config.json").read_text())
     assert record["encoder"]["architecture"]["family"] == "toy-cnn" and len(record["heads"]) == 2
 
 
 def test_loading_validates_every_file(tmp_path):
     model = make_model()
     model.save_pretrained(tmp_path / "m")
-    path = tmp_path / "m" / "model.json"
+    path = tmp_path / "m" / "config.json"
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, "classifier": {**record["classifier"], "pooling": "median"}}))
     with pytest.raises(ModelFileError, match="classifier.pooling"):
         ClassifierModel.from_pretrained(tmp_path / "m")
     path.write_text(json.dumps(record))
-    heads = {"0.weight": torch.zeros(2, 32), "0.bias": torch.zeros(2), "1.weight": torch.zeros(3, 7),
-             "1.bias": torch.zeros(3)}
-    digest = save_tensors(tmp_path / "m" / "heads.safetensors", heads)
-    with pytest.raises(IntegrityError, match="heads.safetensors"):
+    tensors = {f"encoder.{name}": value for name, value in model.encoder.state_dict().items()}
+    tensors.update({"heads.0.weight": torch.zeros(2, 32), "heads.0.bias": torch.zeros(2),
+                    "heads.1.weight": torch.zeros(3, 7), "heads.1.bias": torch.zeros(3)})
+    digest = save_tensors(tmp_path / "m" / "model.safetensors", tensors)
+    with pytest.raises(IntegrityError, match="model.safetensors"):
         ClassifierModel.from_pretrained(tmp_path / "m")
-    path.write_text(json.dumps({**record, "files": {**record["files"], "heads.safetensors": digest}}))
+    path.write_text(json.dumps({**record, "files": {"model.safetensors": digest}}))
     with pytest.raises(ModelFileError, match="wrong shape: 1.weight"):
+        ClassifierModel.from_pretrained(tmp_path / "m")
+    digest = save_tensors(tmp_path / "m" / "model.safetensors", {**tensors, "extra": torch.zeros(1)})
+    path.write_text(json.dumps({**record, "files": {"model.safetensors": digest}}))
+    with pytest.raises(ModelFileError, match="outside encoder./heads.: extra"):
         ClassifierModel.from_pretrained(tmp_path / "m")
     with pytest.raises(ModelFileError, match="file not found"):
         ClassifierModel.from_pretrained(tmp_path / "nowhere")

@@ -37,7 +37,7 @@ def metrics_table(title: str, result: dict):
 def register(app: typer.Typer) -> None:
     @app.command("evaluate", epilog="Example: chorus evaluate merged/ -d data/manifest.csv --split test")
     def evaluate_command(
-        model: Path = typer.Argument(..., help="Chorus model directory."),
+        model: Path = typer.Argument(..., help="Chorus model folder or Hub repo id (owner/name)."),
         data: Path = opt.data(help="Manifest (CSV) of labelled clips."),
         split: Optional[str] = opt.split("test", "Split to evaluate"),
         out: Optional[Path] = opt.out(None, "Output folder (default: MODEL/evaluation/<manifest>-<split>)."),
@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
         audio = load_eval_audio(clips, classifier.encoder.sample_rate, tqdm_progress)
         result = evaluate_model(classifier, audio, batch_size)
         result.update({"model": str(model), "data": str(data), "split": split or None})
-        out = out or model / "evaluation" / f"{data.stem}-{split or 'all'}"
+        home = model if model.is_dir() else Path(model.name)  # a Hub id: a folder named after the repo
+        out = out or home / "evaluation" / f"{data.stem}-{split or 'all'}"
         write_json(out / "metrics.json", result)
         if "confusion" in result:
             write_confusion(out, result["confusion"]["labels"], result["confusion"]["counts"],

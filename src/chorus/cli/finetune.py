@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
         from ..finetune.config import FinetuneConfig
         from ..finetune.errors import FinetuneError, FinetuneWarning
         from ..finetune.runner import finetune
+        from ..taskvec.errors import SparseStorageWarning
+        from ._warnings import surfaced
 
         config = validated(
             FinetuneConfig, FinetuneError,
@@ -90,7 +92,7 @@ def register(app: typer.Typer) -> None:
             head_lr=head_lr, layer_decay=layer_decay, weight_decay=weight_decay, warmup=warmup, ema=ema,
             patience=patience or None, monitor=monitor, keep_probe=keep_probe,
             seed=seed, device=device, delta_dtype=delta_dtype, density=density, creator=creator, license=license)
-        with warnings.catch_warnings():  # printed below, with the summary
+        with warnings.catch_warnings(), surfaced(SparseStorageWarning):  # FinetuneWarning printed below
             warnings.simplefilter("ignore", FinetuneWarning)
             result = finetune(read_manifest(data), out, config, progress=tqdm_progress, resume=resume, gram=gram,
                               class_stats=class_stats)

@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature, none, "
                                                      "or lda (one head from the vectors' class statistics)."),
         shrinkage: Optional[float] = typer.Option(None, help="lda only: ridge γ·tr(Σ)/D·I (default 0.3)."),
-        base: Optional[str] = typer.Option(None, help="Base weights: registered encoder, model dir or .safetensors."),
+        base: Optional[str] = typer.Option(None, help="Base weights: registered encoder, model folder, Hub repo id or .safetensors."),
         sweep_data: Optional[Path] = typer.Option(None, "--sweep-data",
                                                   help="Manifest for choosing λ, calibration and group gate on validation."),
         sweep_split: str = typer.Option("valid", "--sweep-split", help="Split of --sweep-data to use."),

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command("predict", epilog="Example: chorus predict runs/birds/model recordings/ -o detections/ --format csv "
                                             "--max-gap 0.5 --max-length 10")
     def predict_command(
-        model: Path = typer.Argument(..., help="chorus model directory (model.json + safetensors), or `birdnet` "
+        model: Path = typer.Argument(..., help="chorus model folder or Hub repo id (owner/name), or `birdnet` "
                                                 "for BirdNET V2.4's own species head"),
         paths: List[Path] = typer.Argument(..., help="recordings or folders of recordings"),
         out: Path = opt.out(help="output folder (a rerun resumes it)"),
@@ -57,19 +57,19 @@ def register(app: typer.Typer) -> None:
         per recording plus a combined table; a rerun skips finished recordings."""
         from ._console import Console
 
-        from ..model.classifier import MODEL_JSON, read_model_json
+        from ..model import is_model_dir, read_config, resolve_model_dir
         from ..predict import PredictSettings, predict, read_thresholds
         from ..predict.settings import model_labels
         from ..progress import tqdm_progress
         from ._predict_birdnet import run_birdnet
 
-        if str(model) == "birdnet" and not (model / MODEL_JSON).exists():
+        if str(model) == "birdnet" and not is_model_dir(model):
             return run_birdnet(paths, out, fmt, batch_size, min_conf, sensitivity, overlap, species_list, lat, lon,
                                week, location_threshold, source)
         check_engine(engine)
         overrides = {}
         if class_thresholds is not None:
-            labels = model_labels(read_model_json(model / MODEL_JSON))
+            labels = model_labels(read_config(resolve_model_dir(model)))
             values = read_thresholds(class_thresholds, labels, threshold)
             overrides = {label: float(v) for label, v in zip(labels, values)}
         try:

@@ -12,8 +12,6 @@ from . import _options as opt
 from ._console import Console
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
 
-TASKS = ("auto", "multiclass", "multilabel", "detection")
-
 
 def _print_summary(report: dict, console: Console) -> None:
     from ..probe.report import summary_tables
@@ -84,17 +82,12 @@ def register(app: typer.Typer) -> None:
         layer and rate are chosen on valid, then tested (with 95% bootstrap intervals;
         --refit: the chosen probe refit on train + valid; --folds: once per fold of the
         manifest's fold column). Writes OUT/probe.json, PNGs and OUT/report.html."""
-        from ..data.manifest import read_manifest
+        from ..probe.api import probe
         from ..probe.errors import ProbeConfigError
-        from ..probe.folds import fold_task
-        from ..probe.report import write_probe_report
-        from ..probe.runner import ProbeConfig, run_probe
-        from ..probe.task import detection_task, task_from_manifest
+        from ..probe.runner import ProbeConfig
         from ..progress import tqdm_progress
         from ..schema import validated
 
-        if task not in TASKS:
-            raise typer.BadParameter(f"choose among {', '.join(TASKS)}", param_hint="--task")
         config = validated(  # the one place these settings are checked
             ProbeConfig, ProbeConfigError,
             poolings=tuple(part.strip() for part in pooling.split(",") if part.strip()),
@@ -105,20 +98,9 @@ def register(app: typer.Typer) -> None:
             pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
             noise_kind=noise_kind, refit=refit, bootstrap=bootstrap, seed=seed, device=device,
         )
-        fold_plan = None
-        if folds and task == "detection":
-            raise typer.BadParameter("cross-validation works on classification manifests", param_hint="--folds")
-        if folds:
-            probe_task, fold_plan = fold_task(read_manifest(data))
-        elif task == "detection":
-            probe_task = detection_task(read_manifest(data, allow_unlabelled=True), window, hop, min_overlap)
-        else:
-            probe_task = task_from_manifest(read_manifest(data))
-        if task != "auto" and task != probe_task.kind:
-            raise typer.BadParameter(f"the manifest holds a {probe_task.kind} task", param_hint="--task")
-        report = run_probe(encoder, probe_task, cache or out / "cache", config, source=source, progress=tqdm_progress,
-                           folds=fold_plan)
-        paths = write_probe_report(report, out)
+        report = probe(encoder, data, out, config, task=task, source=source, cache=cache, window=window, hop=hop,
+                       min_overlap=min_overlap, folds=folds, progress=tqdm_progress)
+        paths = report["files"]
         console = Console()
         for failure in report["failures"]:
             console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)

@@ -153,10 +153,14 @@ def convert_command(
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
     density: float = typer.Option(1.0, help="keep this fraction of each parameter delta (top magnitudes)"),
 ) -> None:
-    """Re-store a task vector in another dtype or sparsity."""
+    """Re-store a task vector in another dtype or sparsity (a warning when sparse storage
+    would not make it smaller)."""
     from ..taskvec import TaskVector
+    from ..taskvec.errors import SparseStorageWarning
+    from ._warnings import surfaced
 
-    TaskVector.load(source).save(out, dtype=dtype, density=density)
+    with surfaced(SparseStorageWarning):
+        TaskVector.load(source).save(out, dtype=dtype, density=density)
     _say(f"wrote {out} ({dtype}, density {density:g})")
 
 

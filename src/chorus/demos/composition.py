@@ -84,8 +84,9 @@ def finetune_group_vector(manifest, out: Path, settings: CompositionDemoSettings
     from ..taskvec import TaskVector
     from ..finetune.config import FinetuneConfig
     from ..finetune.runner import finetune
+    from ..model import is_model_dir
 
-    if (out / "taskvector" / "taskvector.json").is_file() and (out / "model" / "model.json").is_file():
+    if (out / "taskvector" / "taskvector.json").is_file() and is_model_dir(out / "model"):
         return TaskVector.load(out / "taskvector")
     config = FinetuneConfig(
         encoder=settings.encoder, groups=groups, method="full", freeze=list(settings.freeze), epochs=settings.epochs,

@@ -14,6 +14,7 @@ imported on first use of the registry) and import heavy packages lazily.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +46,22 @@ class EncoderSpec:
     default_source: str | None = None
     for_tests: bool = False
     """A tiny random configuration for tests: loadable by name, listed only on request."""
+
+    @property
+    def license(self) -> str | None:
+        """The Hub licence id of the weights, read from the parentheses of ``weights``
+        (``"... (CC BY-NC-SA 4.0; not bundled)"`` -> ``cc-by-nc-sa-4.0``); None for random
+        weights or a licence chorus does not know."""
+        for note in re.findall(r"\(([^)]*)\)", self.weights):
+            for name, hub_id in LICENSES.items():
+                if name in note:
+                    return hub_id
+        return None
+
+
+LICENSES = {"CC BY-NC-SA 4.0": "cc-by-nc-sa-4.0", "CC BY-NC 4.0": "cc-by-nc-4.0", "CC BY 4.0": "cc-by-4.0",
+            "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause", "MIT": "mit"}
+"""Licences named in :attr:`EncoderSpec.weights` -> Hugging Face licence ids (most specific first)."""
 
 
 _ENCODERS: dict[str, EncoderSpec] = {}

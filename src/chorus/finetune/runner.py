@@ -150,12 +150,14 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
                    {"valid": baseline.valid, "test": baseline.test, "penalty": baseline.penalty,
                     "kept": fit.kept_probe})
     model = model.cpu()
+    model.metrics = {**{f"valid_{k}": v for k, v in valid_metrics.items()},
+                     **{f"test_{k}": v for k, v in (test_metrics or {}).items()}}
+    model.licenses = [config.license] if config.license else []
     model.save_pretrained(out_dir / "model")
     summary = TrainingSummary(
         method=_method_label(config), groups=data.groups, clips_per_label=dict(zip(data.labels, train_counts)),
         hours=data.train.hours, epochs=len(fit.history), best_epoch=best_epoch,
-        metrics={**{f"valid_{k}": v for k, v in valid_metrics.items()},
-                 **{f"test_{k}": v for k, v in (test_metrics or {}).items()}},
+        metrics=dict(model.metrics),
         seed=config.seed, probe_metrics=baseline.metrics(), kept_probe=fit.kept_probe,
         settings={**_recorded_settings(config, data.clip_seconds), "probe_penalty": baseline.penalty})
     vector = TaskVector.from_classifier(base, model, group=group_name, training=summary,

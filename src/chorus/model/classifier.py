@@ -1,35 +1,30 @@
 """``ClassifierModel``: an encoder, one pooled layer, and one or more linear heads.
 
-A chorus model directory holds ``model.json`` (:class:`~chorus.model.schema.ModelJson`),
-``encoder.safetensors`` (the encoder's full state dict) and ``heads.safetensors``
-(``{i}.weight [classes_i, features]``, ``{i}.bias [classes_i]`` for head ``i``). Loading
-rebuilds the encoder from its recorded architecture (no hub access) and validates every
-file: JSON schema, safetensors format, sha256, tensor names and shapes.
+A chorus model folder holds ``config.json``, ``model.safetensors`` and a ``README.md``
+model card (:mod:`chorus.model.layout`; folders in the first layout, ``model.json`` +
+``encoder.safetensors`` + ``heads.safetensors``, still load). Loading rebuilds the encoder
+from its recorded architecture (no hub access for the weights) and validates every file:
+JSON schema, safetensors format, sha256, tensor names and shapes.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from pydantic import ValidationError
 from torch import Tensor, nn
 
 from .. import __version__
 from ..encoders import Encoder, build_encoder
 from ..encoders import pool_frames as pool_encoder_frames
-from ..errors import FileProblem
-from ..fileio import write_json
-from ..schema import validation_problems
-from ..tensorfile import load_tensors, save_tensors
-from .schema import MODEL_FORMAT_VERSION, ClassifierSettings, EncoderEntry, HeadEntry, ModelJson
+from ..fileio import write_json, write_text
+from ..tensorfile import save_tensors
+from .card import model_card
 from .errors import ModelFileError
-
-MODEL_JSON = "model.json"
-ENCODER_FILE = "encoder.safetensors"
-HEADS_FILE = "heads.safetensors"
+from .layout import (CARD_FILE, CONFIG_FILE, ENCODER_PREFIX, HEADS_PREFIX, WEIGHTS_FILE, read_config, read_weights,
+                     resolve_model_dir)
+from .schema import MODEL_FORMAT_VERSION, ClassifierSettings, EncoderEntry, HeadEntry, ModelConfig
 
 
 def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
@@ -43,7 +38,8 @@ class ClassifierModel(nn.Module):
     """Encoder + pooling of one layer + linear heads whose logits are concatenated.
 
     ``heads``: one :class:`HeadEntry` per head (labels, group, calibration); the model's
-    classes are the heads' labels in order.
+    classes are the heads' labels in order. ``licenses`` (of what was added to the base
+    weights) and ``metrics`` go into ``config.json`` and the model card when saved.
     """
 
     def __init__(self, encoder: Encoder, heads: Sequence[HeadEntry], settings: ClassifierSettings):
@@ -57,6 +53,8 @@ class ClassifierModel(nn.Module):
         self.layer_index = encoder.layer_names.index(settings.layer)
         features = encoder.layer_dims[self.layer_index] * (2 if settings.pooling == "mean+max" else 1)
         self.heads = nn.ModuleList(nn.Linear(features, len(entry.labels)) for entry in self.head_entries)
+        self.licenses: list[str] = []
+        self.metrics: dict[str, float | None] = {}
 
     @property
     def labels(self) -> list[str]:
@@ -97,13 +95,14 @@ class ClassifierModel(nn.Module):
         scores = logits.softmax(dim=1) if self.task == "multiclass" else logits.sigmoid()
         return scores.masked_fill(~valid.unsqueeze(1), float("nan"))
 
-    def describe(self) -> ModelJson:
-        """The ``model.json`` record of this model (file digests left empty)."""
-        return ModelJson(
+    def describe(self) -> ModelConfig:
+        """The ``config.json`` record of this model (file digests left empty)."""
+        return ModelConfig(
             format_version=MODEL_FORMAT_VERSION,
             encoder=EncoderEntry(name=self.encoder.name, architecture=self.encoder.architecture(),
                                  sample_rate=self.encoder.sample_rate),
             classifier=self.settings, heads=self.head_entries, files={}, chorus_version=__version__,
+            licenses=sorted(set(self.licenses)), metrics=dict(self.metrics),
         )
 
     def head_tensors(self) -> dict[str, Tensor]:
@@ -124,53 +123,38 @@ class ClassifierModel(nn.Module):
         return self.eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.json``, ``encoder.safetensors`` and ``heads.safetensors`` (atomically)."""
+        """Write ``model.safetensors``, ``config.json`` and ``README.md`` (each atomically)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        tensors = {**{ENCODER_PREFIX + name: value for name, value in self.encoder.state_dict().items()},
+                   **{HEADS_PREFIX + name: value for name, value in self.head_tensors().items()}}
         record = self.describe()
-        record.files = {
-            ENCODER_FILE: save_tensors(directory / ENCODER_FILE, self.encoder.state_dict()),
-            HEADS_FILE: save_tensors(directory / HEADS_FILE, self.head_tensors()),
-        }
-        write_json(directory / MODEL_JSON, record.model_dump(mode="json"))
+        record.files = {WEIGHTS_FILE: save_tensors(directory / WEIGHTS_FILE, tensors)}
+        write_config(directory, record)
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "ClassifierModel":
-        """Load a chorus model directory, validating every file (typed errors name the file)."""
-        directory = Path(directory)
-        record = read_model_json(directory / MODEL_JSON)
-        for name in (ENCODER_FILE, HEADS_FILE):
-            if name not in record.files:
-                raise ModelFileError(directory / MODEL_JSON, f"files lacks the sha256 of {name}")
+    def from_pretrained(cls, source: str | Path, *, revision: str | None = None, api: Any | None = None) -> "ClassifierModel":
+        """Load a model folder (either layout) or a Hub repo ``owner/name`` (downloaded with
+        ``huggingface_hub``, the ``hub`` extra; ``revision``: a branch, tag or commit),
+        validating every file (typed errors name the file)."""
+        directory = resolve_model_dir(source, api=api, revision=revision)
+        record = read_config(directory)
+        encoder_state, head_state = read_weights(directory, record)
         encoder = build_encoder(record.encoder.architecture)
         encoder.name = record.encoder.name
-        load_checked(encoder, load_tensors(directory / ENCODER_FILE, record.files[ENCODER_FILE]),
-                     directory / ENCODER_FILE)
+        load_checked(encoder, encoder_state, directory / WEIGHTS_FILE)
         model = cls(encoder, record.heads, record.classifier)
-        load_checked(model.heads, load_tensors(directory / HEADS_FILE, record.files[HEADS_FILE]),
-                     directory / HEADS_FILE)
+        load_checked(model.heads, head_state, directory / WEIGHTS_FILE)
+        model.licenses, model.metrics = list(record.licenses), dict(record.metrics)
         return model.eval()
 
 
-def read_model_json(path: Path) -> ModelJson:
-    """Parse and validate ``model.json``; :class:`ModelFileError` lists every problem."""
-    return parse_json_file(path, ModelJson, ModelFileError)
-
-
-def parse_json_file(path: Path, schema: type, error: type[FileProblem]) -> Any:
-    """Read ``path`` as JSON and validate it with the pydantic ``schema``; raise ``error``
-    naming the file and every schema problem."""
-    if not path.is_file():
-        raise error(path, "file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(path, f"not valid JSON ({exc})") from None
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        raise error(path, f"invalid: {validation_problems(exc)}") from None
+def write_config(directory: Path, record: ModelConfig) -> None:
+    """Write the model card ``README.md`` and then ``config.json`` (last: it marks the
+    folder as a model) into ``directory``."""
+    write_text(directory / CARD_FILE, model_card(record))
+    write_json(directory / CONFIG_FILE, record.model_dump(mode="json"))
 
 
 def load_checked(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:

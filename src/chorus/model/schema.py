@@ -1,15 +1,19 @@
-"""Pydantic schemas of ``model.json`` and of the head records shared with task vectors."""
+"""Pydantic schemas of a model folder's ``config.json`` (and of the older ``model.json``)
+and of the head records shared with task vectors."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..schema import StrictModel
 
 MODEL_FORMAT = "chorus-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+"""``config.json`` + ``model.safetensors`` + ``README.md``."""
+LEGACY_FORMAT_VERSION = 1
+"""``model.json`` + ``encoder.safetensors`` + ``heads.safetensors`` (still read)."""
 
 Task = Literal["multiclass", "multilabel"]
 Pooling = Literal["mean", "max", "mean+max"]
@@ -88,18 +92,33 @@ class ClassifierSettings(StrictModel):
     task: Task = "multiclass"
 
 
-class ModelJson(StrictModel):
-    """``model.json`` of a chorus model directory."""
+class ModelConfig(StrictModel):
+    """``config.json`` of a chorus model folder.
+
+    ``files``: sha256 of ``model.safetensors``; ``licenses``: licences of what was added to
+    the base weights (task vectors, fine-tuning data), beside the base encoder's own;
+    ``metrics``: evaluation results known when the model was written (e.g. ``valid_f1``).
+    """
+
+    VERSION: ClassVar[int] = MODEL_FORMAT_VERSION
 
     format: Literal["chorus-model"] = MODEL_FORMAT
     format_version: int
     encoder: EncoderEntry
     classifier: ClassifierSettings
     heads: list[HeadEntry] = Field(min_length=1)
-    files: dict[str, str] = Field(description="sha256 of encoder.safetensors and heads.safetensors")
+    files: dict[str, str] = Field(description="sha256 of each weights file")
     chorus_version: str
+    licenses: list[str] = Field(default_factory=list)
+    metrics: dict[str, float | None] = Field(default_factory=dict, description="None: not defined (stored as null)")
 
     @field_validator("format_version")
     @classmethod
     def _known_version(cls, version: int) -> int:
-        return supported_version(version, MODEL_FORMAT_VERSION)
+        return supported_version(version, cls.VERSION)
+
+
+class ModelJson(ModelConfig):
+    """``model.json`` of a model folder in the first layout (read, never written)."""
+
+    VERSION: ClassVar[int] = LEGACY_FORMAT_VERSION

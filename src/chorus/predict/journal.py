@@ -2,7 +2,7 @@
 
 ``OUT/.chorus-predict/<key>.json`` is written (atomically) after a recording's output
 file; its key digests the recording (resolved path, size, mtime), the model
-(``model.json``, which holds the sha256 of the weights) and the settings. A recording
+(``config.json``, which holds the sha256 of the weights) and the settings. A recording
 counts as done when its record exists and its output still has the recorded sha256.
 """
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..audio import SUPPORTED_EXTENSIONS
 from ..fileio import write_json
-from ..model.classifier import MODEL_JSON, read_model_json
+from ..model import read_config, resolve_model_dir
+from ..model.layout import record_path
 from ..progress import ProgressFactory, resolve
 from .detect import class_thresholds, detections
 from ..parallel import ENGINES
@@ -86,7 +87,7 @@ def output_paths(recordings: Sequence[Path], out_dir: Path, fmt: str) -> list[Pa
 def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | Path,
             settings: PredictSettings = PredictSettings(), *, engine: str = "local", workers: int | None = None,
             address: str | None = None, progress: ProgressFactory | None = None, device: str = "auto") -> PredictReport:
-    """Run the model in ``model_dir`` over ``paths`` (files or folders); write one output per
+    """Run the model in ``model_dir`` (a model folder or a Hub repo id) over ``paths`` (files or folders); write one output per
     recording into ``out_dir``, then the combined table and ``chorus-predictions.json``.
 
     Recordings already done by an earlier run with the same model and settings are
@@ -94,12 +95,13 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    record = read_model_json(model_dir / MODEL_JSON)
+    source = str(model_dir)
+    model_dir, out_dir = resolve_model_dir(model_dir), Path(out_dir)
+    record = read_config(model_dir)
     labels = model_labels(record)
     identity = settings.identity(record)
     thresholds = class_thresholds(labels, settings.threshold, settings.class_thresholds)
-    context = {"model": (model_dir / MODEL_JSON).read_text(encoding="utf-8"), "settings": identity}
+    context = {"model": record_path(model_dir).read_text(encoding="utf-8"), "settings": identity}
     recordings = find_recordings(paths)
     outputs = output_paths(recordings, out_dir, settings.format)
     keys = [recording_key(p, context) for p in recordings]
@@ -131,7 +133,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     report.failures.sort(key=lambda f: recordings.index(f.path))
     finished = [o for o in report.outputs if o is not None]
     report.combined = write_combined(out_dir, settings.format, finished)
-    _write_summary(out_dir, model_dir, record, identity, report)
+    _write_summary(out_dir, source, record, identity, report)
     return report
 
 
@@ -143,7 +145,7 @@ def _score(model_dir: Path, todo: list[tuple[int, Path]], settings: PredictSetti
     return run_local(model_dir, todo, spec, settings.batch_size, settings.open_files, workers, device)
 
 
-def _write_summary(out_dir: Path, model_dir: Path, record, identity: dict, report: PredictReport) -> None:
+def _write_summary(out_dir: Path, model_dir: str, record, identity: dict, report: PredictReport) -> None:
     errors = {f.path: f.error for f in report.failures}
     rows = []
     for recording, output in zip(report.recordings, report.outputs):

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.schema import ModelJson
+from ..model.schema import ModelConfig
 from .detect import class_thresholds
 from .outputs import check_format
 from .stream import WindowSpec
@@ -58,12 +58,12 @@ class PredictSettings:
         return (f"--window {self.window:g} s differs from the model's clip length {trained:g} s: scores of longer "
                 "or shorter windows are not what the model was trained on")
 
-    def spec(self, record: ModelJson) -> WindowSpec:
+    def spec(self, record: ModelConfig) -> WindowSpec:
         """Window geometry at the model's sample rate."""
         window = self.window or record.classifier.clip_seconds or DEFAULT_WINDOW
         return WindowSpec(window, self.hop or window, record.encoder.sample_rate, self.block_seconds)
 
-    def identity(self, record: ModelJson) -> dict[str, Any]:
+    def identity(self, record: ModelConfig) -> dict[str, Any]:
         """Everything that changes the output bytes (the batch size included: it fixes the
         shape every window is computed in). Validates format and thresholds."""
         labels = model_labels(record)
@@ -75,6 +75,6 @@ class PredictSettings:
                 **self.merging()}
 
 
-def model_labels(record: ModelJson) -> list[str]:
+def model_labels(record: ModelConfig) -> list[str]:
     """The model's classes, head after head."""
     return [label for head in record.heads for label in head.labels]

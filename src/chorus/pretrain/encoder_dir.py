@@ -18,7 +18,8 @@ from .. import __version__
 from ..encoders import Encoder, build_encoder
 from ..fileio import write_json
 from ..model.errors import ModelFileError
-from ..model.classifier import load_checked, parse_json_file
+from ..model.classifier import load_checked
+from ..model.layout import parse_json_file
 from ..model.schema import EncoderEntry, supported_version
 from ..tensorfile import load_tensors, save_tensors
 

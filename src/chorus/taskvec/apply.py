@@ -56,11 +56,13 @@ def apply(base: nn.Module, vectors: Sequence[TaskVector], coefficients: Sequence
 
 def compose_model(base: nn.Module, vectors: Sequence[TaskVector],
                   coefficients: Sequence[float] | None = None) -> ClassifierModel:
-    """A :class:`ClassifierModel`: ``base`` plus the vectors, with every vector's heads."""
+    """A :class:`ClassifierModel`: ``base`` plus the vectors, with every vector's heads (and
+    their licences, for the model card)."""
     combined = combine(vectors, coefficients)
     if not combined.heads or combined.manifest.classifier is None:
         raise TaskVectorError("the task vectors carry no classification head")
     model = ClassifierModel(apply(base, vectors, coefficients), combined.heads, combined.manifest.classifier)
+    model.licenses = sorted({vector.manifest.license for vector in vectors if vector.manifest.license})
     return model.set_heads(combined.head_tensors(), lambda weight, head: IncompatibleVectorsError(
         f"head of shape {tuple(weight.shape)} does not fit the encoder layer {model.settings.layer!r} "
         f"({tuple(head.shape)})"))

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import re
-
-import yaml
-
+from ..model.card import base_model, front_matter, license_front, weights_license
 from .manifest import TaskVectorManifest
-
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-def _base_model(encoder: str) -> str | None:
-    """The hub id of a registered encoder's weights, when it has one."""
-    from ..encoders import EncoderNotFound, get_spec
-
-    try:
-        source = get_spec(encoder).default_source
-    except EncoderNotFound:
-        return None
-    return source if source and _HUB_ID.match(source) else None
 
 
 def model_card(manifest: TaskVectorManifest, repo_id: str | None = None) -> str:
-    """Markdown with YAML front matter (library_name chorus, license, tags, base model)."""
+    """Markdown with YAML front matter (library_name chorus, license, tags, base model);
+    the licence joins the vector's own with the base weights' (:func:`~chorus.model.card.license_front`)."""
     front: dict = {"library_name": "chorus", "pipeline_tag": "audio-classification",
                    "tags": ["chorus", "task-vector", "audio", manifest.base.encoder]
-                   + ([manifest.group] if manifest.group else [])}
-    if manifest.license:
-        front["license"] = manifest.license
-    base_model = _base_model(manifest.base.encoder)
-    if base_model:
-        front["base_model"] = base_model
+                   + ([manifest.group] if manifest.group else []),
+                   **license_front([weights_license(manifest.base.encoder), manifest.license])}
+    if base_model(manifest.base.encoder):
+        front["base_model"] = base_model(manifest.base.encoder)
     name = manifest.group or "task vector"
-    lines = ["---", yaml.safe_dump(front, sort_keys=True).strip(), "---", "",
+    lines = front_matter(front) + [
              f"# {name}: a chorus task vector for `{manifest.base.encoder}`", "",
              "The weight difference τ = θ_finetuned − θ_base of an audio encoder fine-tuned on "
              f"**{name}**, with its classification head, stored in the chorus task-vector format "
@@ -46,6 +29,7 @@ def model_card(manifest: TaskVectorManifest, repo_id: str | None = None) -> str:
              f"| storage | {manifest.storage.dtype}, density {manifest.storage.density:g} |",
              f"| creator | {manifest.creator or 'not given'} |",
              f"| license | {manifest.license or 'not given'} |",
+             f"| base weights licence | {weights_license(manifest.base.encoder) or 'not given'} |",
              f"| chorus version | {manifest.chorus_version} |", ""]
     training = manifest.training
     if training is not None:

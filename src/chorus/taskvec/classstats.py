@@ -137,7 +137,7 @@ def write_class_stats(directory: str | Path, stats: ClassStatistics) -> Path:
     it (sha256, labels, layer, pooling, ``computed_on``, clips) in its manifest. The labels,
     layer, pooling and width must be those of the vector's (single set of) heads."""
     from ..fileio import write_json
-    from ..model.classifier import parse_json_file
+    from ..model.layout import parse_json_file
     from ..tensorfile import read_header, save_tensors
     from .manifest import HEAD_FILE, MANIFEST_FILE, ClassStatsEntry, TaskVectorManifest
 

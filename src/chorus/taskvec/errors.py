@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ChorusError, FileProblem
+from ..hub import HubError  # noqa: F401  (raised by chorus.taskvec.hub; one class for models and vectors)
 
 
 class TaskVectorError(ChorusError):
@@ -27,9 +28,9 @@ class IncompatibleVectorsError(TaskVectorError):
     """Vectors (or a vector and a network) disagree on tensor names, shapes or settings."""
 
 
-class HubError(ChorusError):
-    """The Hub refused or could not be reached (offline, unknown repo, no permission)."""
-
-
 class MissingGroupError(TaskVectorError):
     """A workflow needs to know which group a task vector was trained for, and it names none."""
+
+
+class SparseStorageWarning(UserWarning):
+    """Sparse storage of a task vector makes its file no smaller than dense storage would."""

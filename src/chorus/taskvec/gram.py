@@ -154,7 +154,7 @@ def write_gram(directory: str | Path, stats: GramStatistics, computed_on: str = 
     """Store ``stats`` as ``gram.safetensors`` in the task-vector ``directory`` and record
     it (sha256, ``computed_on``, clip count) in its manifest. Returns the file's path."""
     from ..fileio import write_json
-    from ..model.classifier import parse_json_file
+    from ..model.layout import parse_json_file
     from ..tensorfile import save_tensors
     from .manifest import MANIFEST_FILE, GramEntry, TaskVectorManifest
 

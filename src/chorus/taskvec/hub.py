@@ -1,8 +1,8 @@
-"""Sharing task vectors through the Hugging Face Hub (``huggingface_hub``, imported lazily).
+"""Sharing task vectors through the Hugging Face Hub (:mod:`chorus.hub`).
 
-``api`` arguments accept any object with ``create_repo``, ``upload_folder`` and
-``snapshot_download`` like :class:`huggingface_hub.HfApi` (tests pass a local fake).
-A pulled vector is validated (manifest, formats, every sha256) before it is returned.
+A push validates the vector and uploads its files with a generated model card (README.md)
+staged outside the vector's folder, so a failed push leaves nothing behind. A pulled
+vector is validated (manifest, formats, every sha256) before it is returned.
 """
 
 from __future__ import annotations
@@ -10,54 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..fileio import write_text
+from ..hub import download, upload
 from .card import model_card
 from .manifest import CLASSSTATS_FILE, DELTAS_FILE, GRAM_FILE, HEAD_FILE, MANIFEST_FILE
 from .vector import TaskVector
-from .errors import HubError
 
 CARD_FILE = "README.md"
-SHARED_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, GRAM_FILE, CLASSSTATS_FILE, CARD_FILE]
-
-
-def _api(api: Any | None) -> Any:
-    if api is not None:
-        return api
-    from huggingface_hub import HfApi
-
-    return HfApi()
-
-
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub import errors
-
-    return (errors.HfHubHTTPError, errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled,
-            errors.HFValidationError, OSError)
+VECTOR_FILES = [MANIFEST_FILE, DELTAS_FILE, HEAD_FILE, GRAM_FILE, CLASSSTATS_FILE]
+SHARED_FILES = VECTOR_FILES + [CARD_FILE]
 
 
 def push(directory: str | Path, repo_id: str, *, api: Any | None = None, private: bool | None = None,
          commit_message: str | None = None) -> Any:
-    """Validate the vector in ``directory``, write its model card (README.md) and upload the
-    four files to the model repo ``repo_id`` (created if missing). Returns the commit info."""
+    """Validate the vector in ``directory`` and upload its files with its model card to the
+    model repo ``repo_id`` (created if missing). Returns the commit info."""
     directory = Path(directory)
     vector = TaskVector.load(directory)
-    write_text(directory / CARD_FILE, model_card(vector.manifest, repo_id))
-    client = _api(api)
-    try:
-        client.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        message = commit_message or f"chorus task vector {vector.manifest.group or ''}".strip()
-        return client.upload_folder(repo_id=repo_id, folder_path=str(directory), repo_type="model",
-                                    allow_patterns=SHARED_FILES, commit_message=message)
-    except _hub_errors() as exc:
-        raise HubError(f"could not push {directory} to {repo_id}: {exc}") from exc
+    files: dict[str, str | Path] = {name: directory / name for name in VECTOR_FILES if (directory / name).is_file()}
+    files[CARD_FILE] = model_card(vector.manifest, repo_id)
+    message = commit_message or f"chorus task vector {vector.manifest.group or ''}".strip()
+    return upload(directory, repo_id, files, api=api, private=private, commit_message=message)
 
 
 def pull(repo_id: str, out: str | Path, *, api: Any | None = None, revision: str | None = None) -> TaskVector:
     """Download the task vector of ``repo_id`` into ``out`` and load it (fully validated)."""
-    client = _api(api)
-    try:
-        path = client.snapshot_download(repo_id, repo_type="model", revision=revision, local_dir=str(out),
-                                        allow_patterns=SHARED_FILES)
-    except _hub_errors() as exc:
-        raise HubError(f"could not pull {repo_id}: {exc}") from exc
-    return TaskVector.load(Path(path))
+    return TaskVector.load(download(repo_id, SHARED_FILES, out=out, api=api, revision=revision))

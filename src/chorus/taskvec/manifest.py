@@ -20,6 +20,7 @@ CLASSSTATS_FILE = "classstats.safetensors"
 """Logical names of buffer deltas (BatchNorm running statistics) start with this prefix."""
 
 DeltaDtype = Literal["float32", "bfloat16", "float16"]
+SparsePositions = Literal["int64", "int32", "bitmask"]
 
 
 class BaseEntry(StrictModel):
@@ -40,13 +41,17 @@ class StorageSpec(StrictModel):
 class TensorEntry(StrictModel):
     """One logical delta tensor.
 
-    ``sparse``: stored as ``::indices``/``::values`` (top-|value| entries, flat row-major
-    indices). ``residuals``: entries of the exactness correction (``::residual_*``).
+    ``sparse``: stored as ``::values`` (top-|value| entries in flat row-major order) with
+    their positions as ``::indices`` (``positions`` ``int64`` or ``int32``) or as a packed
+    bit mask ``::mask`` (``positions`` ``bitmask``), whichever is smaller (files written
+    before ``positions`` existed hold int64 indices). ``residuals``: entries of the
+    exactness correction (``::residual_*``).
     """
 
     shape: list[int]
     sparse: bool = False
     nnz: int | None = Field(default=None, ge=0)
+    positions: SparsePositions = "int64"
     residuals: int = Field(default=0, ge=0)
 
     @property

@@ -17,6 +17,7 @@ import abc
 import math
 import numbers
 import shutil
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,11 +26,12 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..fileio import write_json
-from ..model.classifier import parse_json_file
+from ..model.layout import parse_json_file
 from ..model.schema import ClassifierSettings, HeadEntry
 from ..tensorfile import read_header, save_tensors, verify_sha256
 from . import storage
-from .errors import BaseMismatchError, IncompatibleVectorsError, TaskVectorError, TaskVectorFileError
+from .errors import (BaseMismatchError, IncompatibleVectorsError, SparseStorageWarning, TaskVectorError,
+                     TaskVectorFileError)
 from .fingerprint import base_fingerprint
 from .gram import COUNT_SUFFIX, check_gram_header, read_gram
 from .manifest import (CLASSSTATS_FILE, DELTAS_FILE, FORMAT_VERSION, GRAM_FILE, HEAD_FILE, MANIFEST_FILE, BaseEntry,
@@ -291,6 +293,7 @@ class TaskVector:
             tensors, entries[name] = storage.encode(name, self.tensor(name), dtype,
                                                     1.0 if is_buffer(name) else density, residual)
             stored.update(tensors)
+        _warn_if_sparse_is_larger(entries, dtype, density)
         files = {DELTAS_FILE: save_tensors(directory / DELTAS_FILE, stored)}
         if self.heads:
             heads = {f"{i}.{part}": tensor for i, pair in enumerate(self.head_tensors())
@@ -433,6 +436,19 @@ def _combined_manifest(terms: list[tuple[float, _Leaf]]) -> TaskVectorManifest:
         derivation=" + ".join(f"{c:g}*{leaf.manifest.group or 'tau'}" for c, leaf in terms),
         chorus_version=__version__,
     )
+
+
+def _warn_if_sparse_is_larger(entries: dict[str, TensorEntry], dtype: str, density: float) -> None:
+    """A :class:`SparseStorageWarning` when the sparse deltas take as many bytes as dense ones would."""
+    sparse = [entry for entry in entries.values() if entry.sparse]
+    if not sparse:
+        return
+    stored = sum(storage.stored_bytes(entry, dtype) for entry in sparse)
+    dense = sum(storage.stored_bytes(TensorEntry(shape=entry.shape), dtype) for entry in sparse)
+    if stored >= dense:
+        warnings.warn(SparseStorageWarning(
+            f"density {density:g} in {dtype} stores {stored:,} bytes of deltas, dense would take {dense:,}: "
+            "sparse storage does not make this vector smaller (use a lower density, or density 1)"), stacklevel=3)
 
 
 def _check_deltas_header(path: Path, header: dict, manifest: TaskVectorManifest) -> None:

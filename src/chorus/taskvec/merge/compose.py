@@ -1,8 +1,8 @@
 """Writing (or building in memory) the composed classifier: merged encoder + union heads.
 
-The output directory is a normal chorus model directory (``model.json``,
-``encoder.safetensors``, ``heads.safetensors``; :class:`chorus.model.ClassifierModel`
-loads it), plus ``merge.json`` recording what was merged and how.
+The output directory is a normal chorus model folder (``config.json``, ``model.safetensors``,
+``README.md``; :class:`chorus.model.ClassifierModel` loads it), plus ``merge.json``
+recording what was merged and how.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from torch import Tensor
 from ... import __version__
 from ...encoders import build_encoder, load_encoder
 from ...fileio import write_json
-from ...model import ClassifierModel, EncoderEntry, ModelJson
-from ...model.classifier import ENCODER_FILE, HEADS_FILE, MODEL_JSON
+from ...hub import is_hub_id
+from ...model import ClassifierModel, EncoderEntry, ModelConfig, is_model_dir, resolve_model_dir
+from ...model.classifier import write_config
+from ...model.layout import ENCODER_PREFIX, HEADS_PREFIX, LEGACY_ENCODER, LEGACY_JSON, WEIGHTS_FILE
 from ...model.schema import MODEL_FORMAT_VERSION
 from ...progress import ProgressFactory
-from ...tensorfile import save_tensors
 from .heads import ComposedHeads
 from .errors import MergeError
 from .norms import norm_ratio, norm_warning
-from .sources import SafetensorsFile, StateDictSource, TensorSource
+from .sources import PrefixedSource, SafetensorsFile, StateDictSource, TensorSource
 from .stream import MergePlan, write_merged_encoder
 
 MERGE_JSON = "merge.json"
@@ -33,13 +34,16 @@ MERGE_JSON = "merge.json"
 
 def resolve_base(vectors: Sequence, base: str | Path | None = None) -> TensorSource:
     """Base weights for a merge: ``None`` loads the registered encoder the vectors name;
-    a chorus model directory or ``.safetensors`` file is read lazily; any other string is
-    a registered encoder name. The fingerprint is checked while merging."""
+    a chorus model folder (either layout), a Hub repo ``owner/name`` holding one, or a
+    ``.safetensors`` file is read lazily; any other string is a registered encoder name.
+    The fingerprint is checked while merging."""
     if base is None:
         base = vectors[0].manifest.base.encoder
-    path = Path(base)
-    if path.is_dir() and (path / MODEL_JSON).is_file():
-        return SafetensorsFile(path / ENCODER_FILE)
+    path = resolve_model_dir(base) if is_hub_id(base) else Path(base)
+    if is_model_dir(path):
+        if not (path / WEIGHTS_FILE).is_file() and (path / LEGACY_JSON).is_file():
+            return SafetensorsFile(path / LEGACY_ENCODER)
+        return PrefixedSource(SafetensorsFile(path / WEIGHTS_FILE), ENCODER_PREFIX)
     if path.suffix == ".safetensors":
         return SafetensorsFile(path)
     return StateDictSource(load_encoder(str(base)).state_dict())
@@ -114,20 +118,22 @@ def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSour
                          lam: float | None = None, extra: dict[str, Any] | None = None,
                          progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
                          on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None) -> Path:
-    """Stream the merged encoder into ``out_dir`` and write the heads, ``model.json`` and
-    ``merge.json``. ``lam`` None: the method's default λ. ``checks``, ``on_merged``, ``dtype``
-    (the encoder's floating tensors; heads stay float32): see
+    """Stream the merged encoder and then the heads into ``out_dir/model.safetensors``;
+    write ``merge.json``, the model card and ``config.json`` (with the vectors' licences).
+    ``lam`` None: the method's default λ. ``checks``, ``on_merged``, ``dtype`` (the
+    encoder's floating tensors; heads stay float32): see
     :func:`~chorus.taskvec.merge.stream.write_merged_encoder` (``merge.json`` is built after
     them, so they may add to ``extra``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lam = plan.default_lambda() if lam is None else float(lam)
-    files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress, checks,
-                                                      on_merged, dtype)}
-    files[HEADS_FILE] = save_tensors(out_dir / HEADS_FILE, {
-        f"{i}.{part}": tensor for i, pair in enumerate(heads.tensors) for part, tensor in zip(("weight", "bias"), pair)})
-    record = ModelJson(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,
-                       heads=heads.entries, files=files, chorus_version=__version__)
+    heads_state = {f"{HEADS_PREFIX}{i}.{part}": tensor for i, pair in enumerate(heads.tensors)
+                   for part, tensor in zip(("weight", "bias"), pair)}
+    files = {WEIGHTS_FILE: write_merged_encoder(plan, base, out_dir / WEIGHTS_FILE, lam, progress, checks,
+                                                on_merged, dtype, prefix=ENCODER_PREFIX, tail=heads_state)}
+    licenses = sorted({v.manifest.license for v in plan.vectors if v.manifest.license})
+    record = ModelConfig(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,
+                         heads=heads.entries, files=files, chorus_version=__version__, licenses=licenses)
     write_json(out_dir / MERGE_JSON, merge_record(plan, heads, lam, extra))
-    write_json(out_dir / MODEL_JSON, record.model_dump(mode="json"))
+    write_config(out_dir, record)
     return out_dir

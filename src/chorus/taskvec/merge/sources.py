@@ -54,6 +54,23 @@ class StateDictSource:
         return self._state[name].detach().cpu()
 
 
+class PrefixedSource:
+    """The tensors of ``source`` whose names start with ``prefix``, named without it (the
+    encoder of a ``model.safetensors``)."""
+
+    def __init__(self, source: TensorSource, prefix: str):
+        self.source, self.prefix = source, prefix
+
+    def keys(self) -> list[str]:
+        return [name[len(self.prefix):] for name in self.source.keys() if name.startswith(self.prefix)]
+
+    def info(self, name: str) -> tuple[torch.dtype, tuple[int, ...]]:
+        return self.source.info(self.prefix + name)
+
+    def tensor(self, name: str) -> Tensor:
+        return self.source.tensor(self.prefix + name)
+
+
 class SafetensorsFile:
     """Random access to the tensors of a safetensors file, one memory map per tensor.
 

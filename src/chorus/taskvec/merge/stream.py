@@ -23,7 +23,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -271,11 +271,13 @@ def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
 
 def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, lam: float | None = None,
                          progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
-                         on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None) -> str:
+                         on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None,
+                         prefix: str = "", tail: Mapping[str, Tensor] | None = None) -> str:
     """Stream ``θ0 + λ·f`` (buffers: ``θ0 + convex mean``) for every base tensor into the
-    safetensors file ``out``; return its sha256. ``lam`` None uses the method's default.
-    ``dtype``: every floating tensor is written in it (None: each in the base tensor's dtype);
-    integer tensors (counters) keep theirs.
+    safetensors file ``out``, each stored as ``prefix + name``, then the ``tail`` tensors
+    (e.g. the heads of a model file) under their own names; return the file's sha256.
+    ``lam`` None uses the method's default. ``dtype``: every floating merged tensor is
+    written in it (None: each in the base tensor's dtype); integer tensors (counters) keep theirs.
 
     The base's fingerprint is computed on the way; if it differs from the vectors' the file
     is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
@@ -301,15 +303,18 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     written = {name: kind for name, kind, _ in layout}
     merged_hasher = FingerprintHasher() if on_merged is not None else None
 
+    tail = dict(tail or {})
+
     def write(name: str, tensor: Tensor) -> None:
-        writer.write(name, tensor)
+        writer.write(prefix + name, tensor)
         if merged_hasher is not None:
             merged_hasher.update(name, tensor)
 
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
         with ThreadPoolExecutor(1) as fingerprinting, ThreadPoolExecutor(1) as writing, \
-                StreamingSafetensorsWriter(out, layout) as writer:
+                StreamingSafetensorsWriter(out, [(prefix + name, kind, shape) for name, kind, shape in layout]
+                                           + [(name, t.dtype, tuple(t.shape)) for name, t in tail.items()]) as writer:
             in_flight: deque = deque()
             for name in names:
                 original = base.tensor(name)
@@ -329,6 +334,8 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
                 bar.update(1)
             for future in in_flight:
                 future.result()
+            for name, tensor in tail.items():
+                writer.write(name, tensor)
             if on_merged is not None:
                 on_merged(merged_hasher.hexdigest())
             for check in checks:
