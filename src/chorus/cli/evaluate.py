@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from ._outcome import finish
+
 
 def metrics_table(title: str, result: dict):
     """A rich table: the overall row, then one row per group."""
@@ -37,7 +39,8 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(..., help="Chorus model directory."),
         data: Path = typer.Option(..., "--data", help="Manifest (CSV) of labelled clips."),
         split: Optional[str] = typer.Option("test", help="Split to evaluate ('' for every clip)."),
-        out: Optional[Path] = typer.Option(None, help="Output folder (default: MODEL/evaluation/<manifest>-<split>)."),
+        out: Optional[Path] = typer.Option(None, help="Output folder (default: MODEL-evaluation/<manifest>-<split> next to "
+                                                                 "the model folder, which is never written)."),
         batch_size: int = typer.Option(16, help="Clips per forward pass."),
     ) -> None:
         """Accuracy, macro-F1, mAP, ROC-AUC and the confusion matrix, overall and per group."""
@@ -57,7 +60,7 @@ def register(app: typer.Typer) -> None:
         audio = load_eval_audio(clips, classifier.encoder.sample_rate, tqdm_progress)
         result = evaluate_model(classifier, audio, batch_size)
         result.update({"model": str(model), "data": str(data), "split": split or None})
-        out = out or model / "evaluation" / f"{data.stem}-{split or 'all'}"
+        out = out or model.parent / f"{model.name}-evaluation" / f"{data.stem}-{split or 'all'}"
         write_json(out / "metrics.json", result)
         if "confusion" in result:
             write_confusion(out, result["confusion"]["labels"], result["confusion"]["counts"],
@@ -70,3 +73,4 @@ def register(app: typer.Typer) -> None:
         for failure in result["failed_files"]:
             console.print(f"[yellow]skipped[/] {failure['path']}: {failure['error']}")
         console.print(f"written: {out}")
+        finish(len(result["failed_files"]))

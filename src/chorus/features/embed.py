@@ -16,6 +16,7 @@ from .extract import ChunkEngine, ExtractionReport, extract_features, store_head
 from .formats import ParquetShards
 from .store import FeatureStore
 from .transforms import ClipTransform
+from ..errors import InvalidInput
 
 
 def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "float32") -> FeatureStore:
@@ -44,10 +45,10 @@ def chunk_engine(recipe: EncoderRecipe | None, engine: str, workers: int | None,
     """The chunk engine for ``engine`` ("local" or "ray"); None means in this process."""
     if engine == "ray":
         if recipe is None:
-            raise ValueError("--engine ray needs an encoder recipe (workers load the encoder themselves)")
+            raise InvalidInput("--engine ray needs an encoder recipe (workers load the encoder themselves)")
         return ray_engine(recipe, ClipTransform(), batch_size, False, workers, address)
     if engine != "local":
-        raise ValueError(f"unknown engine {engine!r}; choose local or ray")
+        raise InvalidInput(f"unknown engine {engine!r}; choose local or ray")
     if recipe is None or workers is None or workers <= 1:
         return None
     return pool_engine(recipe, ClipTransform(), batch_size, False, workers)

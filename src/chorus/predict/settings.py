@@ -9,6 +9,7 @@ from ..model.schema import ModelJson
 from .detect import class_thresholds
 from .outputs import check_format
 from .stream import WindowSpec
+from ..errors import InvalidInput
 
 DEFAULT_WINDOW = 3.0
 """Window (s) when neither the caller nor the model (``classifier.clip_seconds``) sets one."""
@@ -33,7 +34,7 @@ class PredictSettings:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.open_files < 1:
-            raise ValueError(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
+            raise InvalidInput(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
 
     def spec(self, record: ModelJson) -> WindowSpec:
         """Window geometry at the model's sample rate."""
