@@ -127,7 +127,7 @@ CASES = [
     Case("finetune-locked", (*FINETUNE, "--out", "{out}"), 2, lock="{out}", says="another process"),
     Case("finetune-lr-nan", (*FINETUNE, "--out", "{out}", "--lr", "nan"), 2, names="lr"),
     Case("finetune-ok", (*FINETUNE, "--out", "{out}"), 0, names="",
-         writes=("out/model/model.json", "out/taskvector/manifest.json", "out/metrics.json")),
+         writes=("out/model/model.json", "out/taskvector/taskvector.json", "out/metrics.json")),
     # pretrain, distill, prior train: resumable folders are locked
     Case("pretrain-out-is-a-file", (*PRETRAIN, "--out", "{taken}"), 2, names="{taken}"),
     Case("pretrain-locked", (*PRETRAIN, "--out", "{out}"), 2, lock="{out}", says="another process"),
@@ -179,6 +179,8 @@ CASES = [
          names="{bad_manifest}"),
     Case("evaluate-nan-metrics-strict-json", ("evaluate", "{model}", "--data", "{manifest}", "--out", "{out}"), 0,
          names="", writes=("out/metrics.json",)),
+    Case("evaluate-default-out-beside-the-model", ("evaluate", "{model}", "--data", "{manifest}"), 0,
+         names="model-evaluation"),
     # data check
     Case("data-check-missing", ("data", "check", "{missing}"), 2, names="{missing}", line=False),
     Case("data-check-bad-manifest", ("data", "check", "{bad_manifest}"), 2, names="{bad_manifest}", line=False),

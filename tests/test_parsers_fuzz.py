@@ -19,7 +19,7 @@ from chorus.taskvec import TaskVector
 from chorus.taskvec.merge import load_recipe, parse_recipe
 from chorus.tensorfile import read_header
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),

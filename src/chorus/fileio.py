@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -36,6 +37,9 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+_FOREIGN_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
 @contextlib.contextmanager
 def writing(target: Path) -> Iterator[None]:
     """Turn an ``OSError`` raised while writing ``target`` into a one-line
@@ -45,6 +49,11 @@ def writing(target: Path) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise WriteError(target, f"cannot write: {reason[:1].lower() + reason[1:]}") from exc
+    except Exception as exc:  # writers in Rust (safetensors) report an OS error in their message
+        code = _FOREIGN_OS_ERROR.search(str(exc))
+        if code is None:
+            raise
+        raise WriteError(target, f"cannot write: {os.strerror(int(code.group(1))).lower()}") from exc
 
 
 def temporary_sibling(target: Path) -> tuple[int, Path]:
