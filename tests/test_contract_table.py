@@ -68,6 +68,8 @@ CASES = [
                             "--window", "0.5"), 3, names="noise.mp3", says="not an MPEG audio stream"),
     Case("embed-all-bad", ("embed", "{noise_mp3}", "--encoder", "toy-cnn", "--out", "{out}", "--workers", "1"), 3,
          names="{noise_mp3}"),
+    Case("embed-truncated-wav", ("embed", "{truncated}", "--encoder", "toy-cnn", "--out", "{out}", "--workers", "1",
+                                 "--window", "0.25"), 0, names="{truncated}", says="truncated"),
     Case("embed-device-cuda", ("embed", "{rec}", "--encoder", "toy-cnn", "--out", "{out}", "--device", "cuda"), 2,
          names="cuda", says="cuda requested but this torch has no CUDA"),
     Case("embed-locked", ("embed", "{rec}", "--encoder", "toy-cnn", "--out", "{out}", "--workers", "1"), 2,
@@ -319,5 +321,8 @@ def test_the_contract(case: Case, shared: dict[str, str], tmp_path: Path):
         assert (tmp_path / relative).is_file(), relative
     for written in (p for p in tmp_path.rglob("*") if p.is_file()):
         assert stat.S_IMODE(written.stat().st_mode) == 0o644, written
+    summary = tmp_path / "out" / "chorus-predictions.json"
+    if summary.is_file():  # predict's warnings are recorded, not only printed
+        assert case.says in " ".join(json.loads(summary.read_text())["warnings"])
     for document in tmp_path.rglob("*.json"):
         json.loads(document.read_text(), parse_constant=lambda token: pytest.fail(f"{document}: {token}"))

@@ -78,6 +78,10 @@ class AudioRangeError(AudioError):
     """A requested time range lies outside the file."""
 
 
+class AudioWarning(UserWarning):
+    """A file is usable but not whole (for example truncated); the message starts with it."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the file header says. ``frames`` counts samples per channel."""

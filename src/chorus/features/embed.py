@@ -3,10 +3,11 @@ long recordings), as sharded Parquet."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from ..audio import AudioError, audio_info
+from ..audio import AudioError, AudioWarning, audio_info
 from ..data.manifest import Clip, Manifest
 from ..data.windows import sliding_windows
 from ..encoders import Encoder
@@ -26,15 +27,19 @@ def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "fl
 
 def window_clips(recordings: Sequence[Path], window: float, hop: float) -> tuple[list[Clip], list[AudioError]]:
     """One clip per sliding window of each recording (``start`` = offset in seconds; the
-    last window is cut at the file's end), and the recordings whose header fails."""
+    last window is cut at the file's end), and the recordings whose header fails. A
+    truncated recording gives an :class:`~chorus.audio.AudioWarning`."""
     clips: list[Clip] = []
     failures: list[AudioError] = []
     for path in recordings:
         try:
-            duration = audio_info(path).duration
+            info = audio_info(path)
         except AudioError as exc:
             failures.append(exc)
             continue
+        if info.truncated:
+            warnings.warn(f"{path}: {info.truncated}", AudioWarning, stacklevel=2)
+        duration = info.duration
         clips += [Clip(Path(path).resolve(), start=w.start, end=min(w.end, duration))
                   for w in sliding_windows(duration, window, hop) if w.start < duration]
     return clips, failures
