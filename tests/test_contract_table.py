@@ -114,6 +114,7 @@ CASES = [
          2, names="{empty}"),
     Case("probe-bad-manifest", ("probe", "--encoder", "toy-cnn", "--data", "{bad_manifest}", "--out", "{out}"), 2,
          names="{bad_manifest}"),
+    Case("probe-some-bad", (*PROBE[:4], "{broken_manifest}", *PROBE[5:], "--out", "{out}"), 3, names="broken.wav"),
     Case("probe-out-is-a-file", (*PROBE, "--out", "{taken}"), 2, names="{taken}"),
     Case("probe-device-cuda", (*PROBE, "--out", "{out}", "--device", "cuda"), 2, names="cuda"),
     Case("probe-c-nan", ("probe", "--encoder", "toy-cnn", "--data", "{manifest}", "--out", "{out}", "--C", "nan"),
@@ -124,6 +125,8 @@ CASES = [
     Case("finetune-missing-data", (*FINETUNE[:4], "{missing}", "--out", "{out}"), 2, names="{missing}"),
     Case("finetune-bad-manifest", (*FINETUNE[:4], "{bad_manifest}", "--out", "{out}"), 2, names="{bad_manifest}"),
     Case("finetune-empty-folder", (*FINETUNE[:4], "{empty}", "--out", "{out}"), 2, names="{empty}"),
+    Case("finetune-some-bad", (*FINETUNE[:4], "{broken_manifest}", *FINETUNE[5:], "--out", "{out}"), 3,
+         names="broken.wav"),
     Case("finetune-out-is-a-file", (*FINETUNE, "--out", "{taken}"), 2, names="{taken}"),
     Case("finetune-device-cuda", (*FINETUNE, "--out", "{out}", "--device", "cuda"), 2, names="cuda"),
     Case("finetune-locked", (*FINETUNE, "--out", "{out}"), 2, lock="{out}", says="another process"),
@@ -238,6 +241,9 @@ def shared(tmp_path_factory) -> dict[str, str]:
     paths["est_silent"] = root / "est-silent.wav"
     write_audio(paths["est_silent"], np.zeros(rate, np.float32), rate)
     paths["manifest"] = tone_manifest(root / "tones", seconds=0.3).source
+    paths["broken_manifest"] = root / "tones" / "with-broken.csv"
+    (root / "tones" / "audio" / "broken.wav").write_bytes(b"RIFF junk")
+    paths["broken_manifest"].write_text(Path(paths["manifest"]).read_text() + "audio/broken.wav,g1/low,train,g1,,\n")
     paths["bad_manifest"] = root / "bad.csv"
     paths["bad_manifest"].write_text("path,label\nnowhere.wav,a\n\x00\x01,\n")
     raven = root / "raven"

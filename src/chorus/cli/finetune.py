@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._options import DEVICE
+from ._outcome import finish
 
 
 def _split_groups(values: list[str] | None) -> list[str]:
@@ -93,3 +94,4 @@ def register(app: typer.Typer) -> None:
         if result.test_metrics:
             console.print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
         console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}", soft_wrap=True)
+        finish(len(result.failures))

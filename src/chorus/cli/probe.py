@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
+from ._outcome import finish
 
 TASKS = ("auto", "multiclass", "multilabel", "detection")
 
@@ -106,3 +107,4 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)
         _print_best(report, console)
         console.print(f"report: {paths['html']}  (JSON: {paths['json']})", highlight=False)
+        finish(len(report["failures"]))
