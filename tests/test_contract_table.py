@@ -328,7 +328,8 @@ def test_the_contract(case: Case, shared: dict[str, str], tmp_path: Path):
     for written in (p for p in tmp_path.rglob("*") if p.is_file()):
         assert stat.S_IMODE(written.stat().st_mode) == 0o644, written
     summary = tmp_path / "out" / "chorus-predictions.json"
-    if summary.is_file():  # predict's warnings are recorded, not only printed
-        assert case.says in " ".join(json.loads(summary.read_text())["warnings"])
+    if summary.is_file():  # predict's warnings and failures are recorded, not only printed
+        recorded = json.loads(summary.read_text())
+        assert case.says in " ".join([*recorded["warnings"], *(r.get("error", "") for r in recorded["recordings"])])
     for document in tmp_path.rglob("*.json"):
         json.loads(document.read_text(), parse_constant=lambda token: pytest.fail(f"{document}: {token}"))
