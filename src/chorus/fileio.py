@@ -181,8 +181,9 @@ def locked_folder(folder: str | Path, busy: type[FolderBusy] = FolderBusy) -> It
         release_folder(key)
         if created and key not in _HELD:
             with contextlib.suppress(OSError):
-                (root / LOCK_NAME).unlink()
-                root.rmdir()  # only when empty
+                if [p.name for p in root.iterdir()] == [LOCK_NAME]:
+                    (root / LOCK_NAME).unlink()
+                    root.rmdir()
         raise
     release_folder(key)
 
