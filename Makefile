@@ -48,5 +48,20 @@ distill-demo: $(STAMP)
 		  $$SUDO apt-get install -y -qq fluidsynth fluid-soundfont-gm; }
 	$(VENV)/bin/chorus distill-demo --out $(DISTILL_OUT)
 
+# Every HTML report rendered to a PNG in docs/img by headless Chromium (installed with
+# apt-get when missing; never needed by make test): the demo's report and analysis, and a
+# probe report on the demo's data. Runs the demo first when $(DEMO_OUT) has no report.
+SHOTS_PROBE ?= $(DEMO_OUT)/probe
+.PHONY: screenshots
+screenshots: $(STAMP)
+	command -v chromium >/dev/null || \
+		{ SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update -qq && \
+		  $$SUDO apt-get install -y -qq chromium; }
+	test -f $(DEMO_OUT)/report.html || $(VENV)/bin/chorus demo --out $(DEMO_OUT)
+	test -f $(SHOTS_PROBE)/report.html || \
+		$(VENV)/bin/chorus probe -d $(DEMO_OUT)/data/temperate/manifest.csv -o $(SHOTS_PROBE)
+	$(PY) scripts/render_reports.py --out docs/img demo=$(DEMO_OUT)/report.html \
+		analysis=$(DEMO_OUT)/analysis/analysis.html probe=$(SHOTS_PROBE)/report.html
+
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

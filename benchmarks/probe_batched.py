@@ -7,7 +7,8 @@ into a cache under ``--data``. On the same features, for the linear poolings ``m
 ``max`` (over valid frames) and ``mean+max``:
 
 - ours: :func:`chorus.probe.sweep.fit_and_select` with the default L-BFGS solver — every
-  layer × pooling × C in one batched solve per pooling, C chosen per layer on valid;
+  layer × pooling × C in one batched solve per pooling, each probe stopped by
+  scikit-learn's gradient test at ``TrainConfig().tol`` (5e-5), C chosen per layer on valid;
 - adam: the same call with ``TrainConfig(solver="adam")`` — the previous default
   (minibatch Adam, early stopping on valid, weight averaging, L2 0.007), for the record;
 - scikit-learn: ``StandardScaler`` + ``LogisticRegression(C)`` (lbfgs, default tol 1e-4,
@@ -24,7 +25,7 @@ valid-chosen probe on every side, and the gaps to scikit-learn in points. Target
 data set the mean gap (scikit-learn minus ours) ≤ 0.5 point and no (pooling, layer)
 worse than 2 points; ours ≥ 10× faster than the scikit-learn loop. Usage:
 ``python benchmarks/probe_batched.py [--encoder sfx-cnn] [--datasets default,few-clips,...]
-[--seed 0] [--repeats 2] [--no-adam] [--tol 1e-4]``
+[--seed 0] [--repeats 2] [--no-adam] [--tol 5e-5]``
 """
 
 from __future__ import annotations

@@ -117,6 +117,7 @@ def test_cli_analyze_writes_json_figures_and_page(run_cli, base, vectors, tones,
     record = json.loads((out / "analysis.json").read_text())
     assert record["connectivity"][0]["alpha"] == [0.0, 0.5, 1.0] and record["negation"][0]["lambda"] == [0.0, 1.0]
     assert record["spectra"]["pairs"][0]["pair"] == ["g1", "g2"]
+    assert [layer["layer"] for layer in record["geometry"]["layers"]] == list(base.layer_names)  # as probes name them
     for stem in ("cosine", "layers", "norms", "lmc", "spectra", "negation"):
         assert (out / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
     page = (out / "analysis.html").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from chorus.encoders import load_encoder
 from chorus.model import ClassifierModel, ClassifierSettings
 from chorus.model.birdnet_head import BirdNETHeadError, original_classifier, original_head, tiny_labels
 from chorus.merging import run_merge
-from chorus.taskvec.merge import HeadCompatibilityError, RecipeError, compose_heads, parse_recipe
+from chorus.taskvec.merge import HeadCompatibilityError, RecipeError, compose_heads, load_recipe, parse_recipe
 from chorus.taskvec.merge.heads import BaseHead, headwide_calibration
 
 SETTINGS = ClassifierSettings(layer="embedding", pooling="mean", clip_seconds=3.0, task="multiclass")
@@ -114,8 +115,8 @@ def test_merge_with_the_original_head_has_the_union_of_labels_and_one_shared_cla
     expected = (logits - head["logit_mean"]) / head["logit_std"]
     kept = [i for i, label in enumerate(birdnet) if label != SHARED]
     assert torch.allclose(ours[:, index], expected[:, kept], atol=1e-4)
-    saved = (tmp_path / "merged" / "recipe.yaml").read_text()
-    assert "base_head" in saved and str(data) in saved
+    saved = load_recipe(tmp_path / "merged" / "recipe.yaml")  # paths saved relative to the model folder
+    assert saved.base_head is not None and saved.base_head.data == str(Path(data).resolve())
 
 
 def test_base_head_needs_calibration_windows_and_the_same_layer(paths, data, base, tmp_path):

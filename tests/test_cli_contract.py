@@ -90,6 +90,6 @@ def test_a_recording_shorter_than_the_receptive_field_gives_a_warning_and_no_det
     assert result.returncode == 0, result.stderr
     assert "too short for the model" in result.stdout
     rows = (tmp_path / "out" / "chorus-predictions.csv").read_text().splitlines()
-    assert rows == ["path,begin,end,label,score"]  # even at threshold 0: no detection from all-zero features
+    assert rows == ["path,start,end,label,score"]  # even at threshold 0: no detection from all-zero features
     summary = json.loads((tmp_path / "out" / "chorus-predictions.json").read_text())
     assert "too short" in summary["warnings"][0]

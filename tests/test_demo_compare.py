@@ -51,6 +51,12 @@ def test_demo_writes_report_numbers_and_every_model(demo):
     assert json.loads((out / "demo.json").read_text())["analysis"] == analysis
     assert json.loads((out / "analysis" / "analysis.json").read_text()) == analysis
     assert "Task-vector analysis" in page and "Linear mode connectivity" in page
+    # summary first, the analysis next, the long λ sweeps folded below
+    assert page.index("Best merge") < page.index("<h2>Summary</h2>") < page.index("Task-vector analysis") \
+        < page.index("Choosing λ")
+    assert page.count("<details>") == len(record["sweeps"]) and "chosen λ" in page.split("<details>")[1]
+    band_hz = analysis["spectra"]["band_hz"]
+    assert len(band_hz) == analysis["spectra"]["n_mels"] and band_hz == sorted(band_hz) and band_hz[0] > 0
     for figure in ("cosine heatmap", "LMC curves", "spectral distance scatter"):
         assert f'<img alt="{figure}" src="data:image/png;base64,' in page
     merge_record = json.loads((out / "merged" / "ties" / "merge.json").read_text())
@@ -83,6 +89,21 @@ def test_cli_compare_on_the_demo_models(run_cli, demo, tmp_path):
     assert comparison["rows"][3]["overall"] == expected["mean"]["overall"]
     assert all("transfer" in row for row in comparison["rows"])
     assert (tmp_path / "compare.html").is_file() and "mean" in result.output
+
+
+def test_compare_marks_groups_a_model_does_not_cover(run_cli, demo, tmp_path):
+    out, _ = demo
+    runs = out / "finetune"
+    result = run_cli("compare", "--data", out / "data" / "temperate" / "manifest.csv", "--out", tmp_path,
+                     "--joint", runs / "joint" / "model", "--merged", runs / "birds" / "model")
+    assert result.exit_code == 0, result.output
+    comparison = json.loads((tmp_path / "compare.json").read_text())
+    partial = comparison["rows"][1]
+    assert partial["not_covered"] == ["insects"] and set(partial["groups"]) == {"birds"}
+    assert set(comparison["gaps"]["model"]) == {"birds"}  # no −1 gap for the group it cannot score
+    page = (tmp_path / "compare.html").read_text()
+    assert "not covered" in page and "-1.000" not in page
+    assert "not covered" in result.output
 
 
 def test_probe_vector_carries_the_lp_ft_probe_head_and_no_deltas(tmp_path):

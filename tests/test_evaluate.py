@@ -150,5 +150,5 @@ def test_cli_merge_with_a_sweep_prints_the_sweep(run_cli, tones, tone_vectors, t
     result = run_cli("merge", "--method", "mean", "-v", paths[0], "-v", paths[1], "--sweep-data", tones.source,
                      "--out", tmp_path / "merged")
     assert result.exit_code == 0, result.output
-    assert "λ sweep" in result.output and " * " in result.output.replace("│", " ")
+    assert "λ sweep" in result.output and " * " in result.output.replace("│", " ").replace("\t", " ")
     assert (tmp_path / "merged" / "recipe.yaml").is_file()

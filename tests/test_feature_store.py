@@ -167,3 +167,32 @@ def test_a_second_process_cannot_open_a_store_in_use(tmp_path, encoder):
     assert "busy:" in other_process()  # `again` still holds it
     del again
     assert other_process() == ""
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean+max"])
+def test_embed_pools_by_max_or_both_and_refuses_a_store_of_another_pooling(tmp_path, data, encoder, pooling):
+    from chorus.encoders import pool_frames
+    from chorus.features import embed_manifest, read_embeddings
+    from chorus.features.errors import FeatureError
+
+    report = embed_manifest(encoder, data, tmp_path / "emb", pooling=pooling)
+    assert report.computed == len(data.clips)
+    table = read_embeddings(tmp_path / "emb").to_pydict()
+    order = [table["path"].index(str(clip.path)) for clip in data.clips]
+    with torch.no_grad():  # each clip alone: no padding
+        outputs = [encoder(torch.from_numpy(w)[None], torch.tensor([len(w)]))
+                   for w in (load_clip(c, 16_000) for c in data.clips)]
+    for layer, name in enumerate(encoder.layer_names):
+        stored = np.asarray([table[f"layer_{name}"][i] for i in order], dtype=np.float32)
+        expected = np.concatenate([pool_frames(o.hidden[layer], o.masks[layer], pooling).numpy() for o in outputs])
+        assert stored.shape == (len(data.clips), encoder.layer_dims[layer] * (2 if pooling == "mean+max" else 1))
+        np.testing.assert_allclose(stored, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(FeatureStoreMismatch):
+        embed_manifest(encoder, data, tmp_path / "emb", pooling="mean")
+    with pytest.raises(FeatureError, match="unknown pooling"):
+        embed_manifest(encoder, data, tmp_path / "other", pooling="median")
+
+
+def test_mean_pooled_store_header_is_unchanged_by_the_pooling_option(encoder):
+    assert "pooling" not in store_header(encoder) and store_header(encoder) == store_header(encoder, pooling="mean")
+    assert store_header(encoder, pooling="max")["pooling"] == "max"

@@ -89,7 +89,7 @@ def test_every_kind_of_problem_is_found_in_one_pass(tmp_path):
         ",dog,,,\n"
         "a.wav,dog,,,,surplus\n"))
     with pytest.raises(ManifestError) as caught:
-        read_manifest(path)
+        read_manifest(path, tmp_path / "data")  # a dataset root given: no path may leave it
     assert kinds(caught.value) == ["outside_root", "outside_root", "bad_time", "bad_time", "bad_time",
                                    "empty_path", "bad_row"]
     assert [p.line for p in caught.value.problems] == [2, 3, 4, 5, 6, 7, 8]

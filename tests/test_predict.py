@@ -137,7 +137,7 @@ def test_predict_writes_every_format_skips_bad_files_and_resumes(tmp_path):
 
     windows = predict(model, paths, tmp_path / "pq", PredictSettings(window=1.0, hop=0.5, format="parquet"), workers=1)
     table = pq.read_table(windows.combined)
-    assert table.column_names == ["path", "begin", "end", "a", "b", "c"]
+    assert table.column_names == ["path", "start", "end", "a", "b", "c"]
     assert table.num_rows == sum(len(sliding_windows(s, 1.0, 0.5)) for s in (5.3, 12.0, 0.4))
     predict(model, paths[:1], tmp_path / "aud", PredictSettings(window=1.0, format="audacity", threshold=0.0), workers=1)
     assert (tmp_path / "aud" / "rec0.labels.txt").read_text().count("\n") >= 3
@@ -151,7 +151,7 @@ def test_cli_predict_csv_and_bad_threshold_file(tmp_path, run_cli):
     assert result.exit_code == 0, result.output
     assert "1 predicted" in result.output
     rows = (tmp_path / "out" / "chorus-predictions.csv").read_text().splitlines()
-    assert rows[0] == "path,begin,end,label,score" and len(rows) == 4
+    assert rows[0] == "path,start,end,label,score" and len(rows) == 4
     (tmp_path / "t.json").write_text('{"nope": 0.5}')
     bad = run_cli("predict", model, tmp_path / "rec", "--out", tmp_path / "o2", "--class-thresholds", tmp_path / "t.json")
     assert bad.exit_code == 2 and "nope" in bad.output

@@ -26,10 +26,10 @@ def task(tmp_path_factory):
 
 
 def _selected(report):
-    """Everything decided on train/valid, per condition and pooling (test metrics removed)."""
+    """Everything decided on train/valid, per condition and pooling (test metrics and intervals removed)."""
     def strip(entry):
         return {**entry, "slots": [{k: v for k, v in s.items() if k != "test"} for s in entry["slots"]],
-                "best": {k: v for k, v in entry["best"].items() if k != "test"}}
+                "best": {k: v for k, v in entry["best"].items() if k not in ("test", "ci95")}}
     return {c: {p: strip(e) for p, e in r["poolings"].items()} for c, r in report["conditions"].items()}
 
 

@@ -100,3 +100,23 @@ def test_bad_fractions_are_rejected(fractions, message):
 def test_aliases_in_fractions():
     result = stratified_split(manifest({"wren": 4}), {"train": 0.5, "validation": 0.5})
     assert Counter(c.split for c in result) == {"train": 2, "valid": 2}
+
+
+def test_a_manifest_with_paths_outside_its_folder_splits_the_same_wherever_the_tree_lies(tmp_path):
+    from chorus.data.manifest import read_manifest, write_manifest
+
+    splits = {}
+    for where in ("one", "two/deeper"):
+        root = tmp_path / where
+        for label in ("wren", "owl"):
+            (root / "audio" / label).mkdir(parents=True)
+            for i in range(8):
+                (root / "audio" / label / f"{i}.wav").write_bytes(b"x")
+        clips = [Clip(path, (path.parent.name,)) for path in sorted((root / "audio").rglob("*.wav"))]
+        (root / "lists").mkdir()
+        write_manifest(Manifest(clips, root / "audio"), root / "lists" / "all.csv")
+        assert (root / "lists" / "all.csv").read_text().splitlines()[1].startswith("../audio/owl/0.wav,owl")
+        read = read_manifest(root / "lists" / "all.csv")
+        assert read.root == root and [c.path for c in read] == [c.path for c in clips]
+        splits[where] = assignment(stratified_split(read, seed=3))
+    assert splits["one"] == splits["two/deeper"] and set(splits["one"].values()) == {"train", "valid", "test"}

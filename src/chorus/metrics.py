@@ -15,7 +15,8 @@ Keys (as they appear in every JSON chorus writes):
 - ``subset_accuracy``: fraction of multi-label clips whose predicted set is exactly right.
 
 :data:`PRIMARY` names the metric that selection (early stopping, λ, probe choice) follows
-for each task kind; higher is better for all of them.
+for each task kind; higher is better for all of them. :func:`bootstrap_interval` gives a
+stratified bootstrap confidence interval of the primary metric.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
+
+from .seeding import derived_seed
 
 TASK_KINDS = ("multiclass", "multilabel", "detection")
 PRIMARY = {"multiclass": "accuracy", "multilabel": "map", "detection": "map"}
@@ -39,13 +42,14 @@ def f1_per_class(predicted: Tensor, truth: Tensor) -> Tensor:
 
 def average_precision(scores: Tensor, targets: Tensor) -> Tensor:
     """Average precision per class: ``scores [..., rows, classes]`` (leading axes, e.g. one
-    per probe, are batched), ``targets [rows, classes]`` in {0, 1} -> ``[..., classes]``;
-    nan for a class without positives. Computed in float64."""
+    per probe, are batched), ``targets [rows, classes]`` in {0, 1}, or one per leading index
+    ``[..., rows, classes]`` -> ``[..., classes]``; nan for a class without positives.
+    Computed in float64."""
     scores = scores.double()
     lead, (rows, classes) = scores.shape[:-2], scores.shape[-2:]
     flat = scores.reshape(-1, rows, classes)
     ranked, order = flat.sort(dim=1, descending=True, stable=True)
-    hits = targets.double().unsqueeze(0).expand(flat.shape[0], -1, -1).gather(1, order)
+    hits = targets.double().expand_as(scores).reshape(-1, rows, classes).gather(1, order)
     found = hits.cumsum(dim=1)
     last_of_tie = torch.ones_like(ranked, dtype=torch.bool)
     last_of_tie[:, :-1] = ranked[:, 1:] != ranked[:, :-1]
@@ -58,9 +62,12 @@ def average_precision(scores: Tensor, targets: Tensor) -> Tensor:
 
 
 def ranking_metrics(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """``map`` and ``roc_auc`` of ``scores [clips, classes]`` against 0/1 ``truth``."""
+    """``map`` and ``roc_auc`` of ``scores [clips, classes]`` against 0/1 ``truth`` (nan
+    when no clip has a class the scores rank, e.g. a group the model does not cover)."""
     from sklearn.metrics import roc_auc_score
 
+    if not len(truth):
+        return {"map": float("nan"), "roc_auc": float("nan")}
     positives = truth.sum(axis=0)
     ap = average_precision(torch.from_numpy(np.asarray(scores, np.float64)), torch.from_numpy(truth)).numpy()
     with_positive = positives > 0
@@ -120,3 +127,39 @@ def probe_scores(logits: Tensor, targets: Tensor) -> Tensor:
     if targets.dim() == 1:
         return (logits.argmax(dim=-1) == targets).to(logits.dtype).mean(dim=1)
     return average_precision(logits, targets).nanmean(dim=1).to(logits.dtype)
+
+
+_BOOTSTRAP_CHUNK = 1 << 22
+"""Score entries per batch of resamples (bounds the memory of :func:`bootstrap_interval`)."""
+
+
+def stratified_resamples(strata: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """``[resamples, rows]`` row indices: each resample draws, with replacement, as many
+    rows from each stratum (equal values of ``strata [rows]``) as it holds. Seeded."""
+    rng = np.random.default_rng(derived_seed(seed, "bootstrap"))
+    columns = []
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        columns.append(members[rng.integers(0, len(members), size=(resamples, len(members)))])
+    return np.concatenate(columns, axis=1)
+
+
+def bootstrap_interval(scores: np.ndarray, targets: np.ndarray, *, resamples: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval ``(low, high)`` at ``level`` of the primary metric of
+    ``scores [rows, classes]``: ``accuracy`` for class indices ``targets [rows]``, ``map``
+    for multi-hot ``targets [rows, classes]``. Rows are resampled with replacement within
+    each class (multi-hot: within each distinct label set), so every resample keeps the
+    class counts of the test set; ``seed`` makes it deterministic."""
+    strata = np.unique(targets, axis=0, return_inverse=True)[1].reshape(-1)
+    indices = stratified_resamples(strata, resamples, seed)
+    if targets.ndim == 1:
+        values = (np.asarray(scores).argmax(axis=1) == targets)[indices].mean(axis=1)
+    else:
+        scores_t, targets_t = torch.as_tensor(scores), torch.as_tensor(targets)
+        chunk = max(1, _BOOTSTRAP_CHUNK // scores_t.numel())
+        values = torch.cat([average_precision(scores_t[rows], targets_t[rows]).nanmean(dim=-1)
+                            for rows in torch.from_numpy(indices).split(chunk)]).numpy()
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)

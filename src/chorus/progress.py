@@ -32,11 +32,22 @@ def silent_progress(total: int | None, desc: str) -> ProgressBar:
     return _Silent()
 
 
+_BARS = {"show": True, "leave": False}
+
+
+def configure_bars(show: bool = True, leave: bool = False) -> None:
+    """How :func:`tqdm_progress` draws: not at all (``chorus --quiet``), or kept on screen
+    when done (``chorus --verbose``)."""
+    _BARS.update(show=show, leave=leave)
+
+
 def tqdm_progress(total: int | None, desc: str) -> ProgressBar:
-    """A tqdm bar on stderr, for the CLI."""
+    """A tqdm bar on stderr, for the CLI (see :func:`configure_bars`)."""
+    if not _BARS["show"]:
+        return _Silent()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=_BARS["leave"])
 
 
 def resolve(progress: ProgressFactory | None) -> ProgressFactory:

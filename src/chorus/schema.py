@@ -3,7 +3,7 @@ typo in a recipe, a config or a shared JSON file is refused instead of ignored."
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,9 +24,20 @@ class FrozenModel(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def problem_lines(exc: ValidationError, location: Callable[[tuple], tuple] | None = None) -> list[str]:
+    """Every problem of a pydantic error, one ``field.path: message`` each (``location``
+    renames a field path first, e.g. to the key names of another format)."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"]) if location is None else location(tuple(error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{'.'.join(str(p) for p in loc) or '(root)'}: {message}")
+    return lines
+
+
 def validation_problems(exc: ValidationError) -> str:
     """Every problem of a pydantic error on one line: ``field.path: message; ...``."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(problem_lines(exc))
 
 
 def validated(model_cls: type[M], error: type[ChorusError], /, **values: Any) -> M:

@@ -99,9 +99,9 @@ def _mirrors(vectors: Sequence, alphas: Sequence[float]) -> bool:
 
 def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
                  alphas: Sequence[float] | None = None, calibration: str = "auto",
-                 progress: ProgressFactory | None = None) -> list[dict]:
+                 progress: ProgressFactory | None = None, device: str | torch.device = "cpu") -> list[dict]:
     """Per pair ``(i < j)``: the task-vector path and the straight path (module docstring),
-    scored on the validation clips of both groups in ``audio``."""
+    scored on the validation clips of both groups in ``audio`` (encoders run on ``device``)."""
     alphas = _check_grid(alphas if alphas is not None else alpha_grid())
     vectors = list(vectors)
     groups = require_groups(vectors, "the analysis of groups")
@@ -112,7 +112,7 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
             raise AnalysisError(f"the validation data hold no clips of group {group!r}")
     reader = compose_heads(vectors[:1], "none")
     ends = [_path_state([v], base_state, 1.0) for v in vectors]
-    end_features = [features_of(plan, state, reader, everything) for state in ends]
+    end_features = [features_of(plan, state, reader, everything, device) for state in ends]
     pairs = [(i, j) for i in range(len(vectors)) for j in range(i + 1, len(vectors))]
     bar = resolve(progress)(len(pairs), "linear mode connectivity")
     results = []
@@ -130,13 +130,13 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
                 elif alpha == 1.0:
                     features = end_features[i][rows]
                 else:
-                    features = features_of(plan, _path_state(in_memory, base_state, alpha), heads, part)
+                    features = features_of(plan, _path_state(in_memory, base_state, alpha), heads, part, device)
                 for key, value in score(heads, features, part.clips).items():
                     curve[key].append(value)
             record = {"pair": [groups[i], groups[j]], "clips": len(part), "alpha": alphas, **curve,
                       **barriers(alphas, curve["accuracy"], curve["loss"])}
             record["straight"] = _straight(pair, ends[i], ends[j], alphas, curve, heads, plan, part,
-                                           end_features[i][rows], end_features[j][rows])
+                                           end_features[i][rows], end_features[j][rows], device)
             results.append(record)
             bar.update(1)
     finally:
@@ -144,7 +144,7 @@ def connectivity(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAu
     return results
 
 
-def _straight(pair, start, end, alphas, curve, heads, plan, part, start_features, end_features) -> dict:
+def _straight(pair, start, end, alphas, curve, heads, plan, part, start_features, end_features, device) -> dict:
     """The straight path θa → θb over ``t`` = ``alphas``."""
     if _mirrors(pair, alphas):
         accuracy, loss = curve["accuracy"][::-1], curve["loss"][::-1]
@@ -155,7 +155,7 @@ def _straight(pair, start, end, alphas, curve, heads, plan, part, start_features
             if t in (0.0, 1.0):
                 features = start_features if t == 0.0 else end_features
             else:
-                features = features_of(plan, _straight_state(start, end, t), heads, part)
+                features = features_of(plan, _straight_state(start, end, t), heads, part, device)
             scores = score(heads, features, part.clips)
             accuracy.append(scores["accuracy"])
             loss.append(scores["loss"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -183,12 +183,14 @@ def parameter_names(vectors: Sequence) -> list[str]:
 
 
 def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_threshold: float = SIGN_THRESHOLD,
-                    topk: float = TOPK, ranks: bool = True, progress: ProgressFactory | None = None) -> Geometry:
+                    topk: float = TOPK, ranks: bool = True, progress: ProgressFactory | None = None,
+                    exposed: Mapping[str, str] | None = None) -> Geometry:
     """Stream over the parameters of ``vectors`` (objects with ``keys()``, ``shape(name)``,
     ``tensor(name)``, e.g. :class:`~chorus.taskvec.TaskVector`) one tensor at a time and
     accumulate the module docstring's quantities. ``names``: a label per vector (default:
     each manifest's group). ``ranks``: also compute effective ranks (one SVD per matrix
-    per vector)."""
+    per vector). ``exposed``: module prefix -> the encoder's exposed layer name (see
+    :func:`~.layers.exposed_layers`), so that layers are named as probes name them."""
     vectors = list(vectors)
     if not vectors:
         raise AnalysisError("no task vectors to analyse")
@@ -198,7 +200,7 @@ def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_
         raise AnalysisError(f"top-k must be a fraction in (0, 1], got {topk}")
     labels = list(names) if names is not None else [vector_name(v, i) for i, v in enumerate(vectors)]
     parameters = parameter_names(vectors)
-    layers = {layer: Counts.zeros(len(vectors)) for layer in ordered_layers(parameters)}
+    layers = {layer: Counts.zeros(len(vectors)) for layer in ordered_layers(parameters, exposed)}
     whole = Counts.zeros(len(vectors))
     found_ranks = []
     bar = resolve(progress)(len(parameters), "task-vector geometry")
@@ -209,11 +211,11 @@ def vector_geometry(vectors: Sequence, names: Sequence[str] | None = None, sign_
             for row, vector in enumerate(vectors):
                 stack[row] = vector.tensor(name).reshape(-1)
             counts = tensor_counts(stack, sign_threshold, topk)
-            layers[layer_of(name)].add(counts)
+            layers[layer_of(name, exposed)].add(counts)
             whole.add(counts)
             matrices = [as_matrix(row.view(shape)) for row in stack] if ranks else [None]
             if matrices[0] is not None:
-                found_ranks.append({"tensor": name, "layer": layer_of(name), "shape": list(matrices[0].shape),
+                found_ranks.append({"tensor": name, "layer": layer_of(name, exposed), "shape": list(matrices[0].shape),
                                     "values": [effective_rank(matrix) for matrix in matrices]})
             del stack
             bar.update(1)

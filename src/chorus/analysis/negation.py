@@ -25,8 +25,10 @@ LAMBDAS = (0.0, 0.5, 1.0, 2.0)
 
 
 def score_negations(vectors: Sequence, base_state: dict[str, Tensor], audio: EvalAudio,
-                    lambdas: Sequence[float] = LAMBDAS, progress: ProgressFactory | None = None) -> list[dict]:
-    """Per negated group: ``{"negated", "lambda", "accuracy": {group: [...]}, "loss": {...}}``."""
+                    lambdas: Sequence[float] = LAMBDAS, progress: ProgressFactory | None = None,
+                    device: str | torch.device = "cpu") -> list[dict]:
+    """Per negated group: ``{"negated", "lambda", "accuracy": {group: [...]}, "loss": {...}}``
+    (encoders run on ``device``)."""
     vectors = list(vectors)
     lambdas = [float(value) for value in lambdas]
     if not lambdas:
@@ -38,7 +40,7 @@ def score_negations(vectors: Sequence, base_state: dict[str, Tensor], audio: Eva
     rows = [torch.tensor(everything.rows_of_groups([g]), dtype=torch.int64) for g in groups]
     if any(not len(r) for r in rows):
         raise AnalysisError("the validation data must hold clips of every group for the negation curves")
-    base_features = features_of(plan, base_state, own_heads[0], everything) if 0.0 in lambdas else None
+    base_features = features_of(plan, base_state, own_heads[0], everything, device) if 0.0 in lambdas else None
     bar = resolve(progress)(len(vectors) * len(lambdas), "negation")
     results = []
     try:
@@ -49,7 +51,7 @@ def score_negations(vectors: Sequence, base_state: dict[str, Tensor], audio: Eva
                       "loss": {g: [] for g in groups}}
             for lam in lambdas:
                 features = base_features if lam == 0.0 else features_of(
-                    plan, apply_directions(base_state, directions, lam), own_heads[0], everything)
+                    plan, apply_directions(base_state, directions, lam), own_heads[0], everything, device)
                 for group, heads, part in zip(groups, own_heads, rows):
                     scores = score(heads, features[part], [everything.clips[r] for r in part])
                     record["accuracy"][group].append(scores["accuracy"])

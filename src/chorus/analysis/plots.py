@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import math
 
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..report import annotate_cells, outside_legend, pyplot
 
 
 def _grid(values) -> list[list[float]]:
@@ -35,10 +28,7 @@ def cosine_heatmap(analysis: dict):
     shown = axis.imshow(cosine, cmap="RdBu_r", vmin=-1, vmax=1)
     axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axis.set_yticks(range(len(names)), names)
-    for i, row in enumerate(cosine):
-        for j, value in enumerate(row):
-            if not math.isnan(value):
-                axis.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8)
+    annotate_cells(axis, shown, cosine, digits=3)
     figure.colorbar(shown, ax=axis, label="cosine")
     axis.set_title("task-vector cosine (whole model)")
     return figure
@@ -54,23 +44,23 @@ def layer_heatmaps(analysis: dict):
     labels = [f"{names[i]}·{names[j]}" for i, j in pairs]
     panels = (("cosine", "cosine", "RdBu_r"), ("sign_conflicts", "sign-conflict rate", "viridis"),
               ("topk_jaccard", f"top-{geometry['topk']:.0%} Jaccard", "viridis"))
-    figure, axes = plt.subplots(1, 3, figsize=(4 + 3 * 0.6 * len(pairs) + 3, 1.5 + 0.28 * len(layers)), sharey=True)
+    # One panel under the other, each as wide as the page: cells of ~0.7 x 0.4 inch keep
+    # the written values legible however many pairs there are.
+    width, panel = 2.5 + 0.7 * len(pairs), 1.2 + 0.4 * len(layers)
+    figure, axes = plt.subplots(3, 1, figsize=(width, 3 * panel), sharex=True, constrained_layout=True)
     for axis, (key, title, cmap) in zip(axes, panels):
         grid = [[math.nan if layer[key][i][j] is None else layer[key][i][j] for i, j in pairs] for layer in layers]
         finite = [abs(v) for row in grid for v in row if not math.isnan(v)]
         reach = max(finite, default=1.0) or 1.0
         low, high = (-reach, reach) if key == "cosine" else (0.0, reach)  # colours span the values found
         shown = axis.imshow(grid, cmap=cmap, vmin=low, vmax=high, aspect="auto")
-        if len(grid) * len(pairs) <= 80:
-            for row, values in enumerate(grid):
-                for column, value in enumerate(values):
-                    if not math.isnan(value):
-                        axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=6)
-        axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
-        axis.set_title(title, fontsize=9)
-        figure.colorbar(shown, ax=axis, fraction=0.05)
-    axes[0].set_yticks(range(len(layers)), [layer["layer"] for layer in layers], fontsize=7)
-    figure.suptitle("per layer, in network order (blank: a vector is zero there)", fontsize=9, y=1.04)
+        if len(grid) * len(pairs) <= 200:
+            annotate_cells(axis, shown, grid)
+        axis.set_yticks(range(len(layers)), [layer["layer"] for layer in layers], fontsize=8)
+        axis.set_title(title, fontsize=10)
+        figure.colorbar(shown, ax=axis, fraction=0.04, pad=0.01)
+    axes[-1].set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    figure.suptitle("per layer, in network order (blank: a vector is zero there)", fontsize=10)
     return figure
 
 
@@ -88,7 +78,7 @@ def norms_and_ranks(analysis: dict):
     for axis, title in ((left, "‖τ‖ per layer"), (right, "effective rank (mean over the layer's matrices)")):
         axis.set_xticks(list(positions), [layer["layer"] for layer in layers], rotation=60, ha="right", fontsize=7)
         axis.set_title(title, fontsize=9)
-    left.legend(fontsize=7)
+    outside_legend(right)
     return figure
 
 
@@ -131,11 +121,16 @@ def spectral_scatter(analysis: dict):
     left.set_xlabel("Jensen–Shannon distance of normalised log-mel spectra")
     left.set_ylabel("task-vector cosine")
     left.set_title(f"Spearman ρ = {'–' if rho is None else f'{rho:.2f}'}", fontsize=9)
+    centres = spectral.get("band_hz")
     for group, spectrum in spectral["spectra"].items():
-        right.plot(spectrum, label=group)
-    right.set_xlabel("mel band")
+        right.plot(centres or range(len(spectrum)), spectrum, label=group)
+    if centres:
+        right.set_xscale("log")
+        right.set_xlabel("frequency (Hz, mel band centres)")
+    else:  # an analysis.json written before the band centres were recorded
+        right.set_xlabel("mel band")
     right.set_ylabel("share of the log-mel level")
-    right.legend(fontsize=7)
+    outside_legend(right)
     return figure
 
 
@@ -150,8 +145,8 @@ def negation_curves(analysis: dict):
                       label=f"{group} (negated)" if negated else group)
         axis.set_title(f"θ0 − λ·τ[{record['negated']}]", fontsize=9)
         axis.set_xlabel("λ")
-        axis.legend(fontsize=6)
     axes[0][0].set_ylabel("accuracy")
+    outside_legend(axes[0][-1])
     return figure
 
 

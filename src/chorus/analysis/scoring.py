@@ -20,10 +20,11 @@ from ..taskvec.merge.compose import build_encoder_from
 from .errors import AnalysisError
 
 
-def features_of(plan: MergePlan, state: dict[str, Tensor], heads: ComposedHeads, audio: EvalAudio) -> Tensor:
-    """Pooled features ``[clips, features]`` of the encoder with weights ``state`` (the
-    layer and pooling ``heads`` read)."""
-    return layer_features(build_encoder_from(plan, state), heads.settings, audio)
+def features_of(plan: MergePlan, state: dict[str, Tensor], heads: ComposedHeads, audio: EvalAudio,
+                device: str | torch.device = "cpu") -> Tensor:
+    """Pooled features ``[clips, features]`` (on the CPU) of the encoder with weights
+    ``state`` (the layer and pooling ``heads`` read), run on ``device``."""
+    return layer_features(build_encoder_from(plan, state).to(device), heads.settings, audio)
 
 
 def score(heads: ComposedHeads, features: Tensor, clips: Sequence) -> dict[str, float]:

@@ -72,6 +72,14 @@ def group_spectra(audio: EvalAudio, groups: Sequence[str], n_mels: int = N_MELS)
     return spectra
 
 
+def band_centres_hz(sample_rate: int, n_mels: int = N_MELS) -> list[float]:
+    """Centre frequency (Hz) of each of the ``n_mels`` Slaney mel bands from 0 Hz to Nyquist."""
+    from transformers.audio_utils import hertz_to_mel, mel_to_hertz
+
+    edges = np.linspace(hertz_to_mel(0.0, "slaney"), hertz_to_mel(sample_rate / 2, "slaney"), n_mels + 2)
+    return [float(f) for f in mel_to_hertz(edges[1:-1], "slaney")]
+
+
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen–Shannon distance (base 2) between two distributions."""
     from scipy.spatial.distance import jensenshannon
@@ -101,5 +109,5 @@ def spectral_distances(audio: EvalAudio, groups: Sequence[str], cosine: Sequence
                                                                                       spectra[groups[j]]),
                           "cosine": cosine[i][j]})
     known = [p for p in pairs if p["cosine"] is not None]
-    return {"n_mels": n_mels, "top_db": TOP_DB, "spectra": {g: s.tolist() for g, s in spectra.items()}, "pairs": pairs,
+    return {"n_mels": n_mels, "top_db": TOP_DB, "band_hz": band_centres_hz(audio.sample_rate, n_mels), "spectra": {g: s.tolist() for g, s in spectra.items()}, "pairs": pairs,
             "spearman": rank_correlation([p["js_distance"] for p in known], [p["cosine"] for p in known])}

@@ -9,7 +9,7 @@ weights, checked against the vectors' fingerprint); without clips they are left 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from pydantic import Field
 from torch import Tensor
@@ -21,6 +21,7 @@ from ..taskvec.naming import require_groups
 from .errors import AnalysisError
 from .connectivity import ALPHA_POINTS, alpha_grid, connectivity
 from .geometry import SIGN_THRESHOLD, TOPK, vector_geometry
+from .layers import exposed_layers
 from .negation import LAMBDAS, score_negations
 from .spectra import N_MELS, spectral_distances
 
@@ -44,10 +45,13 @@ class AnalysisSettings(FrozenModel):
 
 
 def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audio: EvalAudio | None = None,
-            settings: AnalysisSettings | None = None, progress: ProgressFactory | None = None) -> dict:
+            settings: AnalysisSettings | None = None, progress: ProgressFactory | None = None,
+            exposed: Mapping[str, str] | None = None, device: str = "cpu") -> dict:
     """The analysis of ``vectors`` (task vectors of one base). With ``audio`` (validation
     clips of every group; ``base_state``: the base encoder's weights) it includes
-    connectivity, negation and spectra. Returns ``analysis.json``'s content (strict JSON:
+    connectivity, negation and spectra. ``exposed``: module prefix -> exposed layer name
+    (per-layer results use the encoder's own layer names); ``device``: where encoders run
+    for connectivity and negation. Returns ``analysis.json``'s content (strict JSON:
     non-finite numbers are None)."""
     from .report import clean
 
@@ -56,13 +60,13 @@ def analyze(vectors: Sequence, base_state: dict[str, Tensor] | None = None, audi
     if audio is not None and base_state is None:
         raise AnalysisError("connectivity and negation need the base encoder's weights (base_state)")
     geometry = vector_geometry(vectors, sign_threshold=settings.sign_threshold, topk=settings.topk,
-                               ranks=settings.ranks, progress=progress)
+                               ranks=settings.ranks, progress=progress, exposed=exposed)
     result = {"settings": settings.model_dump(mode="json"), "geometry": geometry.as_dict()}
     if audio is not None and len(vectors) > 1:
         groups = require_groups(vectors, "the analysis of groups")
         result["connectivity"] = connectivity(vectors, base_state, audio, alpha_grid(settings.alpha_points),
-                                              settings.calibration, progress)
-        result["negation"] = score_negations(vectors, base_state, audio, settings.lambdas, progress)
+                                              settings.calibration, progress, device)
+        result["negation"] = score_negations(vectors, base_state, audio, settings.lambdas, progress, device)
         result["spectra"] = spectral_distances(audio, groups, result["geometry"]["whole_model"]["cosine"],
                                                settings.n_mels)
     result["summary"] = summary(result)
@@ -104,14 +108,14 @@ def summary(result: dict) -> dict:
 
 def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | Path | None = None,
                  split: str | None = "valid", base: str | Path | None = None, settings: AnalysisSettings | None = None,
-                 progress: ProgressFactory | None = None) -> dict:
+                 progress: ProgressFactory | None = None, device: str = "cpu") -> dict:
     """``chorus analyze``: load the task vectors at ``paths`` (validated), analyse them and
     write ``analysis.json``, the PNG figures and ``analysis.html`` into ``out_dir``.
 
     ``data``: a manifest whose ``split`` clips (None: all) of the vectors' groups feed
     connectivity, negation and spectra; ``base``: the base weights (a registered encoder
     name, a chorus model directory or a ``.safetensors`` file; default: the encoder the
-    vectors name), checked against the vectors' fingerprint.
+    vectors name), checked against the vectors' fingerprint; ``device``: where encoders run.
     """
     from ..data.manifest import read_manifest
     from ..data.clipset import load_eval_audio
@@ -139,6 +143,7 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
         audio = load_eval_audio(clips, vectors[0].manifest.sample_rate,
                                 progress, "loading validation clips")
         state = base_state(resolve_base(vectors, base), vectors[0].fingerprint)
-    result = analyze(vectors, state, audio, settings, progress)
+    result = analyze(vectors, state, audio, settings, progress, exposed_layers(vectors[0].manifest.base.architecture),
+                     device)
     write_analysis(result, out_dir)
     return result

@@ -12,7 +12,7 @@ def run_birdnet(paths: Sequence[Path], out: Path, fmt: str, batch_size: int, min
                 overlap: float, species_list: Path | None, lat: float | None, lon: float | None, week: int,
                 location_threshold: float, source: Path | None) -> None:
     """Analyse ``paths`` with BirdNET and print what was written (problems in yellow)."""
-    from rich.console import Console
+    from ._console import Console
 
     from ..predict.birdnet_analyzer import BirdNETSettings
     from ..predict.errors import BirdNETSettingsError

@@ -7,15 +7,18 @@ from typing import List, Optional
 
 import typer
 
+from . import _options as opt
+from ._options import DEVICE
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("analyze")
+    @app.command("analyze", epilog="Example: chorus analyze tv-birds/ tv-frogs/ -o analysis/ -d data/manifest.csv")
     def analyze_command(
         vectors: List[Path] = typer.Argument(..., help="Task-vector directories (two or more to compare)."),
-        out: Path = typer.Option(..., "--out", help="Output folder: analysis.json, PNG figures, analysis.html."),
-        data: Optional[Path] = typer.Option(None, "--data", help="Manifest with clips of every vector's group "
+        out: Path = opt.out(help="Output folder: analysis.json, PNG figures, analysis.html."),
+        data: Optional[Path] = opt.data(None, "Manifest with clips of every vector's group "
                                                                  "(for connectivity, negation and spectra)."),
-        split: str = typer.Option("valid", "--split", help="Manifest split to use ('all' for every clip)."),
+        split: str = opt.split("valid", "Manifest split to use"),
         base: Optional[str] = typer.Option(None, "--base", help="Base weights: encoder name, model directory or "
                                                                 "safetensors file (default: the vectors' encoder)."),
         sign_threshold: float = typer.Option(0.0, "--sign-threshold", min=0.0,
@@ -26,10 +29,11 @@ def register(app: typer.Typer) -> None:
         lambdas: str = typer.Option("0,0.5,1,2", "--lambdas", help="Negation λ grid, comma-separated."),
         calibration: str = typer.Option("auto", "--calibration", help="Head calibration on the LMC paths."),
         ranks: bool = typer.Option(True, "--ranks/--no-ranks", help="Effective ranks (one SVD per matrix)."),
+        device: str = DEVICE,
     ) -> None:
         """Cosine, sign conflicts, top-k overlap, norms and effective ranks per layer; with
         --data also linear mode connectivity, negation and spectral distances."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..analysis import AnalysisSettings
         from ..analysis.study import run_analysis
@@ -40,7 +44,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("a fraction in (0, 1]", param_hint="--topk")
         settings = AnalysisSettings(sign_threshold=sign_threshold, topk=topk, alpha_points=alpha_points,
                                     lambdas=float_list(lambdas, "--lambdas"), calibration=calibration, ranks=ranks)
-        result = run_analysis(vectors, out, data, None if split == "all" else split, base, settings, tqdm_progress)
+        result = run_analysis(vectors, out, data, split, base, settings, tqdm_progress, device)
         console = Console()
         names = result["geometry"]["vectors"]
         console.print("whole-model cosine:")

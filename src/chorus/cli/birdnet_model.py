@@ -7,17 +7,19 @@ from typing import Optional
 
 import typer
 
+from . import _options as opt
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("birdnet-model")
+    @app.command("birdnet-model", epilog="Example: chorus birdnet-model -o models/birdnet")
     def birdnet_model_command(
-        out: Path = typer.Option(..., "--out", help="Output model directory."),
-        encoder: str = typer.Option("birdnet", help="birdnet (or birdnet-tiny, random, for tests)."),
+        out: Path = opt.out(help="Output model directory."),
+        encoder: str = opt.encoder("birdnet", "birdnet (or birdnet-tiny, random, for tests)."),
         source: Optional[Path] = typer.Option(None, help="Another copy of BirdNET V2.4's .tflite."),
     ) -> None:
         """Write BirdNET (encoder + original species head, multi-label) as a chorus model:
         its logits equal BirdNET's. The folder holds BirdNET's weights (CC BY-NC-SA 4.0)."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..model.birdnet_head import write_original_classifier
 

@@ -7,6 +7,9 @@ from typing import List, Optional
 
 import typer
 
+from . import _options as opt
+from ._options import DEVICE
+
 
 def comparison_table(comparison: dict, title: str):
     """The summary as a rich table; the best merge (normalized accuracy) in bold."""
@@ -26,7 +29,7 @@ def comparison_table(comparison: dict, title: str):
     return table
 
 
-def _entries(probe, individual, joint, merged):
+def _entries(probe, individual, joint, merged, device):
     """Models named by kind; merged ones by their directory, individual ones by their group."""
     from ..evaluate.compare import Entry
     from ..model import ClassifierModel
@@ -34,7 +37,7 @@ def _entries(probe, individual, joint, merged):
     entries = []
     for kind, paths in (("probe", probe), ("individual", individual), ("joint", joint), ("merged", merged)):
         for number, path in enumerate(paths, start=1):
-            model = ClassifierModel.from_pretrained(path)
+            model = ClassifierModel.from_pretrained(path).to(device)
             name = kind if len(paths) == 1 else f"{kind} {number}"
             if kind == "merged":
                 name = path.name
@@ -45,20 +48,23 @@ def _entries(probe, individual, joint, merged):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("compare")
+    @app.command("compare", epilog="Example: chorus compare -d data/manifest.csv -o compare/ "
+                                            "--individual runs/birds/model --merged merged/")
     def compare_command(
-        data: Path = typer.Option(..., "--data", help="Manifest of the test clips (with a group column)."),
-        out: Path = typer.Option(..., "--out", help="Output folder (compare.json, compare.html)."),
-        split: Optional[str] = typer.Option("test", help="Split of --data ('' for every clip)."),
+        data: Path = opt.data(help="Manifest of the test clips (with a group column)."),
+        out: Path = opt.out(help="Output folder (compare.json, compare.html)."),
+        split: Optional[str] = opt.split("test", "Split of --data"),
         probe: List[Path] = typer.Option([], help="Frozen-base probe model directory."),
         individual: List[Path] = typer.Option([], help="Individually fine-tuned model directory (repeat)."),
         joint: List[Path] = typer.Option([], help="Jointly trained model directory."),
         merged: List[Path] = typer.Option([], help="Merged model directory (repeat; named by the directory)."),
         transfer: Optional[Path] = typer.Option(None, help="Manifest of a test set from another region."),
-        transfer_split: Optional[str] = typer.Option("test", help="Split of --transfer."),
+        transfer_split: Optional[str] = typer.Option("test", callback=opt.split_value,
+                                                     help="Split of --transfer ('all': every clip)."),
+        device: str = DEVICE,
     ) -> None:
         """Compare models on the same test clips: per group, normalized, gap to joint, transfer."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..data.manifest import read_manifest
         from ..data.clipset import load_eval_audio
@@ -66,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from ..evaluate.compare_report import write_comparison
         from ..progress import tqdm_progress
 
-        entries = _entries(probe, individual, joint, merged)
+        entries = _entries(probe, individual, joint, merged, device)
         if not entries:
             raise typer.BadParameter("give at least one model (--probe, --individual, --joint or --merged)")
         rate = entries[0].model.encoder.sample_rate

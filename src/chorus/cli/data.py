@@ -7,20 +7,28 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-MAX_LABEL_ROWS = 100
+from . import _options as opt
+from ._console import Console
 
-RootOption = typer.Option(None, "--root", help="Dataset folder the paths are relative to (default: the manifest's folder).")
+MAX_LABEL_ROWS = 100
+FOLDER_MANIFEST = "manifest.csv"
+"""A folder given as data is read through this manifest when it holds one."""
+
+RootOption = typer.Option(None, "--root", help="Dataset folder the paths are relative to, and must stay in "
+                                               "(default: the manifest's folder; paths may leave it).")
 UnlabelledOption = typer.Option(False, "--allow-unlabelled", help="Accept clips without labels (pre-training data).")
 
 
 def _open(source: Path, root: Optional[Path], allow_unlabelled: bool):
-    """A manifest from a CSV/TSV file, an audiofolder or a folder-per-class tree."""
+    """A manifest from a CSV/TSV file, a folder holding ``manifest.csv``, an audiofolder or
+    a folder-per-class tree."""
     from ..data.manifest import from_audiofolder, read_manifest
 
-    if source.is_dir():
+    if source.is_dir() and (source / FOLDER_MANIFEST).is_file():
+        source = source / FOLDER_MANIFEST
+    elif source.is_dir():
         return from_audiofolder(source, allow_unlabelled=allow_unlabelled)
     return read_manifest(source, root, allow_unlabelled=allow_unlabelled)
 
@@ -62,12 +70,14 @@ def _label_table(manifest) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Check dataset manifests and make deterministic splits.", no_args_is_help=True)
+    data_app = typer.Typer(help="Check dataset manifests and make deterministic splits.", no_args_is_help=True,
+                           epilog="Example: chorus data check data/manifest.csv")
     app.add_typer(data_app, name="data")
 
-    @data_app.command("check")
+    @data_app.command("check", epilog="Example: chorus data check data/manifest.csv --durations")
     def check_command(
-        manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, audiofolder or folder-per-class tree."),
+        manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, folder with manifest.csv, audiofolder or "
+                                                  "folder-per-class tree."),
         root: Optional[Path] = RootOption,
         allow_unlabelled: bool = UnlabelledOption,
         durations: bool = typer.Option(False, "--durations", help="Read every audio header and report hours."),
@@ -99,11 +109,12 @@ def register(app: typer.Typer) -> None:
             _report(console, manifest, [f"{f.error}" for f in failures])
             raise typer.Exit(2)
 
-    @data_app.command("split")
+    @data_app.command("split", epilog="Example: chorus data split data/manifest.csv -o data/split.csv --seed 0")
     def split_command(
-        manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, audiofolder or folder-per-class tree."),
-        out: Path = typer.Option(..., "--out", help="Where to write the split manifest (CSV)."),
-        seed: int = typer.Option(0, "--seed", help="Same seed, same split."),
+        manifest: Path = typer.Argument(..., help="Manifest CSV/TSV, folder with manifest.csv, audiofolder or "
+                                                  "folder-per-class tree."),
+        out: Path = opt.out(help="Where to write the split manifest (CSV)."),
+        seed: int = opt.seed(help="Same seed, same split."),
         train: float = typer.Option(0.7, "--train", help="Fraction for train."),
         valid: float = typer.Option(0.15, "--valid", help="Fraction for valid."),
         test: float = typer.Option(0.15, "--test", help="Fraction for test."),
@@ -123,8 +134,5 @@ def register(app: typer.Typer) -> None:
                                       overwrite=overwrite)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        write_manifest(result, out, root=result.root)
+        write_manifest(result, out)  # paths relative to the manifest written: readable from anywhere
         console.print(f"wrote {out}: {_split_counts(result.clips)}", markup=False, highlight=False, soft_wrap=True)
-        if out.resolve().parent != result.root.resolve():
-            console.print(f"paths are relative to {result.root}: read it with --root {result.root}",
-                          markup=False, highlight=False, soft_wrap=True)

@@ -7,17 +7,19 @@ from typing import Optional
 
 import typer
 
+from . import _options as opt
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo")
+    @app.command("demo", epilog="Example: chorus demo -o demo-output/ --epochs 3")
     def demo_command(
-        out: Path = typer.Option(Path("demo-output"), "--out", help="Output folder (kept; a rerun resumes)."),
-        encoder: Optional[str] = typer.Option(None, help="Encoder to fine-tune (default: sfx-cnn)."),
+        out: Path = opt.out(Path("demo-output"), "Output folder (kept; a rerun resumes)."),
+        encoder: Optional[str] = opt.encoder(None, "Encoder to fine-tune (default: sfx-cnn)."),
         epochs: Optional[int] = typer.Option(None, help="Fine-tuning epochs per run."),
-        seed: int = typer.Option(0, help="Seed of the data, training and merges."),
+        seed: int = opt.seed(help="Seed of the data, training and merges."),
     ) -> None:
         """The main job: compose per-group task vectors into one classifier and compare."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..demos.composition import CompositionDemoSettings, run_demo
         from ..demos.composition_report import analysis_line, headline

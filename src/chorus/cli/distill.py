@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from . import _options as opt
+
 
 def _teacher_layers(items: list[str]) -> dict[str, tuple[str, ...]]:
     """``["crepe-full=conv5,logits"]`` -> ``{"crepe-full": ("conv5", "logits")}``."""
@@ -24,16 +26,17 @@ def _teacher_layers(items: list[str]) -> dict[str, tuple[str, ...]]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("distill")
+    @app.command("distill", epilog="Example: chorus distill -t sfx-cnn --student-init student-cnn -d clips.csv "
+                                            "-o runs/distill")
     def distill_command(
         teacher: List[str] = typer.Option(..., "--teacher", "-t", help="registered teacher encoder (repeat for "
                                           "ensemble distillation: all teachers at once)"),
         student_init: str = typer.Option(..., "--student-init", help="θ0: registered encoder name (random weights "
                                          "from --seed, e.g. student-cnn) or a chorus model directory"),
-        data: Path = typer.Option(..., "--data", help="manifest of the clips to distill on (labels optional)"),
-        out: Path = typer.Option(..., "--out", help="output directory"),
-        seed: int = typer.Option(0, help="seed of θ0 (registered name) and of the distillation"),
-        split: str = typer.Option("train", help="split to distill on when the manifest has splits ('' = all)"),
+        data: Path = opt.data(help="manifest of the clips to distill on (labels optional)"),
+        out: Path = opt.out(help="output directory"),
+        seed: int = opt.seed(help="seed of θ0 (registered name) and of the distillation"),
+        split: Optional[str] = opt.split("train", "split to distill on when the manifest has splits"),
         teacher_hop: Optional[int] = typer.Option(None, help="frame hop in samples of teachers that have one "
                                                   "(CREPE: e.g. 2400 at 16 kHz)"),
         teacher_layers: List[str] = typer.Option([], "--teacher-layers", help="TEACHER=LAYER[,LAYER] to predict "
@@ -43,12 +46,12 @@ def register(app: typer.Typer) -> None:
                                                  "vector when the manifest is labelled (default: last)"),
         group: Optional[str] = typer.Option(None, help="group name of the task vector (default: teacher names)"),
         epochs: int = typer.Option(10),
-        batch_size: int = typer.Option(32),
-        lr: float = typer.Option(2e-3, help="peak learning rate (10 % warm-up, then cosine decay)"),
+        batch_size: int = opt.batch_size(32, "clips per optimizer step"),
+        lr: float = opt.lr(2e-3, "peak learning rate (10 % warm-up, then cosine decay)"),
         cosine_weight: float = typer.Option(1.0, help="weight of the −log σ(cos) term"),
     ) -> None:
         """Distill frozen teachers into a student; write the student and τ = θ_student − θ0."""
-        from rich.console import Console
+        from ._console import Console
         from rich.table import Table
 
         from ..distill import DistillConfig, DistillError, distill_to_directory
@@ -75,18 +78,18 @@ def register(app: typer.Typer) -> None:
         console.print(f"task vector ({head}): {out / record['task_vector']['dir']}\nreport: {out / 'report.html'}",
                       soft_wrap=True)
 
-    @app.command("distill-demo")
+    @app.command("distill-demo", epilog="Example: chorus distill-demo -o distill-demo/ --epochs 2")
     def distill_demo_command(
-        out: Path = typer.Option(Path("distill-demo"), "--out", help="output directory"),
+        out: Path = opt.out(Path("distill-demo"), "output directory"),
         clips_per_species: int = typer.Option(140, help="animal-call clips per species (8 species)"),
         notes_per_class: int = typer.Option(90, help="notes per pitch class (12 classes)"),
         epochs: int = typer.Option(6, help="distillation epochs per student (ensemble: half)"),
         crepe_hop: int = typer.Option(2400, help="crepe-full frame hop in samples at 16 kHz"),
         grid: str = typer.Option("0,0.5,1", help="λ values tried for each of λ1 and λ2"),
-        seed: int = typer.Option(0),
+        seed: int = opt.seed(),
     ) -> None:
         """Real run: sfx-cnn and crepe-full distilled from one θ0; λ sweep of θ0 + λ1 τ1 + λ2 τ2."""
-        from rich.console import Console
+        from ._console import Console
         from rich.table import Table
 
         from ..demos.distillation import DistillDemoSettings, run_demo

@@ -7,32 +7,36 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
+from . import _options as opt
+from ._console import Console
 from ._options import ADDRESS, BATCH_SIZE, DEVICE, ENCODER, ENGINE, SOURCE, WORKERS, check_dtype, check_engine
 from ._outcome import finish
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("embed")
+    @app.command("embed", epilog="Example: chorus embed recordings/ -o features/ --window 3 --hop 1.5")
     def embed_command(
         paths: Optional[List[Path]] = typer.Argument(None, help="recordings or folders to embed in sliding windows"),
         encoder: str = ENCODER,
-        data: Optional[Path] = typer.Option(None, "--data", "-d", help="manifest CSV/TSV of the clips"),
-        out: Path = typer.Option(..., "--out", "-o", help="output folder (resumed when it exists)"),
+        data: Optional[Path] = opt.data(None, "manifest CSV/TSV of the clips"),
+        out: Path = opt.out(help="output folder (resumed when it exists)"),
         window: float = typer.Option(5.0, "--window", help="window seconds (recordings given as PATHS)"),
         hop: Optional[float] = typer.Option(None, "--hop", help="hop seconds (default: the window)"),
         source: str = SOURCE,
         batch_size: int = BATCH_SIZE,
         dtype: str = typer.Option("float32", "--dtype", help="stored feature type: float32 or float16"),
+        pooling: str = typer.Option("mean", "--pooling",
+                                    help="over valid frames: mean, max, mean+max (both, concatenated) or native "
+                                         "(the encoder's own, e.g. max over time for sfx-cnn)"),
         random_init: bool = typer.Option(False, "--random-init", help="same architecture, random weights"),
-        seed: int = typer.Option(0, "--seed", help="seed of --random-init weights"),
+        seed: int = opt.seed(help="seed of --random-init weights"),
         device: str = DEVICE,
         engine: str = ENGINE,
         workers: Optional[int] = WORKERS,
         address: Optional[str] = ADDRESS,
     ) -> None:
-        """Mean-over-valid-frames features of ALL layers (one forward pass per batch),
+        """Pooled features (--pooling over valid frames) of ALL layers (one forward pass per batch),
         written as Parquet shards under OUT/shards, one row per clip of --data or per
         window of the recordings in PATHS (path, start = offset, end); a rerun skips
         finished rows."""
@@ -64,7 +68,7 @@ def register(app: typer.Typer) -> None:
         model = recipe.load().to(device)
         report = embed_manifest(model, clips, out, batch_size=batch_size, dtype=dtype, device=device, engine=engine,
                                 workers=workers or machine_workers(), address=address, recipe=recipe,
-                                progress=tqdm_progress)
+                                pooling=pooling, progress=tqdm_progress)
         for failure in report.failures:
             console.print(f"[yellow]skipped[/] {failure.error}", highlight=False, soft_wrap=True)
         console.print(f"{encoder}: {report.computed} clips embedded, {report.reused} already done, "

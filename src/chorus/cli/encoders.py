@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ._console import Console
 
 
 def _human(count: int | None) -> str:
@@ -14,7 +15,7 @@ def _human(count: int | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("encoders")
+    @app.command("encoders", epilog="Example: chorus encoders --all")
     def encoders_command(
         show_all: bool = typer.Option(False, "--all", help="also list the tiny random test configurations"),
     ) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import _options as opt
+from ._options import DEVICE
 from ._outcome import finish
 
 
@@ -34,17 +36,18 @@ def metrics_table(title: str, result: dict):
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
+    @app.command("evaluate", epilog="Example: chorus evaluate merged/ -d data/manifest.csv --split test")
     def evaluate_command(
         model: Path = typer.Argument(..., help="Chorus model directory."),
-        data: Path = typer.Option(..., "--data", help="Manifest (CSV) of labelled clips."),
-        split: Optional[str] = typer.Option("test", help="Split to evaluate ('' for every clip)."),
-        out: Optional[Path] = typer.Option(None, help="Output folder (default: MODEL-evaluation/<manifest>-<split> next to "
-                                                                 "the model folder, which is never written)."),
-        batch_size: int = typer.Option(16, help="Clips per forward pass."),
+        data: Path = opt.data(help="Manifest (CSV) of labelled clips."),
+        split: Optional[str] = opt.split("test", "Split to evaluate"),
+        out: Optional[Path] = opt.out(None, "Output folder (default: MODEL-evaluation/<manifest>-<split> next to "
+                                            "the model folder, which is never written)."),
+        batch_size: int = opt.batch_size(16, "Clips per forward pass."),
+        device: str = DEVICE,
     ) -> None:
         """Accuracy, macro-F1, mAP, ROC-AUC and the confusion matrix, overall and per group."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..data.manifest import read_manifest
         from ..evaluate import evaluate_model
@@ -54,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from ..model import ClassifierModel
         from ..progress import tqdm_progress
 
-        classifier = ClassifierModel.from_pretrained(model)
+        classifier = ClassifierModel.from_pretrained(model).to(device)
         manifest = read_manifest(data)
         clips = manifest.select(split=split).clips if split else manifest.clips
         audio = load_eval_audio(clips, classifier.encoder.sample_rate, tqdm_progress)

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from . import _options as opt
+from ._console import Console
 from ._options import DEVICE
 from ._outcome import finish
 
@@ -18,11 +19,11 @@ def _split_groups(values: list[str] | None) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("finetune")
+    @app.command("finetune", epilog="Example: chorus finetune -d data/manifest.csv -o runs/birds --group birds")
     def finetune_command(
-        data: Path = typer.Option(..., "--data", help="manifest CSV/TSV with train and valid splits"),
-        out: Path = typer.Option(..., "--out", help="output directory (model/, taskvector/, metrics.json)"),
-        encoder: str = typer.Option("sfx-cnn", help="registered encoder name"),
+        data: Path = opt.data(help="manifest CSV/TSV with train and valid splits"),
+        out: Path = opt.out(help="output directory (model/, taskvector/, metrics.json)"),
+        encoder: str = opt.encoder(),
         group: Optional[list[str]] = typer.Option(None, "--group", help="group(s) to train on, repeatable or "
                                                   "comma-separated; several = joint training (default: all)"),
         name: Optional[str] = typer.Option(None, help="group name recorded in the task vector"),
@@ -39,15 +40,15 @@ def register(app: typer.Typer) -> None:
         pooling: str = typer.Option("mean", help="mean or max over valid frames, or native (the encoder's own)"),
         clip_seconds: Optional[float] = typer.Option(None, help="crop/pad length (default: longest clip, ≤ 10 s)"),
         epochs: int = typer.Option(10),
-        batch_size: int = typer.Option(16),
+        batch_size: int = opt.batch_size(16, "clips per micro-batch"),
         accumulate: int = typer.Option(1, help="micro-batches per optimizer step"),
-        lr: Optional[float] = typer.Option(None, help="encoder peak LR (default 1e-4 full, 1e-3 LoRA)"),
+        lr: Optional[float] = opt.lr(None, "encoder peak LR (default 1e-4 full, 1e-3 LoRA)"),
         head_lr: float = typer.Option(1e-3),
         weight_decay: float = typer.Option(0.01),
         warmup: float = typer.Option(0.1, help="fraction of steps warming up"),
         patience: int = typer.Option(3, help="epochs without improvement before stopping (0: never)"),
         monitor: Optional[str] = typer.Option(None, help="validation metric (default accuracy / map)"),
-        seed: int = typer.Option(0),
+        seed: int = opt.seed(),
         device: str = DEVICE,
         delta_dtype: str = typer.Option("float32", help="task-vector storage: float32, bfloat16, float16"),
         density: float = typer.Option(1.0, help="keep this fraction of each delta (top magnitudes)"),

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from . import _options as opt
+
 
 def _params(items: list[str]) -> dict:
     """``["density=0.2", "scope=global"]`` -> ``{"density": 0.2, "scope": "global"}`` (YAML scalars)."""
@@ -24,16 +26,20 @@ def _params(items: list[str]) -> dict:
 
 
 def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base, sweep_data, sweep_split, seed,
-                       equalize_norms=False, shrinkage=None, base_head=None, base_head_data=None):
+                       equalize_norms=False, shrinkage=None, base_head=None, base_head_data=None, densities=(),
+                       dtype=None):
     from ..taskvec.merge import RecipeError, parse_recipe
 
     if not method or not vectors:
         raise RecipeError("give a recipe file, or --method and at least one --vector")
     if weights and len(weights) != len(vectors):
         raise RecipeError(f"{len(vectors)} --vector but {len(weights)} --weight")
+    if densities and len(densities) != len(vectors):
+        raise RecipeError(f"{len(vectors)} --vector but {len(densities)} --density")
     data = {"method": method, "params": _params(params), "calibration": calibration, "base": base, "seed": seed,
-            "equalize_norms": equalize_norms,
-            "vectors": [{"path": str(Path(v).resolve()), "weight": w} for v, w in zip(vectors, weights or [1.0] * len(vectors))]}
+            "equalize_norms": equalize_norms, "dtype": dtype,
+            "vectors": [{"path": str(Path(v).resolve()), "weight": w, "density": d} for v, w, d in
+                        zip(vectors, weights or [1.0] * len(vectors), densities or [None] * len(vectors))]}
     if lam is not None:
         data["lambda"] = lam
     if shrinkage is not None:
@@ -49,7 +55,7 @@ def _recipe_from_flags(method, vectors, weights, lam, params, calibration, base,
 
 
 def _print_methods() -> None:
-    from rich.console import Console
+    from ._console import Console
     from rich.table import Table
 
     from ..taskvec.merge import get_method, method_names
@@ -65,14 +71,25 @@ def _print_methods() -> None:
     Console().print(table)
 
 
+def _list_methods(value: bool) -> None:
+    """``--list-methods``: the table, before any required option is checked."""
+    if value:
+        _print_methods()
+        raise typer.Exit()
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("merge")
+    @app.command("merge", epilog="Example: chorus merge -v tv-birds/ -v tv-frogs/ --method ties -o merged/")
     def merge_command(
         recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (or give --method and --vector)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Output model directory."),
+        out: Path = opt.out(help="Output model directory."),
         method: Optional[str] = typer.Option(None, help="Merge method (see --list-methods)."),
         vector: List[Path] = typer.Option([], "--vector", "-v", help="Task vector directory (repeat)."),
         weight: List[float] = typer.Option([], "--weight", "-w", help="Weight per --vector, in order."),
+        density: List[float] = typer.Option([], "--density", help="Kept fraction per --vector, in order (ties, dare, "
+                                                                  "breadcrumbs; default: -p density=...)."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", help="Dtype of the written encoder: float32, float16 or "
+                                                                  "bfloat16 (default: the base's)."),
         lam: Optional[float] = typer.Option(None, "--lambda", help="Scaling λ (default: the method's)."),
         param: List[str] = typer.Option([], "--param", "-p", help="Method parameter key=value (repeat)."),
         calibration: str = typer.Option("auto", help="Head calibration: auto, zscore, temperature, none, "
@@ -82,8 +99,9 @@ def register(app: typer.Typer) -> None:
         sweep_data: Optional[Path] = typer.Option(None, "--sweep-data",
                                                   help="Manifest for choosing λ, calibration and group gate on validation."),
         sweep_split: str = typer.Option("valid", "--sweep-split", help="Split of --sweep-data to use."),
-        seed: int = typer.Option(0, help="Seed of random masks (DARE)."),
-        list_methods: bool = typer.Option(False, "--list-methods", help="List the merge methods and exit."),
+        seed: int = opt.seed(help="Seed of random masks (DARE)."),
+        list_methods: bool = typer.Option(False, "--list-methods", is_eager=True, callback=_list_methods,
+                                          help="List the merge methods and exit."),
         equalize_norms: bool = typer.Option(False, "--equalize-norms",
                                             help="Rescale every task vector to the mean norm before merging."),
         base_head: Optional[str] = typer.Option(None, "--base-head",
@@ -93,29 +111,25 @@ def register(app: typer.Typer) -> None:
                                            "(default: --sweep-data)."),
     ) -> None:
         """Merge task vectors into one classifier over the union of their labels."""
-        from rich.console import Console
+        from ._console import Console
         from rich.table import Table
 
         from ..progress import tqdm_progress
         from ..merging import run_merge
         from ..taskvec.merge import RecipeError, load_recipe
 
-        if list_methods:
-            _print_methods()
-            return
-        if out is None:
-            raise RecipeError("--out is required")
         if recipe is not None:
-            if method or vector or param or lam is not None or sweep_data is not None or base_head or base_head_data:
-                raise RecipeError("give either a recipe file or --method/--vector/--param/--lambda/--sweep-data/--base-head "
-                                  "flags")
+            if method or vector or param or density or dtype or lam is not None or sweep_data is not None or base_head \
+                    or base_head_data:
+                raise RecipeError("give either a recipe file or --method/--vector/--param/--density/--dtype/--lambda/"
+                                  "--sweep-data/--base-head flags")
             parsed = load_recipe(recipe)
             if equalize_norms:
                 parsed = parsed.model_copy(update={"equalize_norms": True})
         else:
             parsed = _recipe_from_flags(method, vector, weight, lam, param, calibration, base, sweep_data,
                                         sweep_split, seed, equalize_norms, shrinkage, base_head,
-                                        base_head_data)
+                                        base_head_data, density, dtype)
         record = run_merge(parsed, out, progress=tqdm_progress)
         console = Console()
         for warning in record.get("warnings", []):

@@ -7,25 +7,35 @@ from typing import List, Optional
 
 import typer
 
+from . import _options as opt
 from ._options import ADDRESS, DEVICE, ENGINE, WORKERS, check_engine
 from ._outcome import finish
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("predict")
+    @app.command("predict", epilog="Example: chorus predict runs/birds/model recordings/ -o detections/ --format csv "
+                                            "--max-gap 0.5 --max-length 10")
     def predict_command(
         model: Path = typer.Argument(..., help="chorus model directory (model.json + safetensors), or `birdnet` "
                                                 "for BirdNET V2.4's own species head"),
         paths: List[Path] = typer.Argument(..., help="recordings or folders of recordings"),
-        out: Path = typer.Option(..., "--out", "-o", help="output folder (a rerun resumes it)"),
+        out: Path = opt.out(help="output folder (a rerun resumes it)"),
         window: Optional[float] = typer.Option(None, "--window", help="window seconds (default: the model's clip length, else 3)"),
         hop: Optional[float] = typer.Option(None, "--hop", help="hop seconds (default: the window)"),
+        merge: bool = typer.Option(True, "--merge/--no-merge",
+                                   help="join detections of a class across nearby windows (--no-merge: one row per "
+                                        "window above the threshold)"),
+        max_gap: float = typer.Option(0.0, "--max-gap", min=0.0,
+                                      help="seconds between two detections of a class that still join (0: touching "
+                                           "or overlapping windows only)"),
+        max_length: Optional[float] = typer.Option(None, "--max-length", min=0.0,
+                                                   help="longest merged detection, seconds (default: no cap)"),
         fmt: str = typer.Option("raven", "--format", help="raven, audacity, csv or parquet (every window's scores); "
                                                           "birdnet: raven, audacity, csv or kaleidoscope"),
         threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="score needed for a detection"),
         class_thresholds: Optional[Path] = typer.Option(
             None, "--class-thresholds", help='JSON {"label": threshold} overriding --threshold per class'),
-        batch_size: int = typer.Option(16, "--batch-size", min=1, help="windows per forward pass"),
+        batch_size: int = opt.batch_size(16, "windows per forward pass"),
         open_files: int = typer.Option(4, "--open-files", min=1, help="recordings streamed side by side per worker"),
         engine: str = ENGINE,
         workers: Optional[int] = WORKERS,
@@ -45,7 +55,7 @@ def register(app: typer.Typer) -> None:
         """Stream each recording in windows (bounded memory at any length), batch windows
         across files, threshold per class, merge consecutive detections and write one file
         per recording plus a combined table; a rerun skips finished recordings."""
-        from rich.console import Console
+        from ._console import Console
 
         from ..model.classifier import MODEL_JSON, read_model_json
         from ..predict import PredictSettings, predict, read_thresholds
@@ -62,9 +72,10 @@ def register(app: typer.Typer) -> None:
             labels = model_labels(read_model_json(model / MODEL_JSON))
             values = read_thresholds(class_thresholds, labels, threshold)
             overrides = {label: float(v) for label, v in zip(labels, values)}
-        settings = PredictSettings(window=window, hop=hop, format=fmt, threshold=threshold,
-                                   class_thresholds=overrides, batch_size=batch_size, open_files=open_files)
         try:
+            settings = PredictSettings(window=window, hop=hop, format=fmt, threshold=threshold,
+                                       class_thresholds=overrides, batch_size=batch_size, open_files=open_files,
+                                       merge=merge, max_gap=max_gap, max_length=max_length)
             report = predict(model, paths, out, settings, engine=engine, workers=workers, address=address,
                              progress=tqdm_progress, device=device)
         except ValueError as exc:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from . import _options as opt
+from ._console import Console
 from ._options import DEVICE, float_list
 
 
@@ -51,11 +52,11 @@ def _stages(steps: str, peak_lr: str, warmup: str, floor: str, freeze: list[str]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("pretrain")
+    @app.command("pretrain", epilog="Example: chorus pretrain -e sfx-cnn -d unlabelled.csv -o runs/pretrain")
     def pretrain_command(
-        encoder: str = typer.Option("sfx-cnn", "--encoder", "-e", help="registered encoder name"),
-        data: Path = typer.Option(..., "--data", help="manifest of unlabelled audio (a label column is optional)"),
-        out: Path = typer.Option(..., "--out", help="output directory (encoder/, taskvector/, pretrain.json, PNGs)"),
+        encoder: str = opt.encoder(),
+        data: Path = opt.data(help="manifest of unlabelled audio (a label column is optional)"),
+        out: Path = opt.out(help="output directory (encoder/, taskvector/, pretrain.json, PNGs)"),
         objective: str = typer.Option("auto", help="auto, contrastive, masked-prediction or masked-spectrogram"),
         name: Optional[str] = typer.Option(None, help="name of the new domain, recorded in the task vector"),
         stage_steps: str = typer.Option("20,20", help="optimizer steps per stage (comma-separated)"),
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         floor: str = typer.Option("0.1", help="fraction of the peak each stage decays to"),
         freeze: Optional[list[str]] = typer.Option(None, "--freeze", help="STAGE=GLOB of encoder parameters "
                                                    "frozen in that stage (GLOB alone: every stage), repeatable"),
-        batch_size: int = typer.Option(8, min=1),
+        batch_size: int = opt.batch_size(8, "crops per optimizer step"),
         clip_seconds: float = typer.Option(2.0, help="training crop length (s)"),
         head_lr_scale: float = typer.Option(10.0, help="loss heads train at this multiple of the encoder's LR"),
         weight_decay: float = typer.Option(0.01),
@@ -80,7 +81,7 @@ def register(app: typer.Typer) -> None:
                                                        "original domain (train/valid/test): probe before and after"),
         source: Optional[str] = typer.Option(None, help="where the encoder weights come from"),
         random_init: bool = typer.Option(False, "--random-init", help="start from random weights"),
-        seed: int = typer.Option(0),
+        seed: int = opt.seed(),
         device: str = DEVICE,
         resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --out"),
     ) -> None:

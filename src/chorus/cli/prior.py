@@ -6,20 +6,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from . import _options as opt
+from ._console import Console
 
 
 def register(app: typer.Typer) -> None:
-    prior_app = typer.Typer(help="Train source priors for prior-guided separation.", no_args_is_help=True)
+    prior_app = typer.Typer(help="Train source priors for prior-guided separation.", no_args_is_help=True,
+                            epilog="Example: chorus prior train -d frogs.csv -o priors/frog")
     app.add_typer(prior_app, name="prior")
 
-    @prior_app.command("train")
+    @prior_app.command("train", epilog="Example: chorus prior train -d frogs.csv -o priors/frog --steps 500")
     def train_command(
-        data: Path = typer.Option(..., "--data", help="Manifest (CSV) of single-source clips."),
-        out: Path = typer.Option(..., "--out", help="Folder for the prior (re-running resumes training there)."),
+        data: Path = opt.data(help="Manifest (CSV) of single-source clips."),
+        out: Path = opt.out(help="Folder for the prior (re-running resumes training there)."),
         group: Optional[list[str]] = typer.Option(None, "--group", help="Train on these groups only (repeat)."),
         label: Optional[list[str]] = typer.Option(None, "--label", help="Train on clips with these labels only (repeat)."),
-        split: Optional[str] = typer.Option("train", help="Manifest split to train on ('' for all rows)."),
+        split: Optional[str] = opt.split("train", "Manifest split to train on"),
         class_conditional: bool = typer.Option(False, "--class-conditional",
                                                help="One prior for several classes, chosen at separation time."),
         class_key: str = typer.Option("label", help="Classes of a class-conditional prior: label | group."),
@@ -32,11 +35,12 @@ def register(app: typer.Typer) -> None:
         channels: int = typer.Option(48, help="Network width."),
         depth: int = typer.Option(4, help="Axial attention blocks."),
         steps: int = typer.Option(2000, help="Optimiser steps."),
-        batch_size: int = typer.Option(16, help="Crops per step."),
-        learning_rate: float = typer.Option(1e-3, help="Peak AdamW learning rate."),
+        batch_size: int = opt.batch_size(16, "Crops per step."),
+        learning_rate: float = opt.lr(1e-3, "Peak AdamW learning rate."),
+        old_learning_rate: Optional[float] = typer.Option(None, "--learning-rate", hidden=True),
         checkpoint_every: int = typer.Option(100, help="Steps between resumable checkpoints."),
         max_minutes: Optional[float] = typer.Option(None, help="Stop (with a checkpoint) after this much wall time."),
-        seed: int = typer.Option(0, help="Random seed."),
+        seed: int = opt.seed(),
     ) -> None:
         """Train a denoising diffusion prior on single-source clips."""
         from ..data.manifest import read_manifest
@@ -56,7 +60,8 @@ def register(app: typer.Typer) -> None:
         config = validated(
             PriorTrainConfig, SeparationError,
             sample_rate=sample_rate, segment_seconds=segment_seconds, n_fft=n_fft, hop=hop, channels=channels,
-            depth=depth, batch_size=batch_size, steps=steps, learning_rate=learning_rate,
+            depth=depth, batch_size=batch_size, steps=steps,
+            learning_rate=learning_rate if old_learning_rate is None else old_learning_rate,
             checkpoint_every=checkpoint_every, seed=seed, class_conditional=class_conditional, class_key=class_key,
             representation=representation)
         summary = train_prior(clips, out, config, name=name,

@@ -6,34 +6,34 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from . import _options as opt
+from ._console import Console
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
 from ._outcome import finish
 
 TASKS = ("auto", "multiclass", "multilabel", "detection")
 
 
-def _print_best(report: dict, console: Console) -> None:
-    from ..probe.report import best_rows
+def _print_summary(report: dict, console: Console) -> None:
+    from ..probe.report import summary_tables
 
-    table = Table(title=f"chorus probe: {report['encoder']} ({report['task']}, best layer chosen on valid)")
-    metric = report["metric"]
-    test_names = sorted(next(iter(next(iter(report["conditions"].values()))["poolings"].values()))["best"]["test"])
-    for column in ["condition", "pooling", "layer", "setting", f"valid {metric}"] + [f"test {n}" for n in test_names]:
-        table.add_column(column)
-    for condition, pooling, layer, setting, *metrics in best_rows(report):
-        table.add_row(condition, pooling, layer, setting, *[f"{value:.3f}" for value in metrics])
-    console.print(table)
+    for title, headers, rows in summary_tables(report):
+        table = Table(title=f"chorus probe: {report['encoder']} ({report['task']}, {title})")
+        for column in headers:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*[f"{cell:.3f}" if isinstance(cell, float) else str(cell) for cell in row])
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("probe")
+    @app.command("probe", epilog="Example: chorus probe -e sfx-cnn -d data/manifest.csv -o probe-report/")
     def probe_command(
         encoder: str = ENCODER,
-        data: Path = typer.Option(..., "--data", "-d", help="manifest with train/valid/test splits"),
-        out: Path = typer.Option(..., "--out", "-o", help="report folder"),
+        data: Path = opt.data(help="manifest with train/valid/test splits"),
+        out: Path = opt.out(help="report folder"),
         source: str = SOURCE,
         task: str = typer.Option("auto", "--task", help="auto, multiclass, multilabel or detection"),
         pooling: str = typer.Option("mean,max,attention", "--pooling",
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         solver: str = typer.Option("lbfgs", "--solver",
                                    help="linear probes: lbfgs (full batch, to the optimum) or adam (minibatch, "
                                         "early stopping)"),
-        learning_rates: str = typer.Option("1e-2,3e-2,1e-1,3e-1", "--lr", help="Adam learning-rate grid"),
+        learning_rates: str = opt.lr("1e-2,3e-2,1e-1,3e-1", "Adam learning-rate grid"),
         epochs: int = typer.Option(100, "--epochs", min=1, help="most epochs per probe"),
         patience: int = typer.Option(3, "--patience", min=1, help="validation checks without a gain before a probe stops"),
         weight_decay: float = typer.Option(0.007, "--weight-decay", "--l2", min=0.0,
@@ -67,15 +67,27 @@ def register(app: typer.Typer) -> None:
         window: float = typer.Option(2.0, "--window", help="detection: window length (s)"),
         hop: float = typer.Option(1.0, "--hop", help="detection: window hop (s)"),
         min_overlap: float = typer.Option(0.2, "--min-overlap", help="detection: overlap making a window positive"),
-        seed: int = typer.Option(0, "--seed"),
+        refit: bool = typer.Option(False, "--refit",
+                                   help="also refit the probe chosen on valid (pooling, layer, C or rate) on "
+                                        "train + valid and test it once (BEANS/HEAR practice)"),
+        folds: bool = typer.Option(False, "--folds",
+                                   help="k-fold cross-validation from the manifest's 'fold' column (split column "
+                                        "ignored): each fold is tested once, the next fold (cyclically) chooses "
+                                        "the setting, the others train; mean ± std over folds"),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=0,
+                                      help="stratified bootstrap resamples of the test clips for 95% intervals "
+                                           "of the test metric (0: none)"),
+        seed: int = opt.seed(),
         device: str = DEVICE,
     ) -> None:
         """Probe every layer of ENCODER on DATA: one forward pass per batch extracts all
         layers (cached); linear probes for all layers x learning rates train together;
-        layer and rate are chosen on valid, then tested. Writes OUT/probe.json, PNGs and
-        OUT/report.html."""
+        layer and rate are chosen on valid, then tested (with 95% bootstrap intervals;
+        --refit: the chosen probe refit on train + valid; --folds: once per fold of the
+        manifest's fold column). Writes OUT/probe.json, PNGs and OUT/report.html."""
         from ..data.manifest import read_manifest
         from ..probe.errors import ProbeConfigError
+        from ..probe.folds import fold_task
         from ..probe.report import write_probe_report
         from ..probe.runner import ProbeConfig, run_probe
         from ..probe.task import detection_task, task_from_manifest
@@ -92,19 +104,25 @@ def register(app: typer.Typer) -> None:
                        batch_size=probe_batch, weight_decay=weight_decay, average=average, seed=seed),
             batch_size=batch_size, dtype=dtype, random_init=random_init,
             pitch_factors=float_list(pitch_shift, "--pitch-shift"), noise_snrs=float_list(noise_snr, "--noise-snr"),
-            noise_kind=noise_kind, seed=seed, device=device,
+            noise_kind=noise_kind, refit=refit, bootstrap=bootstrap, seed=seed, device=device,
         )
-        if task == "detection":
+        fold_plan = None
+        if folds and task == "detection":
+            raise typer.BadParameter("cross-validation works on classification manifests", param_hint="--folds")
+        if folds:
+            probe_task, fold_plan = fold_task(read_manifest(data))
+        elif task == "detection":
             probe_task = detection_task(read_manifest(data, allow_unlabelled=True), window, hop, min_overlap)
         else:
             probe_task = task_from_manifest(read_manifest(data))
-            if task != "auto" and task != probe_task.kind:
-                raise typer.BadParameter(f"the manifest holds a {probe_task.kind} task", param_hint="--task")
-        report = run_probe(encoder, probe_task, cache or out / "cache", config, source=source, progress=tqdm_progress)
+        if task != "auto" and task != probe_task.kind:
+            raise typer.BadParameter(f"the manifest holds a {probe_task.kind} task", param_hint="--task")
+        report = run_probe(encoder, probe_task, cache or out / "cache", config, source=source, progress=tqdm_progress,
+                           folds=fold_plan)
         paths = write_probe_report(report, out)
         console = Console()
         for failure in report["failures"]:
             console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)
-        _print_best(report, console)
+        _print_summary(report, console)
         console.print(f"report: {paths['html']}  (JSON: {paths['json']})", highlight=False)
         finish(len(report["failures"]))

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from . import _options as opt
+from ._console import Console
+from ._options import DEVICE
 
 
 _METRIC_HEADERS = {"si_sdr": "SI-SDR", "si_sdri": "SI-SDRi", "sdr": "SDR", "sir": "SIR", "sar": "SAR",
@@ -48,32 +51,26 @@ def _parse_priors(spec: str, device: str):
     return sources
 
 
-def _default_device(device: Optional[str]) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def register(app: typer.Typer) -> None:
-    @app.command("separate")
+    @app.command("separate", epilog="Example: chorus separate mix.wav --priors priors/frog,priors/bird -o separated/")
     def separate_command(
         mix: Path = typer.Argument(..., help="Mixture audio file."),
-        prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p",
+        prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-P",
                                                    help="Text describing one source (repeat; needs --model)."),
         model: Optional[str] = typer.Option(None, "--model", help="AudioLDM/AudioLDM2 hub id or local folder."),
         priors: Optional[str] = typer.Option(None, "--priors",
                                              help="Comma-separated prior folders, one per source; "
                                                   "PRIOR_DIR#LABEL picks a class of a class-conditional prior."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: MIX's folder/<stem>-separated]."),
+        out: Optional[Path] = opt.out(None, "Output folder [default: MIX's folder/<stem>-separated]."),
         steps: int = typer.Option(50, help="Diffusion steps."),
         omega: float = typer.Option(1.0, help="ZeroSep guidance weight (0 reconstructs the mixture, >1 hallucinates)."),
         omega_schedule: str = typer.Option("constant", help="constant | linear (omega falls to 0)."),
         inversion: str = typer.Option("ddpm", help="ddpm (edit-friendly) | ddim."),
         guidance: float = typer.Option(0.5, help="Prior separation: reconstruction-guidance step, in posterior stds."),
-        seed: int = typer.Option(0, help="Random seed."),
+        seed: int = opt.seed(),
         window_seconds: Optional[float] = typer.Option(None, help="Chunk length [default: the model's window]."),
         overlap_seconds: Optional[float] = typer.Option(None, help="Cross-fade between chunks [default: 1/8 window]."),
-        device: Optional[str] = typer.Option(None, help="torch device [default: cuda if available, else cpu]."),
+        device: str = DEVICE,
     ) -> None:
         """Separate MIX into one file per --prompt (ZeroSep, --model) or per prior (--priors)."""
         from ..audio import load_audio, write_audio
@@ -85,7 +82,6 @@ def register(app: typer.Typer) -> None:
         if (model is None) == (priors is None):
             raise SeparationError("give either --model with --prompt (ZeroSep) or --priors (source priors)")
         waveform, rate = load_audio(mix)
-        device = _default_device(device)
         if model is not None:
             from ..separate.zerosep import ZeroSep, ZeroSepConfig
 
@@ -124,7 +120,8 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         console.print(f"{result.evaluations} network evaluations over {result.chunks} chunk(s)")
 
-    @app.command("separation-metrics")
+    @app.command("separation-metrics", epilog="Example: chorus separation-metrics ref1.wav ref2.wav --est a.wav "
+                                                       "--est b.wav --mix mix.wav")
     def metrics_command(
         references: list[Path] = typer.Argument(..., help="Reference source files, in source order."),
         est: list[Path] = typer.Option(..., "--est", help="Estimated source files, same order (repeat)."),

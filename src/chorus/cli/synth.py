@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import _options as opt
+
 
 def _group_counts(text: str | None) -> dict[str, int]:
     """Parse ``birds=12,insects=3`` into a dict."""
@@ -23,9 +25,9 @@ def _group_counts(text: str | None) -> dict[str, int]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("synth")
+    @app.command("synth", epilog="Example: chorus synth -o data/ --species 4 --clips-per-species 10")
     def synth_command(
-        out: Path = typer.Option(..., "--out", help="Output folder (wav files, manifest.csv, synth.json)."),
+        out: Path = opt.out(help="Output folder (wav files, manifest.csv, synth.json)."),
         groups: str = typer.Option("birds,anurans,insects,mammals", help="Comma-separated taxon groups."),
         species: int = typer.Option(6, help="Species per group."),
         group_species: Optional[str] = typer.Option(None, help="Per-group species counts, e.g. birds=12,insects=3."),
@@ -36,14 +38,14 @@ def register(app: typer.Typer) -> None:
         no_noise: bool = typer.Option(False, "--no-noise", help="No background at all."),
         region: str = typer.Option("temperate", help="Background and channel preset."),
         overlap: float = typer.Option(0.0, help="Probability of an overlapping call of another species."),
-        seed: int = typer.Option(0, help="Random seed: the same seed gives the same bytes."),
+        seed: int = opt.seed(),
         preset: Optional[str] = typer.Option(
             None, help="Field-like data set whose settings replace the options above: few-clips, short-call, "
                        "unbalanced, many-species, overlapping, noisy-labels."),
-        overwrite: bool = typer.Option(False, help="Regenerate a folder made with other parameters."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Regenerate a folder made with other parameters."),
     ) -> None:
         """Generate synthetic calls of taxon groups in distinct acoustic niches."""
-        from rich.console import Console
+        from ._console import Console
         from rich.table import Table
 
         from ..data.synth import HARD_SETTINGS, generate_dataset, make_config

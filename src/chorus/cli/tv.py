@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from . import _options as opt
+from ._console import Console
+
 # Options shared by the statistics a party computes on its own clips (gram, stats).
-PARTY_DATA = typer.Option(..., "--data", help="manifest of the party's own clips")
-PARTY_SPLIT = typer.Option("train", help="split of --data to use ('all': every clip)")
+PARTY_DATA = opt.data(help="manifest of the party's own clips")
+PARTY_SPLIT = opt.split("train", "split of --data to use")
 BASE_SOURCE = typer.Option(None, help="where the base weights come from (hub id or local path)")
-EQUAL_LENGTH_BATCH = typer.Option(8, help="clips per forward pass (equal lengths only)")
+EQUAL_LENGTH_BATCH = opt.batch_size(8, "clips per forward pass (equal lengths only)")
 
 
-tv_app = typer.Typer(help="Task vectors: info, apply, diff, convert, push, pull.", no_args_is_help=True)
+tv_app = typer.Typer(help="Task vectors: info, apply, diff, convert, push, pull.", no_args_is_help=True,
+                     epilog="Example: chorus tv info runs/birds/taskvector")
 
 
 def _say(message: str) -> None:
@@ -33,7 +36,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tv_app, name="tv")
 
 
-@tv_app.command("info")
+@tv_app.command("info", epilog="Example: chorus tv info runs/birds/taskvector --tensors")
 def info_command(
     path: Path = typer.Argument(..., help="task-vector directory"),
     as_json: bool = typer.Option(False, "--json", help="print the manifest as JSON"),
@@ -87,15 +90,15 @@ def info_command(
         console.print(detail)
 
 
-@tv_app.command("apply")
+@tv_app.command("apply", epilog="Example: chorus tv apply tv-birds/ tv-frogs/ --coef 0.5 --coef 0.5 -o model/")
 def apply_command(
     vectors: list[Path] = typer.Argument(..., help="task-vector directories"),
-    out: Path = typer.Option(..., "--out", help="chorus model directory to write"),
+    out: Path = opt.out(help="chorus model directory to write"),
     coef: Optional[list[float]] = typer.Option(None, "--coef", help="one coefficient per vector (default 1)"),
-    encoder: Optional[str] = typer.Option(None, help="base encoder (default: the one named in the vectors)"),
+    encoder: Optional[str] = opt.encoder(None, "base encoder (default: the one named in the vectors)"),
     source: Optional[str] = BASE_SOURCE,
     random_init: bool = typer.Option(False, "--random-init", help="random base weights (seeded)"),
-    seed: int = typer.Option(0, help="seed of --random-init weights"),
+    seed: int = opt.seed(help="seed of --random-init weights"),
 ) -> None:
     """Add task vectors to their base encoder and write a chorus model with their heads."""
     from ..encoders import load_encoder
@@ -110,7 +113,7 @@ def apply_command(
                     f"{len(model.labels)} labels")
 
 
-@tv_app.command("diff")
+@tv_app.command("diff", epilog="Example: chorus tv diff tv-birds/ tv-frogs/ --top 10")
 def diff_command(
     a: Path = typer.Argument(..., help="first task-vector directory"),
     b: Path = typer.Argument(..., help="second task-vector directory"),
@@ -143,7 +146,7 @@ def diff_command(
     console.print(table)
 
 
-@tv_app.command("convert")
+@tv_app.command("convert", epilog="Example: chorus tv convert tv-birds/ tv-birds-small/ --dtype bfloat16 --density 0.2")
 def convert_command(
     source: Path = typer.Argument(..., help="task-vector directory to read"),
     out: Path = typer.Argument(..., help="task-vector directory to write"),
@@ -157,7 +160,7 @@ def convert_command(
     _say(f"wrote {out} ({dtype}, density {density:g})")
 
 
-@tv_app.command("push")
+@tv_app.command("push", epilog="Example: chorus tv push runs/birds/taskvector user/birds-tau --private")
 def push_command(
     path: Path = typer.Argument(..., help="task-vector directory"),
     repo_id: str = typer.Argument(..., help="Hugging Face model repo, e.g. user/birds-tau"),
@@ -171,10 +174,10 @@ def push_command(
     _say(f"pushed {path} to {repo_id}")
 
 
-@tv_app.command("pull")
+@tv_app.command("pull", epilog="Example: chorus tv pull user/birds-tau -o tv-birds/")
 def pull_command(
     repo_id: str = typer.Argument(..., help="Hugging Face model repo"),
-    out: Path = typer.Option(..., "--out", help="directory to download into"),
+    out: Path = opt.out(help="directory to download into"),
     revision: Optional[str] = typer.Option(None, help="branch, tag or commit"),
 ) -> None:
     """Download a task vector and check it (manifest, formats, every sha256)."""
@@ -185,7 +188,7 @@ def pull_command(
                     f"{vector.manifest.base.encoder}, {len(vector.manifest.labels)} labels")
 
 
-@tv_app.command("gram")
+@tv_app.command("gram", epilog="Example: chorus tv gram runs/birds/taskvector -d data/manifest.csv --split train")
 def gram_command(
     path: Path = typer.Argument(..., help="task-vector directory (gram.safetensors is written into it)"),
     data: Path = PARTY_DATA,
@@ -194,7 +197,7 @@ def gram_command(
                                                           "merged model, for regmean_pp) instead of base + vector"),
     source: Optional[str] = BASE_SOURCE,
     random_init: bool = typer.Option(False, "--random-init", help="random base weights (seeded)"),
-    seed: int = typer.Option(0, help="seed of --random-init weights"),
+    seed: int = opt.seed(help="seed of --random-init weights"),
     batch_size: int = EQUAL_LENGTH_BATCH,
 ) -> None:
     """Store Gram statistics (XᵀX of every linear/conv layer's inputs) with a task vector, for RegMean."""
@@ -210,7 +213,7 @@ def gram_command(
     else:
         name = TaskVector.load(path, verify=False).manifest.base.encoder
         base = load_encoder(name, source=source, pretrained=not random_init, seed=seed)
-    result = vector_gram(path, data, None if split == "all" else split, base=base, on=other,
+    result = vector_gram(path, data, split, base=base, on=other,
                          batch_size=batch_size, progress=tqdm_progress)
     for failure in result.failures:
         _say(f"skipped {failure.error}")
@@ -218,7 +221,7 @@ def gram_command(
     _say(f"wrote {result.path}: {len(result.stats.grams)} layers, {result.stats.clips} clips, on {on_what}")
 
 
-@tv_app.command("stats")
+@tv_app.command("stats", epilog="Example: chorus tv stats runs/birds/taskvector -d data/manifest.csv")
 def stats_command(
     path: Path = typer.Argument(..., help="task-vector directory (classstats.safetensors is written into it)"),
     data: Path = PARTY_DATA,
@@ -241,7 +244,7 @@ def stats_command(
         other = ClassifierModel.from_pretrained(on).encoder
     else:
         base = load_encoder(TaskVector.load(path, verify=False).manifest.base.encoder, source=source)
-    result = vector_class_stats(path, data, None if split == "all" else split, base=base, on=other,
+    result = vector_class_stats(path, data, split, base=base, on=other,
                                 batch_size=batch_size, progress=tqdm_progress)
     for failure in result.failures:
         _say(f"skipped {failure.error}")

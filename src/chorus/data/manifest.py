@@ -6,9 +6,11 @@ join their labels with ``;`` (``dog;bark``). Split names are ``train``, ``valid`
 ``test``; ``validation``, ``val`` and ``dev`` are read as ``valid``. ``start``/``end``
 are seconds inside the file (empty: the whole file).
 
-Relative paths resolve against the dataset root (by default the manifest's folder), and
-no path may leave it. A bad manifest raises one :class:`ManifestError` listing every
-problem with its line number.
+Relative paths resolve against the manifest's folder and may lead outside it
+(``../audio/x.wav``, as :func:`write_manifest` writes them), so a manifest works from any
+working directory; given a dataset ``root``, they resolve against it instead and no path
+may leave it. A bad manifest raises one :class:`ManifestError` listing every problem with
+its line number.
 
 Folder-per-class trees and Hugging Face audiofolder datasets become manifests through
 :func:`from_folder` and :func:`from_audiofolder`.
@@ -41,8 +43,9 @@ def read_manifest(path: str | Path, root: str | Path | None = None, *, allow_unl
     """Read and validate a CSV or TSV manifest.
 
     The delimiter comes from the header (tab or comma), else from the extension
-    (``.tsv`` means tab). ``root`` is the dataset folder (default: the manifest's
-    folder). Empty labels are errors unless ``allow_unlabelled`` (pre-training data);
+    (``.tsv`` means tab). Relative paths resolve against the manifest's folder (and may
+    leave it); with ``root`` (a dataset folder) they resolve against it and must stay
+    inside it (``outside_root``). Empty labels are errors unless ``allow_unlabelled`` (pre-training data);
     then the ``label`` column may be absent too. Raises :class:`ManifestError` with
     every problem found.
     """
@@ -54,7 +57,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None, *, allow_unl
     columns = {name: name for name in MANIFEST_COLUMNS}
     rows, problems = table_rows(table, columns, label_required=not allow_unlabelled)
     return build_manifest(rows, path.parent if root is None else root, source=path,
-                          allow_unlabelled=allow_unlabelled, problems=problems)
+                          allow_unlabelled=allow_unlabelled, problems=problems, contained=root is not None)
 
 
 def _label_cell(clip: Clip) -> str:
@@ -69,12 +72,25 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
+def _shown(path: Path, base: Path, anywhere: bool) -> Path:
+    """``path`` relative to ``base``: also through ``..`` when ``anywhere``; else absolute
+    outside ``base`` (and on another drive)."""
+    if path.is_relative_to(base):
+        return path.relative_to(base)
+    try:
+        return Path(os.path.relpath(path, base)) if anywhere else path
+    except ValueError:  # another drive
+        return path
+
+
 def write_manifest(manifest: Manifest, path: str | Path, root: str | Path | None = None) -> None:
     """Write ``manifest`` as CSV, atomically, so that :func:`read_manifest` reads it back.
 
-    Paths inside ``root`` (default: the CSV's folder) are written relative to it, others
-    absolute; read the file back with the same ``root``. Extra columns follow the
-    standard ones. Times are written exactly (``repr`` of the float).
+    Without ``root``, every path is written relative to the CSV's folder (``../audio/x.wav``
+    where needed), so :func:`read_manifest` reads it back from anywhere. With ``root``,
+    paths inside it are written relative to it, others absolute; read the file back with the
+    same ``root``. Extra columns follow the standard ones. Times are written exactly
+    (``repr`` of the float).
     """
     path = Path(path)
     base = Path(os.path.abspath(path.parent if root is None else root))
@@ -82,8 +98,7 @@ def write_manifest(manifest: Manifest, path: str | Path, root: str | Path | None
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*MANIFEST_COLUMNS, *manifest.extra])
     for index, clip in enumerate(manifest.clips):
-        clip_path = Path(os.path.abspath(clip.path))
-        shown = clip_path.relative_to(base) if clip_path.is_relative_to(base) else clip_path
+        shown = _shown(Path(os.path.abspath(clip.path)), base, anywhere=root is None)
         writer.writerow([
             shown.as_posix(), _label_cell(clip), clip.split or "", clip.group or "",
             _seconds(clip.start), _seconds(clip.end), *(values[index] for values in manifest.extra.values()),

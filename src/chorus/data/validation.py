@@ -67,9 +67,10 @@ def _time(text: str | None, name: str) -> tuple[float | None, str | None]:
 class _RowChecker:
     """Validates rows one by one, remembering what it has seen (files, duplicates)."""
 
-    def __init__(self, root: Path, allow_unlabelled: bool):
+    def __init__(self, root: Path, allow_unlabelled: bool, contained: bool = True):
         self.root = root
         self.allow_unlabelled = allow_unlabelled
+        self.contained = contained
         self.problems: list[ManifestProblem] = []
         self._exists: dict[Path, str | None] = {}
         self._seen: dict[tuple[Path, float | None, float | None], int | None] = {}
@@ -96,7 +97,7 @@ class _RowChecker:
             self._problem(row, "empty_path", "empty path")
             return None
         path = Path(os.path.normpath(self.root / text))
-        if not path.is_relative_to(self.root):
+        if self.contained and not path.is_relative_to(self.root):
             self._problem(row, "outside_root", f"path {text!r} escapes the dataset root {self.root}")
             return None
         problem = self._file_problem(path)
@@ -154,20 +155,23 @@ def build_manifest(
     source: Path | None = None,
     allow_unlabelled: bool = False,
     problems: Iterable[ManifestProblem] = (),
+    contained: bool = True,
 ) -> Manifest:
     """Validate ``rows`` into a :class:`Manifest`, or raise one :class:`ManifestError`.
 
-    Relative paths resolve against ``root``; every path must stay inside it (``..`` and
-    absolute paths elsewhere are refused; symlinks inside the root are followed for the
-    existence check only). ``problems`` found earlier (missing columns, malformed rows)
-    are reported together with the row problems.
+    Relative paths resolve against ``root``. ``contained``: every path must stay inside it
+    (``..`` and absolute paths elsewhere are refused; symlinks inside the root are followed
+    for the existence check only). Not ``contained``: paths may lead anywhere (``../audio/
+    x.wav``), and the manifest's root is the deepest folder holding ``root`` and every clip.
+    ``problems`` found earlier (missing columns, malformed rows) are reported together with
+    the row problems.
     """
     root = Path(os.path.abspath(root))
     error_path = source or root
     problems = list(problems)
     if not root.is_dir():
         raise ManifestError(error_path, problems + [ManifestProblem("missing_file", f"dataset root {root} is not a folder")])
-    checker = _RowChecker(root, allow_unlabelled)
+    checker = _RowChecker(root, allow_unlabelled, contained)
     clips: list[Clip] = []
     extra: dict[str, list[str]] = {}
     rows = list(rows)
@@ -182,6 +186,8 @@ def build_manifest(
         problems.append(ManifestProblem("no_clips", "no clips listed"))
     if problems:
         raise ManifestError(error_path, problems)
+    if not contained and clips:
+        root = Path(os.path.commonpath([root, *(clip.path for clip in clips)]))
     return Manifest(clips, root, source, extra)
 
 

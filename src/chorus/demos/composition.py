@@ -252,8 +252,9 @@ def run_demo(out_dir: str | Path, settings: CompositionDemoSettings | None = Non
     record = {"settings": settings.model_dump(mode="json"), "summary": summary, "comparison": comparison,
               "sweeps": sweeps, "analysis": analysis, "timings_s": timings, "joint_groups": joint_vector.manifest.group,
               "data": {"train_clips": sizes, "test_clips": len(test), "transfer_clips": len(transfer)}}
-    from .composition_report import report_parts
+    from .composition_report import report_sections
 
-    write_comparison(comparison, out_dir, "chorus demo: composing task vectors", report_parts(record, analysis_figures), "report.html")
+    write_comparison(comparison, out_dir, "chorus demo: composing task vectors",
+                     **report_sections(record, analysis_figures), page="report.html")
     write_json(out_dir / "demo.json", record)
     return record

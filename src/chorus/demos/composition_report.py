@@ -39,39 +39,43 @@ def analysis_line(record: dict) -> str:
             f"vectors.")
 
 
-def report_parts(record: dict, analysis_figures: dict[str, bytes]) -> list[str]:
-    """HTML fragments placed above the comparison; ``analysis_figures``: the analysis' PNGs
-    by stem, as :func:`chorus.analysis.write_analysis` wrote them."""
-    from ..report import heading, paragraph, table
+def report_sections(record: dict, analysis_figures: dict[str, bytes]) -> dict[str, list[str]]:
+    """HTML fragments around the comparison, by place: ``lead`` (the headline, above the
+    summary table), ``middle`` (the task-vector analysis, below it) and ``tail`` (data,
+    training, the folded λ sweeps, timings: after the comparison's details).
+    ``analysis_figures``: the analysis' PNGs by stem, as :func:`chorus.analysis.write_analysis`
+    wrote them."""
+    from ..report import folded, heading, paragraph, table
 
     settings = record["settings"]
-    parts = [paragraph(headline(record)),
-             paragraph("Each taxon group's institution fine-tunes the encoder on its own clips and shares only the "
-                       "task vector; the composer merges the vectors and concatenates the groups' heads, calibrated "
-                       "with the statistics each vector carries, into one classifier over every species. The joint "
-                       "model is what pooling all data would give; the probes keep the encoder frozen.", note=True),
-             heading("Data and training"),
-             table(["group", "species", "training clips"],
-                   [[g, settings["species"][g], record["data"]["train_clips"][g]] for g in settings["species"]],
-                   caption=f"{settings['seconds']:g} s clips in the {settings['region']} region; "
-                           f"{record['data']['test_clips']} test clips, {record['data']['transfer_clips']} "
-                           f"from the {settings['new_region']} region"),
-             paragraph(f"Encoder {settings['encoder']}: {settings['epochs']} epochs, encoder learning rate "
-                       f"{settings['lr']:g}, head {settings['head_lr']:g} (frozen: "
-                       f"{', '.join(settings['freeze']) or 'nothing'}), the head initialised by the probe (LP-FT); "
-                       f"the probe is that L2 logistic regression on the frozen encoder's pooled features, its "
-                       f"penalty chosen on each group's validation clips; seed {settings['seed']}.",
-                       note=True),
-             heading("Choosing λ and the calibration on validation clips")]
-    for name, sweep in record["sweeps"].items():
-        rows = [[row["lambda"], row["calibration"], row["gate"], row["normalized"], row["normalized_within"]]
-                for row in sweep["rows"]]
-        parts.append(table(["λ", "calibration", "gate", "normalized", "normalized within group"], rows,
-                           caption=f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, "
-                                   f"gate {sweep['gate']:g}"))
+    lead = [paragraph(headline(record)),
+            paragraph("Each taxon group's institution fine-tunes the encoder on its own clips and shares only the "
+                      "task vector; the composer merges the vectors and concatenates the groups' heads, calibrated "
+                      "with the statistics each vector carries, into one classifier over every species. The joint "
+                      "model is what pooling all data would give; the probes keep the encoder frozen.", note=True)]
+    middle = []
     if "analysis" in record:
         from ..analysis.report import report_parts as analysis_parts
 
-        parts += analysis_parts(record["analysis"], analysis_figures)
-    parts += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
-    return parts
+        middle = analysis_parts(record["analysis"], analysis_figures)
+    tail = [heading("Data and training"),
+            table(["group", "species", "training clips"],
+                  [[g, settings["species"][g], record["data"]["train_clips"][g]] for g in settings["species"]],
+                  caption=f"{settings['seconds']:g} s clips in the {settings['region']} region; "
+                          f"{record['data']['test_clips']} test clips, {record['data']['transfer_clips']} "
+                          f"from the {settings['new_region']} region"),
+            paragraph(f"Encoder {settings['encoder']}: {settings['epochs']} epochs, encoder learning rate "
+                      f"{settings['lr']:g}, head {settings['head_lr']:g} (frozen: "
+                      f"{', '.join(settings['freeze']) or 'nothing'}), the head initialised by the probe (LP-FT); "
+                      f"the probe is that L2 logistic regression on the frozen encoder's pooled features, its "
+                      f"penalty chosen on each group's validation clips; seed {settings['seed']}.",
+                      note=True),
+            heading("Choosing λ and the calibration on validation clips")]
+    for name, sweep in record["sweeps"].items():
+        rows = [[row["lambda"], row["calibration"], row["gate"], row["normalized"], row["normalized_within"]]
+                for row in sweep["rows"]]
+        chosen = f"{name}: chosen λ = {sweep['best_lambda']:g}, {sweep['calibration']}, gate {sweep['gate']:g}"
+        tail.append(folded(f"{chosen} ({len(rows)} settings tried)",
+                           [table(["λ", "calibration", "gate", "normalized", "normalized within group"], rows)]))
+    tail += [heading("Time"), table(["stage", "seconds"], [[k, v] for k, v in record["timings_s"].items()], digits=1)]
+    return {"lead": lead, "middle": middle, "tail": tail}

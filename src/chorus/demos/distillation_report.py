@@ -13,10 +13,9 @@ from ..report.html import figure_png, heading, image, paragraph, table, write_pa
 def tradeoff_figure(record: dict):
     """Left: probe accuracy on calls vs notes for every (λ1, λ2), the students, θ0 and the
     ensemble. Right: the worse of the two retentions over the grid."""
-    import matplotlib
+    from ..report import annotate_cells, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows, scores = record["sweep"], record["scores"]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
@@ -36,14 +35,13 @@ def tradeoff_figure(record: dict):
                  edgecolors="green", linewidths=2, label=f"kept (λ1, λ2) = {tuple(best['lambdas'])}", zorder=4)
     left.set(xlabel="animal-call species accuracy (probe)", ylabel="pitch-class accuracy (probe)",
              title="θ0 + λ1 τ_sfx + λ2 τ_pitch")
-    left.legend(fontsize=7, loc="lower left")
+    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15), ncol=3, frameon=False)
     values = sorted({r["lambdas"][0] for r in rows})
     grid = np.full((len(values), len(values)), np.nan)
     for r in rows:
         grid[values.index(r["lambdas"][1]), values.index(r["lambdas"][0])] = r["worst"]
     shown = right.imshow(grid, origin="lower", cmap="viridis", vmin=0, vmax=max(1.0, float(np.nanmax(grid))))
-    for (i, j), value in np.ndenumerate(grid):
-        right.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.7 else "black")
+    annotate_cells(right, shown, grid.tolist(), fontsize=7)
     right.set_xticks(range(len(values)), [f"{v:g}" for v in values])
     right.set_yticks(range(len(values)), [f"{v:g}" for v in values])
     right.set(xlabel="λ1 (τ_sfx)", ylabel="λ2 (τ_pitch)", title="worse retention of own-domain accuracy")

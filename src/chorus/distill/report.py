@@ -10,10 +10,9 @@ from ..report.html import figure_png, heading, image, paragraph, table, write_pa
 
 def loss_figure(history: list[dict]):
     """Total loss per epoch, and per head the cosine similarity to its target."""
-    import matplotlib
+    from ..report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     epochs = [entry["epoch"] for entry in history]
@@ -22,8 +21,10 @@ def loss_figure(history: list[dict]):
     for key in (k for k in history[0] if k.endswith(" cosine")):
         right.plot(epochs, [entry[key] for entry in history], marker=".", label=key.removesuffix(" cosine"))
     right.set(xlabel="epoch", ylabel="mean cosine similarity", title="per head")
-    right.legend(fontsize=7)
     figure.tight_layout()
+    from ..report import outside_legend
+
+    outside_legend(right)
     return figure
 
 

@@ -107,6 +107,13 @@ class Encoder(nn.Module, abc.ABC):
     frame_rates: tuple[float, ...]
     pads_exactly: bool = True
     native_pooling: str = "mean"
+    layer_modules: tuple[str, ...] = ()
+    """State-dict prefix of the module whose output is each exposed layer (aligned with
+    ``layer_names``, e.g. ``blocks.0`` for ``block1``); empty when not declared."""
+
+    def exposed_layers(self) -> dict[str, str]:
+        """Module prefix -> exposed layer name, so that every output names layers as probes do."""
+        return dict(zip(self.layer_modules, self.layer_names))
 
     @property
     def num_layers(self) -> int:

@@ -117,6 +117,7 @@ class SfxCNN(Encoder):
         self.layer_dims = self.channels
         self.frontend = SfxFrontEnd(peak_normalise)
         self.blocks, self.frame_rates = conv_blocks(self.channels, POOLS, FRAME_RATE)
+        self.layer_modules = tuple(f"blocks.{i}" for i in range(len(self.blocks)))
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
         spec, frames = self.frontend(waveforms, lengths)

@@ -96,6 +96,7 @@ class StudentCNN(Encoder):
         self.layer_dims = self.channels
         self.frontend = LogFrequency(bins_per_octave)
         self.blocks, self.frame_rates = conv_blocks(self.channels, POOLS, SAMPLE_RATE / HOP)
+        self.layer_modules = tuple(f"blocks.{i}" for i in range(len(self.blocks)))
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
         spec, frames = self.frontend(waveforms, lengths)

@@ -34,6 +34,7 @@ class ToyCNN(Encoder):
             blocks.append(nn.Sequential(nn.Conv1d(c_in, c_out, 3, stride=2, padding=1),
                                         nn.BatchNorm1d(c_out), nn.ReLU()))
         self.blocks = nn.ModuleList(blocks)
+        self.layer_modules = tuple(f"blocks.{i}" for i in range(len(self.blocks)))
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> LayerOutputs:
         x = waveforms.unsqueeze(1)

@@ -55,8 +55,17 @@ def _scores(entry: Entry, audio: EvalAudio, groups: Sequence[str]) -> dict:
         result = evaluate_model(entry.model, audio.of_groups([group]))
         return {"overall": result["overall"], "groups": {group: result["overall"][key]}, "result": result}
     result = evaluate_model(entry.model, audio)
+    covered = covered_groups(entry.model, audio)
     return {"overall": result["overall"], "groups": {g: result["per_group"][g][key] for g in groups
-                                                     if g in result["per_group"]}, "result": result}
+                                                     if g in result["per_group"] and g in covered},
+            "not_covered": [g for g in groups if g not in covered], "result": result}
+
+
+def covered_groups(model: ClassifierModel, audio: EvalAudio) -> set[str]:
+    """The groups of ``audio`` with at least one clip labelled with one of the model's classes
+    (a merge of two of four groups covers two: the others score nothing by construction)."""
+    labels = set(model.labels)
+    return {clip.group for clip in audio.clips if clip.group is not None and labels.intersection(clip.labels)}
 
 
 def compare_models(entries: Sequence[Entry], test: EvalAudio, transfer: EvalAudio | None = None,
@@ -73,8 +82,11 @@ def compare_models(entries: Sequence[Entry], test: EvalAudio, transfer: EvalAudi
             bar.update(1)
             row = {"name": entry.name, "kind": entry.kind, "metric": _score_key(entry.model),
                    "overall": scores["overall"], "groups": scores["groups"]}
+            if scores.get("not_covered"):
+                row["not_covered"] = scores["not_covered"]
             if entry.model.task == "multiclass" and entry.kind != "individual":
-                row["within_group"] = {g: m["accuracy_within_group"] for g, m in scores["result"]["per_group"].items()}
+                row["within_group"] = {g: m["accuracy_within_group"] for g, m in scores["result"]["per_group"].items()
+                                       if g in scores["groups"]}
             if transfer is not None:
                 moved = _scores(entry, transfer, groups)
                 row["transfer"] = {"overall": moved["overall"][row["metric"]], "groups": moved["groups"]}

@@ -7,10 +7,27 @@ from pathlib import Path
 from typing import Sequence
 
 from ..fileio import write_json
+from ..report import outside_legend, pyplot
+
+
+NOT_COVERED = "not covered"
+"""The cell of a group whose labels a model does not have (never scored as 0)."""
+
+
+def group_cell(row: dict, group: str, scores: dict | None = None):
+    """``row``'s score on ``group`` (from ``scores``, default ``row["groups"]``), or
+    :data:`NOT_COVERED` when the model has none of the group's labels."""
+    scores = row["groups"] if scores is None else scores
+    if group in scores:
+        return scores[group]
+    if group in row.get("not_covered", ()) or row["kind"] == "individual":
+        return NOT_COVERED
+    return None
 
 
 def table_rows(comparison: dict) -> tuple[list[str], list[list]]:
-    """Headers and rows of the summary table (scores as floats, missing as None)."""
+    """Headers and rows of the summary table (scores as floats, missing as None, groups
+    the model does not cover as :data:`NOT_COVERED`)."""
     groups = comparison["groups"]
     transfer = comparison.get("transfer_clips") is not None
     headers = ["model", "kind", "overall", *groups, "normalized", "normalized within group",
@@ -18,7 +35,7 @@ def table_rows(comparison: dict) -> tuple[list[str], list[list]]:
     rows = []
     for row in comparison["rows"]:
         overall = row["overall"][row["metric"]]
-        cells = [row["name"], row["kind"], overall, *(row["groups"].get(g) for g in groups), row["normalized"],
+        cells = [row["name"], row["kind"], overall, *(group_cell(row, g) for g in groups), row["normalized"],
                  row["normalized_within"]]
         if transfer:
             cells.append(row["transfer"]["overall"])
@@ -29,11 +46,9 @@ def table_rows(comparison: dict) -> tuple[list[str], list[list]]:
 def group_figure(comparison: dict):
     """Grouped bars: the score per group of every non-individual model; the individual
     model's score as a black tick."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import numpy as np
-    from matplotlib import pyplot as plt
+
+    plt = pyplot()
 
     groups = comparison["groups"]
     models = [row for row in comparison["rows"] if row["kind"] != "individual"]
@@ -49,40 +64,48 @@ def group_figure(comparison: dict):
     ax.set_xticks(x, groups)
     ax.set_ylabel(models[0]["metric"] if models else "score")
     ax.set_ylim(0, 1.05)
-    ax.set_title("score per group (black: the group's individually fine-tuned model)")
-    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.set_title("score per group (black: the group's individually fine-tuned model)", fontsize=10)
+    outside_legend(ax)
     plt.close(figure)
     return figure
 
 
-def gap_figure(comparison: dict):
-    """Merged − joint score per group against the group's training clips, one line per merge."""
-    import matplotlib
+MARKERS = "osD^v<>pPX*h"
+LINESTYLES = ("-", "--", "-.", ":")
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+
+def gap_figure(comparison: dict):
+    """Merged − joint score per group against the group's training clips, one line per merge.
+
+    Series that coincide are told apart by marker and line style, each nudged sideways by
+    a few percent of the (log) x position so that identical gaps stay visible.
+    """
+    plt = pyplot()
 
     sizes = comparison["group_sizes"]
-    figure, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, gaps in comparison["gaps"].items():
+    series = [(name, gaps) for name, gaps in comparison["gaps"].items()]
+    figure, ax = plt.subplots(figsize=(7.6, 4.2))
+    for index, (name, gaps) in enumerate(series):
         points = sorted((sizes[g], gap, g) for g, gap in gaps.items() if g in sizes)
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            nudge = 1.0 + 0.025 * (index - (len(series) - 1) / 2)
+            ax.plot([p[0] * nudge for p in points], [p[1] for p in points], marker=MARKERS[index % len(MARKERS)],
+                    linestyle=LINESTYLES[index % len(LINESTYLES)], markersize=5, alpha=0.85, label=name)
     for group, size in sizes.items():
-        ax.annotate(group, (size, 0), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+        ax.annotate(group, (size, 0), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("training clips in the group (log)")
     ax.set_ylabel("merged − joint")
-    ax.set_title("asymmetric gap: who loses when merging instead of training jointly")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("asymmetric gap: who loses when merging instead of training jointly", fontsize=10)
+    outside_legend(ax)
     plt.close(figure)
     return figure
 
 
-def comparison_parts(comparison: dict) -> list[str]:
-    """HTML fragments: the summary table, the within-group table, both figures."""
-    from ..report import figure_png, heading, image, paragraph, table
+def summary_parts(comparison: dict) -> list[str]:
+    """HTML fragments: the summary table, with a note on groups some models do not cover."""
+    from ..report import heading, paragraph, table
 
     headers, rows = table_rows(comparison)
     metric = comparison["rows"][0]["metric"] if comparison["rows"] else "score"
@@ -92,30 +115,47 @@ def comparison_parts(comparison: dict) -> list[str]:
                        "score ÷ the group's individual model; 'within group' scores each clip among its own "
                        "group's labels only (the task-aware protocol of the merging literature)."),
              table(headers, rows)]
+    partial = [row["name"] for row in comparison["rows"] if row.get("not_covered")]
+    if partial:
+        parts.append(paragraph(f"{', '.join(partial)}: '{NOT_COVERED}' marks groups whose labels the model does not "
+                               "have; its normalized accuracy averages the groups it covers, and its overall score "
+                               "counts the other groups' clips as errors.", note=True))
+    return parts
+
+
+def detail_parts(comparison: dict) -> list[str]:
+    """HTML fragments: the within-group table and both figures."""
+    from ..report import figure_png, heading, image, paragraph, table
+
+    parts = []
     within = [row for row in comparison["rows"] if "within_group" in row]
     if within:
         groups = comparison["groups"]
         parts += [heading("Accuracy when the group is known"),
                   paragraph("Top-1 among the labels of the clip's own group only (task-aware evaluation)."),
-                  table(["model", *groups], [[row["name"], *(row["within_group"].get(g) for g in groups)]
+                  table(["model", *groups], [[row["name"], *(group_cell(row, g, row["within_group"]) for g in groups)]
                                              for row in within])]
     parts += [heading("Per group"), image(figure_png(group_figure(comparison)), "score per group and model")]
     if comparison["gaps"] and comparison["group_sizes"]:
         sizes = comparison["group_sizes"]
+        rows = {row["name"]: row for row in comparison["rows"]}
         parts += [heading("Gap to joint training against group size"),
                   image(figure_png(gap_figure(comparison)), "merged minus joint score against group size"),
                   table(["model", *[f"{g} ({sizes.get(g, '?')})" for g in comparison["groups"]]],
-                        [[name, *(gaps.get(g) for g in comparison["groups"])] for name, gaps in comparison["gaps"].items()],
+                        [[name, *(group_cell(rows[name], g, gaps) for g in comparison["groups"])]
+                         for name, gaps in comparison["gaps"].items()],
                         caption="merged − joint per group (training clips in brackets)")]
     return parts
 
 
 def write_comparison(comparison: dict, out_dir: str | Path, title: str = "chorus compare",
-                     extra_parts: Sequence[str] = (), page: str = "compare.html") -> Path:
-    """``compare.json`` and the self-contained HTML page ``page`` under ``out_dir``."""
+                     lead: Sequence[str] = (), middle: Sequence[str] = (), tail: Sequence[str] = (),
+                     page: str = "compare.html") -> Path:
+    """``compare.json`` and the self-contained HTML page ``page`` under ``out_dir``:
+    ``lead``, the summary, ``middle``, the comparison's details, ``tail`` (summary first)."""
     from ..report import write_page
 
     out_dir = Path(out_dir)
     write_json(out_dir / "compare.json", comparison)
-    write_page(out_dir / page, title, [*extra_parts, *comparison_parts(comparison)])
+    write_page(out_dir / page, title, [*lead, *summary_parts(comparison), *middle, *detail_parts(comparison), *tail])
     return out_dir / page

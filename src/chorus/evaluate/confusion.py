@@ -24,10 +24,9 @@ def write_confusion(out_dir: str | Path, axis: Sequence[str], counts: np.ndarray
 def confusion_figure(axis: Sequence[str], counts: np.ndarray, title: str):
     """A row-normalised heat map (each true label's clips sum to 1), counts in the cells
     when the matrix is small enough to read them."""
-    import matplotlib
+    from ..report import annotate_cells, pyplot
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    plt = pyplot()
 
     size = len(axis)
     rows = counts.sum(axis=1, keepdims=True)
@@ -41,11 +40,7 @@ def confusion_figure(axis: Sequence[str], counts: np.ndarray, title: str):
     ax.set_ylabel("true label")
     ax.set_title(title)
     if size <= 16:
-        for i in range(size):
-            for j in range(size):
-                if counts[i, j]:
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if share[i, j] > 0.6 else "black")
+        annotate_cells(ax, image, share.tolist(), [[str(c) if c else None for c in row] for row in counts.tolist()])
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true label's clips")
     plt.close(figure)
     return figure

@@ -19,11 +19,13 @@ from .metrics import confusion_matrix, evaluate_logits
 
 
 def _predict(module: nn.Module, settings: ClassifierSettings, audio: EvalAudio, batch_size: int) -> Tensor:
-    """``module``'s outputs ``[clips, ...]`` on centred crops of ``settings.clip_seconds``."""
+    """``module``'s outputs ``[clips, ...]`` on centred crops of ``settings.clip_seconds``,
+    computed on the device ``module`` sits on (returned on the CPU)."""
     seconds = settings.clip_seconds
     clip_samples = None if seconds is None else int(round(seconds * audio.sample_rate))
     clipset = ClipSet(audio.clips, audio.waveforms, torch.zeros(0), audio.sample_rate)
-    return predict_clips(module, clipset, clip_samples, batch_size, torch.device("cpu"))
+    device = next(module.parameters(), torch.empty(0)).device
+    return predict_clips(module, clipset, clip_samples, batch_size, device)
 
 
 def _check_rate(audio: EvalAudio, encoder: Encoder) -> None:

@@ -11,13 +11,15 @@ import numpy as np
 from ..encoders import Encoder, LayerOutputs, iter_batches
 
 
-def split_outputs(outputs: LayerOutputs, keep_frames: bool) -> tuple[list[np.ndarray], list[list[np.ndarray]] | None]:
+def split_outputs(outputs: LayerOutputs, keep_frames: bool,
+                  pooling: str = "mean") -> tuple[list[np.ndarray], list[list[np.ndarray]] | None]:
     """``outputs`` of a batch of ``n`` clips -> (pooled, frames).
 
-    ``pooled[l]``: ``[n, D_l]`` float32 mean over valid frames (T-A).
+    ``pooled[l]``: ``[n, D_l]`` float32 pooled over valid frames by ``pooling`` (mean, max,
+    or ``mean+max``: ``[n, 2 D_l]``; :func:`chorus.encoders.pool_frames`).
     ``frames[l][i]``: ``[valid frames of clip i, D_l]`` float32, or None unless ``keep_frames``.
     """
-    pooled = [p.float().cpu().numpy() for p in outputs.pooled()]
+    pooled = [p.float().cpu().numpy() for p in outputs.pooled(pooling)]
     if not keep_frames:
         return pooled, None
     frames = []
@@ -28,11 +30,13 @@ def split_outputs(outputs: LayerOutputs, keep_frames: bool) -> tuple[list[np.nda
 
 
 def encode_batches(encoder: Encoder, waveforms: Sequence[np.ndarray], batch_size: int, keep_frames: bool,
-                   device: str = "cpu") -> Iterator[tuple[list[int], list[np.ndarray], list[list[np.ndarray]] | None]]:
-    """One forward pass per batch over ``waveforms`` (at the encoder's rate), all layers.
+                   device: str = "cpu",
+                   pooling: str = "mean") -> Iterator[tuple[list[int], list[np.ndarray], list[list[np.ndarray]] | None]]:
+    """One forward pass per batch over ``waveforms`` (at the encoder's rate), all layers,
+    pooled by ``pooling`` (:func:`split_outputs`).
 
     Yields ``(indices, pooled, frames)`` per batch; ``indices`` name the input rows.
     """
     for indices, outputs in iter_batches(encoder, waveforms, batch_size, device):
-        pooled, frames = split_outputs(outputs, keep_frames)
+        pooled, frames = split_outputs(outputs, keep_frames, pooling)
         yield indices, pooled, frames

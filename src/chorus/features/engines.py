@@ -57,6 +57,7 @@ class ChunkWorkers:
     transform: ClipTransform
     batch_size: int
     keep_frames: bool
+    pooling: str = "mean"
 
     def __call__(self, threads: int | None):
         import torch
@@ -67,28 +68,30 @@ class ChunkWorkers:
         encoder = self.recipe.load().to(device)
 
         def compute(clips: list[Clip]) -> tuple[list, list]:
-            return _portable(compute_chunk(encoder, clips, self.transform, self.batch_size, self.keep_frames, device))
+            return _portable(compute_chunk(encoder, clips, self.transform, self.batch_size, self.keep_frames, device,
+                                           self.pooling))
 
         return compute
 
 
 def pool_engine(recipe: EncoderRecipe, transform: ClipTransform, batch_size: int, keep_frames: bool,
-                workers: int) -> ChunkEngine:
+                workers: int, pooling: str = "mean") -> ChunkEngine:
     """Chunks computed by ``workers`` spawned processes, results in chunk order."""
 
     def run(chunks: list[list[Clip]]) -> Iterator[ChunkResult]:
-        for portable in pool_map(ChunkWorkers(recipe, transform, batch_size, keep_frames), chunks, workers):
+        for portable in pool_map(ChunkWorkers(recipe, transform, batch_size, keep_frames, pooling), chunks, workers):
             yield _restore(portable)
 
     return run
 
 
 def ray_engine(recipe: EncoderRecipe, transform: ClipTransform, batch_size: int, keep_frames: bool,
-               workers: int | None, address: str | None) -> ChunkEngine:
+               workers: int | None, address: str | None, pooling: str = "mean") -> ChunkEngine:
     """Chunks computed by a Ray Data actor pool of ``workers`` encoders, in chunk order."""
 
     def run(chunks: list[list[Clip]]) -> Iterator[ChunkResult]:
-        for portable in ray_map(ChunkWorkers(recipe, transform, batch_size, keep_frames), chunks, workers, address):
+        workers_factory = ChunkWorkers(recipe, transform, batch_size, keep_frames, pooling)
+        for portable in ray_map(workers_factory, chunks, workers, address):
             yield _restore(portable)
 
     return run

@@ -20,3 +20,7 @@ class FeatureStoreBusy(FeatureStoreError, FolderBusy):
 class MissingFeatures(ChorusError):
     """Features were requested for clips the store does not hold."""
 
+
+
+class FeatureError(ChorusError):
+    """A feature-extraction setting is invalid (e.g. an unknown pooling)."""

@@ -30,11 +30,23 @@ class ExtractionReport:
         return {f.index for f in self.failures}
 
 
-def store_header(encoder: Encoder, transform: ClipTransform = ClipTransform(), dtype: str = "float32") -> dict:
-    """The identity of features made by ``encoder`` after ``transform`` (the store header)."""
+def store_header(encoder: Encoder, transform: ClipTransform = ClipTransform(), dtype: str = "float32",
+                 pooling: str = "mean") -> dict:
+    """The identity of features made by ``encoder`` after ``transform`` and pooled over
+    frames by ``pooling`` (the store header). Mean-pooled stores carry no ``pooling`` entry,
+    so stores written before other poolings existed keep their keys."""
     identity = encoder_identity(encoder)
-    return {"encoder": identity, "layers": identity["layers"], "dims": identity["dims"],
-            "transform": transform.describe(), "dtype": dtype}
+    header = {"encoder": identity, "layers": identity["layers"], "dims": identity["dims"],
+              "transform": transform.describe(), "dtype": dtype}
+    if pooling != "mean":
+        widths = 2 if pooling == "mean+max" else 1
+        header.update(pooling=pooling, dims=[widths * d for d in identity["dims"]])
+    return header
+
+
+def store_pooling(store: FeatureStore) -> str:
+    """How ``store``'s pooled features were pooled over frames."""
+    return store.header.get("pooling", "mean")
 
 
 def clip_keys(clips: Sequence[Clip], store: FeatureStore) -> list[str]:
@@ -53,7 +65,7 @@ class ChunkResult:
 
 
 def compute_chunk(encoder: Encoder, clips: Sequence[Clip], transform: ClipTransform, batch_size: int,
-                  keep_frames: bool, device: str = "cpu") -> ChunkResult:
+                  keep_frames: bool, device: str = "cpu", pooling: str = "mean") -> ChunkResult:
     """Load ``clips`` (bad ones reported) and encode them, one forward pass per batch.
 
     Engines that run elsewhere (a process pool, Ray actors) call this on the same chunks
@@ -64,7 +76,8 @@ def compute_chunk(encoder: Encoder, clips: Sequence[Clip], transform: ClipTransf
     rows = [j for j, _ in loaded]
     waveforms = [transform.apply(w, clips[j]) for j, w in loaded]
     batches = [([rows[r] for r in indices], pooled, frames)
-               for indices, pooled, frames in encode_batches(encoder, waveforms, batch_size, keep_frames, device)]
+               for indices, pooled, frames in encode_batches(encoder, waveforms, batch_size, keep_frames, device,
+                                                              pooling)]
     return ChunkResult(batches, failures)
 
 
@@ -95,7 +108,8 @@ def extract_features(encoder: Encoder, clips: Sequence[Clip], store: FeatureStor
     keep = store.format.keeps_frames
     if engine is None or len(groups) <= 1:
         results: Iterator[ChunkResult] = (
-            compute_chunk(encoder, [clips[i] for i in positions], transform, batch_size, keep, device)
+            compute_chunk(encoder, [clips[i] for i in positions], transform, batch_size, keep, device,
+                          store_pooling(store))
             for positions in groups)
     else:
         results = engine([[clips[i] for i in positions] for positions in groups])

@@ -1,5 +1,6 @@
 """Running a recipe end to end: load and check the vectors, merge, compose the heads,
-optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.yaml``."""
+optionally sweep λ, write the model directory with ``merge.json`` and ``recipe.yaml`` (its
+paths relative to the model directory)."""
 
 from __future__ import annotations
 
@@ -94,12 +95,14 @@ def run_merge(recipe: Recipe, out_dir: str | Path, progress: ProgressFactory | N
 def _run_merge(recipe: Recipe, out_dir: Path, progress: ProgressFactory | None) -> dict:
     import json
 
+    import torch
+
     from ..data.manifest import read_manifest
     from ..data.clipset import load_eval_audio
 
     vectors, checks = open_vectors([ref.path for ref in recipe.vectors], verify_now=recipe.sweep is not None)
     plan = plan_merge(vectors, recipe.method, recipe.params, [ref.weight for ref in recipe.vectors], recipe.seed,
-                      progress)
+                      progress, [ref.density for ref in recipe.vectors])
     if recipe.equalize_norms:
         plan.scales = equalizing_scales(plan.measure_norms(progress))
     base = resolve_base(vectors, recipe.base)
@@ -140,14 +143,15 @@ def _run_merge(recipe: Recipe, out_dir: Path, progress: ProgressFactory | None) 
         gate.save(out_dir / GATE_FILE)
         gate_spec = GateSpec(file=GATE_FILE, strength=gate.strength)
         extra["gate"] = {"file": GATE_FILE, "strength": gate.strength, "groups": gate.groups}
-    write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks, on_merged)
+    write_composed_model(plan, heads, base, out_dir, lam, extra, progress, checks, on_merged,
+                         None if recipe.dtype is None else getattr(torch, recipe.dtype))
     shrinkage = (recipe.shrinkage if recipe.shrinkage is not None else DEFAULT_SHRINKAGE) \
         if heads.calibration == "lda" else None
     resolved = recipe.model_copy(update={"lambda_": lam, "sweep": None, "calibration": heads.calibration,
                                          "shrinkage": shrinkage,
                                          "params": plan.params.model_dump(mode="json"), "gate": gate_spec,
                                          "base_head": head_spec})
-    resolved.save(out_dir / RECIPE_FILE, note)
+    resolved.relative_to(out_dir).save(out_dir / RECIPE_FILE, note)
     return json.loads((out_dir / "merge.json").read_text(encoding="utf-8"))
 
 

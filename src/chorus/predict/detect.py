@@ -1,4 +1,4 @@
-"""Window scores -> detections: per-class thresholds, consecutive windows merged."""
+"""Window scores -> detections: per-class thresholds, nearby windows merged (or not)."""
 
 from __future__ import annotations
 
@@ -44,22 +44,28 @@ def read_thresholds(path: str | Path, labels: Sequence[str], default: float) -> 
         raise ThresholdFileError(path, str(exc)) from None
 
 
-def detections(result: RecordingScores, labels: Sequence[str], thresholds: np.ndarray) -> list[Event]:
+def detections(result: RecordingScores, labels: Sequence[str], thresholds: np.ndarray, merge: bool = True,
+               max_gap: float = 0.0, max_length: float | None = None) -> list[Event]:
     """Events of one recording: for each class, windows scoring at or above its
-    threshold, runs of touching or overlapping windows merged into one event (score:
-    the run's maximum). Times in seconds, ends clipped to the recording; sorted by
-    begin time, then class order."""
+    threshold. With ``merge``, a window joins the run before it when it starts at most
+    ``max_gap`` seconds after the run ends (0: touching or overlapping windows) and the run
+    would stay within ``max_length`` seconds (None: no cap); a run is one event (score:
+    its maximum). Without ``merge``, one event per window. Times in seconds, ends clipped
+    to the recording; sorted by begin time, then class order."""
     if result.error is not None or not len(result.starts):
         return []
     rate = result.rate
     starts = result.starts
     ends = starts + np.maximum(result.valid, 0)
+    gap = max_gap * rate
+    longest = math.inf if max_length is None else max_length * rate
     hits = result.scores >= thresholds[None, :]
     found: list[tuple[int, int, Event]] = []
     for cls in range(len(labels)):
         run: list[int] = []
         for row in np.flatnonzero(hits[:, cls]):
-            if run and starts[row] > ends[run[-1]]:
+            joins = run and merge and starts[row] - ends[run[-1]] <= gap and ends[row] - starts[run[0]] <= longest
+            if run and not joins:
                 found.append(_event(run, cls, starts, ends, result, labels, rate))
                 run = []
             run.append(int(row))

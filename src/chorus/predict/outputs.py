@@ -6,9 +6,9 @@ Formats (``FORMATS``):
   detection. Frequency bounds are the full band of the model's input, 0 Hz to half the
   encoder's sample rate: window classifiers do not localise calls in frequency.
 - ``audacity``: Audacity label track (``<stem>.labels.txt``), no combined file.
-- ``csv``: ``path,begin,end,label,score`` per merged detection (``<stem>.csv``).
+- ``csv``: ``path,start,end,label,score`` (seconds) per merged detection (``<stem>.csv``).
 - ``parquet``: every window with the score of every class, thresholds not applied
-  (``<stem>.parquet``, columns ``path, begin, end`` then one float32 column per class).
+  (``<stem>.parquet``, columns ``path, start, end`` then one float32 column per class).
 
 Times carry 6 decimals, scores 6 decimals; the bytes depend only on the inputs.
 """
@@ -30,8 +30,8 @@ from ..errors import InvalidInput
 FORMATS = ("raven", "audacity", "csv", "parquet")
 SUFFIXES = {"raven": ".selections.txt", "audacity": ".labels.txt", "csv": ".csv", "parquet": ".parquet"}
 COMBINED_STEM = "chorus-predictions"
-CSV_COLUMNS = ("path", "begin", "end", "label", "score")
-_FIXED_COLUMNS = ("path", "begin", "end")
+CSV_COLUMNS = ("path", "start", "end", "label", "score")
+_FIXED_COLUMNS = ("path", "start", "end")
 
 
 def check_format(fmt: str, labels: Sequence[str]) -> str:
@@ -74,7 +74,7 @@ def _write_parquet(path: Path, result: RecordingScores, labels: Sequence[str]) -
     rows = len(result.starts)
     columns = {
         "path": pa.array([str(result.path)] * rows, pa.string()),
-        "begin": pa.array(result.starts / result.rate, pa.float64()),
+        "start": pa.array(result.starts / result.rate, pa.float64()),
         "end": pa.array((result.starts + result.valid) / result.rate, pa.float64()),
     }
     for cls, label in enumerate(labels):

@@ -110,6 +110,8 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     journal = Journal(out_dir)
     journal.claim(context)
     report = PredictReport(recordings, list(outputs))
+    if (note := settings.window_warning(record)) is not None:
+        report.warnings.append(note)
     todo = [(i, p) for i, p in enumerate(recordings) if not journal.is_done(keys[i], outputs[i])]
     report.reused = len(recordings) - len(todo)
     bar = resolve(progress)(len(recordings), f"predict {model_dir.name}")
@@ -125,7 +127,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
                 if unscored:
                     report.warnings.append(f"{result.path}: {unscored} of {len(result.starts)} windows too short for "
                                            "the model (no valid frame in its layer); they are never detections")
-                events = detections(result, labels, thresholds)
+                events = detections(result, labels, thresholds, **settings.merging())
                 write_recording(outputs[result.index], settings.format, result, events, labels)
                 journal.mark_done(keys[result.index], result.path, outputs[result.index])
                 report.computed += 1

@@ -10,6 +10,11 @@ Conditions (each a full extract → fit → select → test run):
 Noise (``noise_snrs``) is mixed into the TEST clips only, seeded per clip: the probes
 trained and selected on clean audio are evaluated on noisy test features, giving a
 degradation curve per condition.
+
+Protocols: ``refit`` also trains the probe chosen on valid again on train + valid and
+tests it once (:mod:`chorus.probe.refit`); with :class:`chorus.probe.folds.Folds` every
+condition runs once per fold on features extracted once; ``bootstrap`` resamples give
+each chosen probe's 95 % confidence interval of the test metric.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from ..progress import ProgressFactory
 from ..schema import FrozenModel
 from .models import POOLINGS
 from .errors import ProbeTaskError
+from .folds import Folds, summarise_folds
+from .refit import refit_chosen
 from .sweep import SplitData, describe_selection, evaluate, fit_and_select, needs_frames
 from .task import PROBE_SPLITS, ProbeTask
 from .train import TrainConfig
@@ -53,6 +60,10 @@ class ProbeConfig(FrozenModel):
     pitch_factors: tuple[float, ...] = ()
     noise_snrs: tuple[float, ...] = ()
     noise_kind: str = "pink"
+    refit: bool = False
+    """Also refit the probe chosen on valid on train + valid, and test it."""
+    bootstrap: int = 1000
+    """Stratified bootstrap resamples of each chosen probe's test metric (0: no interval)."""
     seed: int = 0
     device: str = "cpu"
 
@@ -67,6 +78,8 @@ class ProbeConfig(FrozenModel):
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.noise_kind not in NOISE_KINDS:
             raise ValueError(f"noise kind must be one of {', '.join(NOISE_KINDS)}, not {self.noise_kind!r}")
+        if self.bootstrap < 0:
+            raise ValueError(f"bootstrap resamples must be at least 0, got {self.bootstrap}")
         if any(not 0.05 <= factor <= 20 for factor in self.pitch_factors):
             raise ValueError(f"frequency factors must lie in [0.05, 20], got {list(self.pitch_factors)}")
         return self
@@ -87,6 +100,10 @@ class StoreReader:
             raise ProbeTaskError(f"no usable clip in split {split!r} (all failed to load?)")
         loaded = self.store.load([self.keys[i] for i in indices], with_frames=self.with_frames)
         return SplitData(loaded.pooled, self.task.targets(indices), loaded.frames)
+
+    def view(self, task: ProbeTask) -> "StoreReader":
+        """The same features split as in ``task`` (the same clips, in the same order)."""
+        return StoreReader(task, self.store, self.keys, self.with_frames)
 
 
 def open_probe_store(encoder: Encoder, cache_root: str | Path, transform: ClipTransform, keep_frames: bool,
@@ -118,38 +135,65 @@ def _merge(selected: dict, tested: dict) -> dict:
     merged = {}
     for pooling, summary in selected.items():
         slots = [{**slot, "test": test} for slot, test in zip(summary["slots"], tested[pooling]["slots"])]
-        merged[pooling] = {**summary, "slots": slots, "best": {**summary["best"], "test": tested[pooling]["best"]}}
+        best = {**summary["best"], "test": tested[pooling]["best"]}
+        if "ci95" in tested[pooling]:
+            best["ci95"] = tested[pooling]["ci95"]
+        merged[pooling] = {**summary, "slots": slots, "best": best}
     return merged
+
+
+def _fit_and_test(desc: str, reader: StoreReader, noisy: dict[str, StoreReader], config: ProbeConfig,
+                  layer_names: list[str], progress: ProgressFactory | None) -> dict:
+    """Fit and select on ``reader``'s train/valid, test on its test split (clean and on
+    each ``noisy`` reader), refit when configured."""
+    task = reader.task
+    selection = fit_and_select(reader, task.kind, len(task.labels), config.poolings, config.train, progress,
+                               desc=desc)
+    tested = evaluate(selection, reader.read("test"), config.bootstrap, config.seed)
+    result = {"poolings": _merge(describe_selection(selection, layer_names), tested),
+              "noise": {snr: evaluate(selection, noisy_reader.read("test")) for snr, noisy_reader in noisy.items()},
+              "clips": {split: len([i for i in task.indices(split) if i in reader.keys]) for split in PROBE_SPLITS}}
+    if config.refit:
+        result["refit"] = refit_chosen(selection, reader, len(task.labels), config.train, layer_names,
+                                       config.bootstrap)
+    return result
 
 
 def probe_condition(name: str, encoder: Encoder, task: ProbeTask, cache_root: Path, config: ProbeConfig,
                     pitch_factor: float, failures: dict[str, str],
-                    progress: ProgressFactory | None = None) -> dict:
-    """Extract, fit and select on train/valid, then test (clean and under noise).
+                    progress: ProgressFactory | None = None, folds: Folds | None = None) -> dict:
+    """Extract, fit and select on train/valid, then test (clean and under noise); with
+    ``folds``, once per fold on the same features (:func:`chorus.probe.folds.summarise_folds`).
 
-    ``extraction`` in the result counts clips computed and reused from the cache.
+    ``extraction`` in the result counts clips computed and reused from the cache; ``clips``
+    (per run) the usable clips of each split.
     """
     everything = list(range(len(task.clips)))
     transform = ClipTransform(pitch_factor=pitch_factor)
     counts = {"computed": 0, "reused": 0}
     reader = _extract(encoder, task, everything, cache_root, transform, config, failures, counts, progress)
-    selection = fit_and_select(reader, task.kind, len(task.labels), config.poolings, config.train, progress,
-                               desc=f"{name}: ")
-    selected = describe_selection(selection, list(encoder.layer_names))
-    result = {"poolings": _merge(selected, evaluate(selection, reader.read("test"))), "noise": {},
-              "extraction": counts}
-    test_indices = task.indices("test")
+    noisy_clips = everything if folds is not None else task.indices("test")
+    noisy = {}
     for snr in config.noise_snrs:
-        noisy = ClipTransform(pitch_factor=pitch_factor, noise_snr=float(snr), noise_kind=config.noise_kind,
+        noise = ClipTransform(pitch_factor=pitch_factor, noise_snr=float(snr), noise_kind=config.noise_kind,
                               noise_seed=config.seed)
-        noisy_reader = _extract(encoder, task, test_indices, cache_root, noisy, config, failures, counts, progress)
-        result["noise"][f"{float(snr):g}"] = evaluate(selection, noisy_reader.read("test"))
-    return result
+        noisy[f"{float(snr):g}"] = _extract(encoder, task, noisy_clips, cache_root, noise, config, failures, counts,
+                                            progress)
+    layer_names = list(encoder.layer_names)
+    if folds is None:
+        return {**_fit_and_test(f"{name}: ", reader, noisy, config, layer_names, progress), "extraction": counts}
+    runs = []
+    for run, fold in enumerate(folds.names):
+        fold_task = folds.task(task, run)
+        runs.append(_fit_and_test(f"{name} fold {fold}: ", reader.view(fold_task),
+                                  {snr: r.view(fold_task) for snr, r in noisy.items()}, config, layer_names, progress))
+    return {**summarise_folds(folds, runs), "extraction": counts}
 
 
 def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config: ProbeConfig = ProbeConfig(),
-              source: str | None = None, progress: ProgressFactory | None = None) -> dict:
-    """Probe every layer of ``encoder_name`` on ``task`` under every configured condition.
+              source: str | None = None, progress: ProgressFactory | None = None, folds: Folds | None = None) -> dict:
+    """Probe every layer of ``encoder_name`` on ``task`` under every configured condition
+    (with ``folds``: cross-validated, ``task`` holding every clip).
 
     Returns the JSON-serialisable report (see :mod:`chorus.probe.report` for files).
     """
@@ -163,7 +207,7 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
     for name, pretrained, factor in conditions:
         encoder = load_encoder(encoder_name, source=source, pretrained=pretrained, seed=config.seed).to(config.device)
         config = config.model_copy(update={"poolings": resolve_poolings(config.poolings, encoder)})
-        results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress)
+        results[name] = probe_condition(name, encoder, task, cache_root, config, factor, failures, progress, folds)
     return {
         "encoder": encoder_name,
         "source": source,
@@ -177,7 +221,11 @@ def run_probe(encoder_name: str, task: ProbeTask, cache_root: str | Path, config
         "training": config.train.model_dump(mode="json"),
         "poolings": list(config.poolings),
         "native_pooling": encoder.native_pooling,
-        "clips": {split: len(task.indices(split)) for split in PROBE_SPLITS},
+        "clips": ({split: len(task.indices(split)) for split in PROBE_SPLITS} if folds is None
+                  else {f"fold {fold}": folds.of_clip.count(fold) for fold in folds.names}),
+        "refit": config.refit,
+        "folds": None if folds is None else list(folds.names),
+        "bootstrap": config.bootstrap,
         "failures": [{"path": path, "error": error} for path, error in sorted(failures.items())],
         "noise_snrs": [float(s) for s in config.noise_snrs],
         "noise_kind": config.noise_kind,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..progress import ProgressFactory
-from ..metrics import PRIMARY, task_metrics
+from ..metrics import PRIMARY, bootstrap_interval, task_metrics
 from .inputs import Standardizer, pooled_inputs
 from .losses import probe_losses
 from .models import LINEAR_POOLINGS, BatchedProbes, LayerSumProbes, SplitInputs, build_probes, probe_rates
@@ -38,11 +38,33 @@ class SplitData:
     targets: np.ndarray
     frames: list[list[np.ndarray]] | None = None
 
+    def layers(self, keep: list[int]) -> "SplitData":
+        """Only the layers ``keep``, in that order."""
+        return SplitData([self.pooled[i] for i in keep], self.targets,
+                         None if self.frames is None else [self.frames[i] for i in keep])
+
+    def join(self, other: "SplitData") -> "SplitData":
+        """This split's clips followed by ``other``'s."""
+        frames = None if self.frames is None or other.frames is None else \
+            [mine + theirs for mine, theirs in zip(self.frames, other.frames)]
+        return SplitData([np.concatenate([a, b]) for a, b in zip(self.pooled, other.pooled)],
+                         np.concatenate([self.targets, other.targets]), frames)
+
 
 class FeatureReader(Protocol):
     """Gives the features of a split on request."""
 
     def read(self, split: str) -> SplitData: ...
+
+
+class MemoryReader:
+    """A :class:`FeatureReader` over splits already in memory."""
+
+    def __init__(self, splits: dict[str, SplitData]):
+        self.splits = splits
+
+    def read(self, split: str) -> SplitData:
+        return self.splits[split]
 
 
 @dataclass
@@ -162,14 +184,19 @@ def fit_and_select(reader: FeatureReader, kind: str, classes: int, poolings: tup
     return Selection(kind, {pooling: fitted[pooling] for pooling in poolings})
 
 
-def evaluate(selection: Selection, test: SplitData) -> dict[str, dict]:
-    """Test metrics of every slot's chosen probe and of the best, per pooling."""
+def evaluate(selection: Selection, test: SplitData, bootstrap: int = 0, seed: int = 0) -> dict[str, dict]:
+    """Test metrics of every slot's chosen probe and of the best, per pooling; with
+    ``bootstrap`` resamples also ``ci95``, the stratified bootstrap 95 % interval of the
+    best probe's primary metric (:func:`chorus.metrics.bootstrap_interval`, seeded)."""
     results = {}
     for pooling, fit in selection.fitted.items():
         inputs = _split_inputs(fit.standardizer, test, pooling)
         logits = predict_logits(fit.model, inputs).numpy()
         per_slot = [task_metrics(selection.kind, logits[p], test.targets) for p in fit.chosen]
         results[pooling] = {"slots": per_slot, "best": per_slot[fit.chosen.index(fit.best)]}
+        if bootstrap:
+            results[pooling]["ci95"] = list(bootstrap_interval(logits[fit.best], test.targets, resamples=bootstrap,
+                                                               seed=seed))
     return results
 
 

@@ -41,6 +41,11 @@ def image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{encoded}">'
 
 
+def folded(summary: str, parts: Sequence[str]) -> str:
+    """``parts`` inside a ``<details>`` block, closed until the reader opens it (long tables)."""
+    return f"<details><summary>{html.escape(summary)}</summary>\n" + "\n".join(parts) + "\n</details>"
+
+
 def heading(text: str, level: int = 2) -> str:
     return f"<h{level}>{html.escape(text)}</h{level}>"
 

@@ -34,6 +34,7 @@ def _ranks(params: BreadcrumbsParams, numel: int) -> dict[str, int]:
 
 
 @register_method("breadcrumbs", params=BreadcrumbsParams, global_ranks=_ranks,
+                 vector_density=True,
                  default_lambda=ties_or_sum_lambda,
                  summary="drop outliers and small deltas, then sum or TIES consensus",
                  source="Davari & Belilovsky, Model Breadcrumbs, ECCV 2024")

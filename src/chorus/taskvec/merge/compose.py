@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from torch import Tensor
 
 from ... import __version__
@@ -92,8 +93,9 @@ def merge_record(plan: MergePlan, heads: ComposedHeads, lam: float, extra: dict[
         "params": plan.params.model_dump(mode="json"), "lambda": lam, "seed": plan.seed,
         "base_fingerprint": plan.fingerprint, "calibration": heads.calibration,
         "vectors": [{"group": v.manifest.group, "weight": w,
+                     **({"density": plan.densities[i]} if plan.densities else {}),
                      "deltas_sha256": (v.manifest.files or {}).get("deltas.safetensors")}
-                    for v, w in zip(plan.vectors, plan.weights)],
+                    for i, (v, w) in enumerate(zip(plan.vectors, plan.weights))],
         "global_thresholds": [dict(b) for b in plan.bounds] if plan.bounds else None,
         "shared_labels": heads.shared,
         "labels": heads.labels,
@@ -111,16 +113,17 @@ def _finite(value: float) -> float | None:
 def write_composed_model(plan: MergePlan, heads: ComposedHeads, base: TensorSource, out_dir: str | Path,
                          lam: float | None = None, extra: dict[str, Any] | None = None,
                          progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
-                         on_merged: Callable[[str], None] | None = None) -> Path:
+                         on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None) -> Path:
     """Stream the merged encoder into ``out_dir`` and write the heads, ``model.json`` and
-    ``merge.json``. ``lam`` None: the method's default λ. ``checks``, ``on_merged``: see
+    ``merge.json``. ``lam`` None: the method's default λ. ``checks``, ``on_merged``, ``dtype``
+    (the encoder's floating tensors; heads stay float32): see
     :func:`~chorus.taskvec.merge.stream.write_merged_encoder` (``merge.json`` is built after
     them, so they may add to ``extra``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lam = plan.default_lambda() if lam is None else float(lam)
     files = {ENCODER_FILE: write_merged_encoder(plan, base, out_dir / ENCODER_FILE, lam, progress, checks,
-                                                      on_merged)}
+                                                      on_merged, dtype)}
     files[HEADS_FILE] = save_tensors(out_dir / HEADS_FILE, {
         f"{i}.{part}": tensor for i, pair in enumerate(heads.tensors) for part, tensor in zip(("weight", "bias"), pair)})
     record = ModelJson(format_version=MODEL_FORMAT_VERSION, encoder=_encoder_entry(plan), classifier=heads.settings,

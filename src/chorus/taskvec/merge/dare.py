@@ -28,6 +28,7 @@ class DareParams(MethodParams):
 
 
 @register_method("dare", params=DareParams, default_lambda=ties_or_sum_lambda,
+                 vector_density=True,
                  summary="random drop + rescale, then sum or TIES consensus",
                  source="Yu et al., Language Models are Super Mario (DARE), ICML 2024")
 def dare(deltas: Sequence[Tensor], params: DareParams, ctx: TensorContext) -> Tensor:

@@ -36,32 +36,34 @@ Sparsifier = Callable[[Tensor, int, TensorContext], Tensor]
 
 
 def magnitude_sparsifier(density: float) -> Sparsifier:
-    """Keep the top ``density`` by magnitude; global bounds (one threshold per vector) win."""
+    """Keep the top ``density`` (or the vector's own, :meth:`TensorContext.density`) by
+    magnitude; global bounds (one threshold per vector) win."""
 
     def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
         threshold = ctx.bounds[index][KEPT] if ctx.bounds else None
-        return trim_topk(delta, density, threshold)
+        return trim_topk(delta, ctx.density(index, density), threshold)
 
     return sparsify
 
 
 def random_sparsifier(density: float, rescale: bool = True) -> Sparsifier:
     """DARE's drop: the mask of vector ``i`` on tensor ``name`` is drawn from
-    ``chorus.seeding.generator(seed, "dare", vector_id_i, name)``."""
+    ``chorus.seeding.generator(seed, "dare", vector_id_i, name)``; keep probability
+    ``density`` or the vector's own."""
 
     def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
-        return dare_drop(delta, density, generator(ctx.seed, "dare", ctx.vector_ids[index], ctx.name), rescale)
+        return dare_drop(delta, ctx.density(index, density), generator(ctx.seed, "dare", ctx.vector_ids[index], ctx.name), rescale)
 
     return sparsify
 
 
 def breadcrumbs_sparsifier(density: float, gamma: float) -> Sparsifier:
     """Breadcrumbs' window between the global ``KEPT`` (low) and ``OUTLIERS`` (high)
-    thresholds of each vector, or per tensor without them."""
+    thresholds of each vector, or per tensor without them (``density``: or the vector's own)."""
 
     def sparsify(delta: Tensor, index: int, ctx: TensorContext) -> Tensor:
         bounds = (ctx.bounds[index][KEPT], ctx.bounds[index][OUTLIERS]) if ctx.bounds else None
-        return breadcrumbs_trim(delta, density, gamma, bounds)
+        return breadcrumbs_trim(delta, ctx.density(index, density), gamma, bounds)
 
     return sparsify
 

@@ -17,6 +17,13 @@ Example::
     seed: 0
     equalize_norms: false           # true: rescale every vector to the mean norm first
     base_head: birdnet              # optional: also BirdNET's own species head (see below)
+    dtype: float16                  # optional: the written encoder's dtype (default: the base's)
+
+A vector may carry its own ``density`` (``{path: frogs/taskvector, density: 0.5}``, TIES,
+DARE and Breadcrumbs), which replaces ``params.density`` for it. mergekit's key names
+(``merge_method``, ``models``, ``base_model``, ``parameters``) are read too, see
+:mod:`~chorus.taskvec.merge.mergekit`. Every problem of a recipe is reported at once, one
+line each (:func:`parse_recipe`). The saved recipe holds paths relative to its folder.
 
 ``base_head: birdnet`` (or ``{kind: birdnet, data: valid.csv, split: valid}``) adds the
 base encoder's original species head (BirdNET's 6,522 species) to the composed model, over
@@ -26,18 +33,22 @@ the union of labels. Its calibration statistics are computed on the composer's w
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ...schema import StrictModel
+from ...schema import StrictModel, problem_lines
 from ...fileio import write_text
 from .heads import CalibrationMethod
+from .mergekit import from_mergekit, is_mergekit, mergekit_location
 from .registry import get_method
-from .errors import RecipeError
+from .errors import MergeError, RecipeError
 
 RECIPE_FILE = "recipe.yaml"
+OutputDtype = Literal["float32", "float16", "bfloat16"]
 
 
 class _RecipeModel(StrictModel):
@@ -47,10 +58,12 @@ class _RecipeModel(StrictModel):
 
 
 class VectorRef(_RecipeModel):
-    """One task vector: its directory and its weight ``w_i``."""
+    """One task vector: its directory, its weight ``w_i`` and (TIES, DARE, Breadcrumbs) its
+    own kept fraction ``density`` (None: the method's ``density`` parameter)."""
 
     path: str
     weight: float = 1.0
+    density: float | None = Field(default=None, gt=0, le=1)
 
 
 class SweepSpec(_RecipeModel):
@@ -99,6 +112,31 @@ class Recipe(_RecipeModel):
     seed: int = 0
     equalize_norms: bool = False
     base_head: BaseHeadSpec | None = None
+    dtype: OutputDtype | None = Field(default=None, description="the written encoder's dtype (None: the base's)")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        try:
+            get_method(value)
+        except MergeError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("vectors")
+    @classmethod
+    def _vector_densities(cls, value: list[VectorRef], info: ValidationInfo) -> list[VectorRef]:
+        method = info.data.get("method")
+        if method is not None and not get_method(method).vector_density and any(v.density is not None for v in value):
+            raise ValueError(f"method {method!r} takes no per-vector density (ties, dare and breadcrumbs do)")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _method_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The method's parameters, validated (each problem reported under ``params``)."""
+        method = info.data.get("method")
+        return value if method is None else get_method(method).params.model_validate(value).model_dump(mode="json")
 
     @field_validator("base_head", mode="before")
     @classmethod
@@ -113,9 +151,7 @@ class Recipe(_RecipeModel):
         return value
 
     @model_validator(mode="after")
-    def _known_method(self) -> "Recipe":
-        method = get_method(self.method)
-        self.params = method.parse(self.params).model_dump(mode="json")
+    def _consistent(self) -> "Recipe":
         if self.sweep is not None and (self.lambda_ is not None or self.gate is not None):
             raise ValueError("give either lambda (and gate) or sweep, not both")
         if self.calibration == "lda" and self.gate is not None:
@@ -135,17 +171,28 @@ class Recipe(_RecipeModel):
         def absolute(text: str) -> str:
             return str(Path(text) if Path(text).is_absolute() else (folder / text).resolve())
 
-        base = self.base
-        if base is not None and (folder / base).exists():
-            base = absolute(base)
-        sweep = self.sweep.model_copy(update={"data": absolute(self.sweep.data)}) if self.sweep else None
-        gate = self.gate.model_copy(update={"file": absolute(self.gate.file)}) if self.gate else None
-        vectors = [v.model_copy(update={"path": absolute(v.path)}) for v in self.vectors]
+        return self._map_paths(absolute, self.base is not None and (folder / self.base).exists())
+
+    def relative_to(self, folder: str | Path) -> "Recipe":
+        """A copy whose absolute paths are written relative to ``folder`` (where it is saved),
+        so that :func:`load_recipe` of the saved file resolves them back."""
+        folder = Path(folder).resolve()
+
+        def relative(text: str) -> str:
+            return Path(os.path.relpath(text, folder)).as_posix() if Path(text).is_absolute() else text
+
+        return self._map_paths(relative, self.base is not None and Path(self.base).is_absolute())
+
+    def _map_paths(self, convert: Callable[[str], str], base_is_path: bool) -> "Recipe":
+        """A copy with ``convert`` applied to every file path (``base`` when ``base_is_path``)."""
+        sweep = self.sweep.model_copy(update={"data": convert(self.sweep.data)}) if self.sweep else None
+        gate = self.gate.model_copy(update={"file": convert(self.gate.file)}) if self.gate else None
+        vectors = [v.model_copy(update={"path": convert(v.path)}) for v in self.vectors]
         head = self.base_head
         if head is not None and head.data is not None:
-            head = head.model_copy(update={"data": absolute(head.data)})
-        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "base": base, "gate": gate,
-                                       "base_head": head})
+            head = head.model_copy(update={"data": convert(head.data)})
+        return self.model_copy(update={"vectors": vectors, "sweep": sweep, "gate": gate, "base_head": head,
+                                       "base": convert(self.base) if base_is_path else self.base})
 
     def to_yaml(self) -> str:
         import yaml
@@ -159,15 +206,46 @@ class Recipe(_RecipeModel):
         write_text(path, comments + self.to_yaml())
 
 
-def parse_recipe(data: Any, where: str = "recipe") -> Recipe:
-    """Validate a recipe given as a mapping; :class:`RecipeError` lists every problem."""
+def parse_recipe(data: Any, where: str = "recipe", folder: Path | None = None) -> Recipe:
+    """Validate a recipe given as a mapping, in chorus's or mergekit's key names.
+
+    ``folder``: where relative vector paths lie; given, every vector folder must exist.
+    :class:`RecipeError` lists every problem at once: one line ``WHERE: field: problem``
+    each, after a ``WHERE: N problems`` line when there are several.
+    """
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping of recipe fields, got {type(data).__name__}")
+    location = None
+    if is_mergekit(data):
+        data, kept = from_mergekit(data)
+        location = partial(mergekit_location, kept=kept)
+    problems: list[str] = []
+    recipe = None
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
-        raise RecipeError(f"{where}: invalid recipe: {problems}") from None
+        problems = problem_lines(exc, location)
+    if folder is not None:
+        problems += _missing_vectors(data.get("vectors"), folder, location or (lambda loc: loc))
+    if len(problems) == 1:
+        raise RecipeError(f"{where}: invalid recipe: {problems[0]}")
+    if problems:
+        raise RecipeError("\n".join([f"{where}: {len(problems)} problems in the recipe",
+                                     *(f"{where}: {problem}" for problem in problems)]))
+    return recipe
+
+
+def _missing_vectors(vectors: Any, folder: Path, location: Callable[[tuple], tuple]) -> list[str]:
+    """A line for every vector path (relative to ``folder``) that names no folder."""
+    if not isinstance(vectors, list):
+        return []
+    problems = []
+    for index, entry in enumerate(vectors):
+        path = entry.get("path") if isinstance(entry, dict) else entry
+        if isinstance(path, str) and path and not (folder / path).is_dir():
+            where = ".".join(map(str, location(("vectors", index, "path"))))
+            problems.append(f"{where}: no task-vector folder {path!r} (relative to {folder})")
+    return problems
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -181,4 +259,5 @@ def load_recipe(path: str | Path) -> Recipe:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    return parse_recipe(data, str(path)).resolve_paths(path.parent.resolve())
+    folder = path.parent.resolve()
+    return parse_recipe(data, str(path), folder).resolve_paths(folder)

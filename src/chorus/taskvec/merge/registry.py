@@ -34,7 +34,9 @@ class TensorContext:
     under the names the method's ``global_ranks`` gave them; None for per-tensor scope.
     ``gram``: for methods that need Gram statistics, ``gram(i)`` reads vector ``i``'s
     ``XᵀX`` ``[d, d]`` (float64, a new tensor each call: the method may change it) of
-    this tensor's layer inputs, or None when it has none.
+    this tensor's layer inputs, or None when it has none. ``densities``: per vector, the
+    kept fraction its sparsifier uses (a recipe's per-vector ``density``); None: the
+    parameters' one density for every vector (methods registered with ``vector_density``).
     """
 
     name: str
@@ -43,6 +45,11 @@ class TensorContext:
     seed: int = 0
     bounds: tuple[dict[str, float], ...] | None = None
     gram: Callable[[int], Tensor | None] | None = None
+    densities: tuple[float, ...] | None = None
+
+    def density(self, index: int, default: float) -> float:
+        """Vector ``index``'s density: its own when the merge gives one per vector, else ``default``."""
+        return default if self.densities is None else self.densities[index]
 
 
 MergeFunction = Callable[[Sequence[Tensor], MethodParams, TensorContext], Tensor]
@@ -63,6 +70,7 @@ class MergeMethod:
     ``default_lambda(params, k)``: the scaling λ used when a recipe sets none and no
     validation sweep runs. ``source``: the paper the method comes from. ``gram_source``:
     the Gram statistics every vector must carry (None: the method needs none).
+    ``vector_density``: the method's ``density`` parameter may be given per vector.
     """
 
     name: str
@@ -73,6 +81,7 @@ class MergeMethod:
     summary: str
     global_ranks: GlobalRanks | None = None
     gram_source: GramSource | None = None
+    vector_density: bool = False
 
     def parse(self, values: dict | MethodParams | None) -> MethodParams:
         """Validate ``values`` into this method's parameters (:class:`MergeError` if bad)."""
@@ -96,14 +105,16 @@ _METHODS: dict[str, MergeMethod] = {}
 def register_method(name: str, *, params: type[MethodParams], source: str, summary: str,
                     default_lambda: float | Callable[[MethodParams, int], float] = 1.0,
                     global_ranks: GlobalRanks | None = None,
-                    gram_source: GramSource | None = None) -> Callable[[MergeFunction], MergeFunction]:
+                    gram_source: GramSource | None = None,
+                    vector_density: bool = False) -> Callable[[MergeFunction], MergeFunction]:
     """Decorator registering ``function(deltas, params, ctx) -> Tensor`` under ``name``."""
     lam = default_lambda if callable(default_lambda) else (lambda _p, _k, value=float(default_lambda): value)
 
     def decorate(function: MergeFunction) -> MergeFunction:
         if name in _METHODS:
             raise ValueError(f"merge method {name!r} registered twice")
-        _METHODS[name] = MergeMethod(name, function, params, lam, source, summary, global_ranks, gram_source)
+        _METHODS[name] = MergeMethod(name, function, params, lam, source, summary, global_ranks, gram_source,
+                                    vector_density)
         return function
 
     return decorate

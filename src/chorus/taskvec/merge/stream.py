@@ -63,7 +63,8 @@ def _vector_id(vector: DeltaSource, index: int) -> str:
 class MergePlan:
     """Validated inputs of one merge. ``bounds``: per vector, global magnitude thresholds.
     ``scales``: per vector, a factor applied to its parameter deltas before the method
-    (``--equalize-norms``); None: unscaled. Each merged tensor's squared delta norms are
+    (``--equalize-norms``); None: unscaled. ``densities``: per vector, the kept fraction of
+    its sparsifier (a recipe's per-vector ``density``); None: the parameters' one density. Each merged tensor's squared delta norms are
     recorded on the way, so :meth:`norms` is known after a merge without a second pass."""
 
     vectors: list[DeltaSource]
@@ -77,6 +78,7 @@ class MergePlan:
     bounds: tuple[dict[str, float], ...] | None = None
     vector_ids: tuple[str, ...] = field(default_factory=tuple)
     scales: tuple[float, ...] | None = None
+    densities: tuple[float, ...] | None = None
     _squares: dict[str, tuple[float, ...]] = field(default_factory=dict, repr=False)
 
     def norms(self) -> list[float] | None:
@@ -113,7 +115,7 @@ class MergePlan:
             deltas = [delta * scale for delta, scale in zip(deltas, self.scales)]
         gram = (lambda index: self.vectors[index].gram(name)) if self.method.gram_source else None
         context = TensorContext(name=name, weights=self.weights, vector_ids=self.vector_ids, seed=self.seed,
-                                bounds=self.bounds, gram=gram)
+                                bounds=self.bounds, gram=gram, densities=self.densities)
         merged = self.method.function(deltas, self.params, context)
         if tuple(merged.shape) != tuple(deltas[0].shape):
             raise MergeError(f"method {self.method.name!r} returned shape {tuple(merged.shape)} for {name!r} "
@@ -156,8 +158,12 @@ class MergePlan:
 
 def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | MethodParams | None = None,
                weights: Sequence[float] | None = None, seed: int = 0,
-               progress: ProgressFactory | None = None) -> MergePlan:
+               progress: ProgressFactory | None = None,
+               densities: Sequence[float | None] | None = None) -> MergePlan:
     """Validate the inputs of a merge and run the global-threshold pass if the method needs it.
+
+    ``densities``: per vector, its own kept fraction (None entries: the parameters'
+    ``density``), for methods registered with ``vector_density`` (TIES, DARE, Breadcrumbs).
 
     Raises :class:`~chorus.taskvec.BaseMismatchError` when vectors come from different bases
     and :class:`MergeError` when their parameter names or shapes differ.
@@ -183,10 +189,12 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
         _check_grams(vectors, spec)
     buffers = sorted({name for vector in vectors for name in vector.keys() if is_buffer(name)})
     plan = MergePlan(vectors, spec, parsed, weights, seed, parameters, buffers, first,
-                     vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)))
+                     vector_ids=tuple(_vector_id(v, i) for i, v in enumerate(vectors)),
+                     densities=_vector_densities(spec, parsed, densities, len(vectors)))
     numel = sum(_numel(vectors[0].shape(name)) for name in parameters)
     ranks = spec.ranks(parsed, numel)
     if ranks:
+        own = [spec.ranks(parsed.model_copy(update={"density": d}), numel) for d in plan.densities or ()]
         bar = resolve(progress)(2 * len(parameters), "global magnitude thresholds")
 
         def stream():
@@ -195,11 +203,28 @@ def plan_merge(vectors: Sequence[DeltaSource], method: str, params: dict | Metho
                 bar.update(1)
 
         try:
-            thresholds = kth_largest_magnitudes(stream, len(vectors), list(ranks.values()))
+            thresholds = kth_largest_magnitudes(stream, len(vectors),
+                                                [list(r.values()) for r in own] or list(ranks.values()))
             plan.bounds = tuple(dict(zip(ranks, values)) for values in thresholds)
         finally:
             bar.close()
     return plan
+
+
+def _vector_densities(spec: MergeMethod, params: MethodParams, densities: Sequence[float | None] | None,
+                      count: int) -> tuple[float, ...] | None:
+    """Every vector's density (None entries: ``params.density``), or None when none is given."""
+    if densities is None or all(d is None for d in densities):
+        return None
+    if not spec.vector_density:
+        raise MergeError(f"method {spec.name!r} takes no per-vector density (ties, dare and breadcrumbs do)")
+    if len(densities) != count:
+        raise MergeError(f"{count} task vectors but {len(densities)} densities")
+    values = tuple(float(params.density if d is None else d) for d in densities)
+    bad = [d for d in values if not 0.0 < d <= 1.0]
+    if bad:
+        raise MergeError(f"a density must lie in (0, 1], got {bad[0]}")
+    return values
 
 
 def _check_grams(vectors: Sequence[DeltaSource], spec: MergeMethod) -> None:
@@ -246,9 +271,11 @@ def check_base_layout(plan: MergePlan, base: TensorSource) -> None:
 
 def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, lam: float | None = None,
                          progress: ProgressFactory | None = None, checks: Sequence[Callable[[], None]] = (),
-                         on_merged: Callable[[str], None] | None = None) -> str:
+                         on_merged: Callable[[str], None] | None = None, dtype: torch.dtype | None = None) -> str:
     """Stream ``θ0 + λ·f`` (buffers: ``θ0 + convex mean``) for every base tensor into the
     safetensors file ``out``; return its sha256. ``lam`` None uses the method's default.
+    ``dtype``: every floating tensor is written in it (None: each in the base tensor's dtype);
+    integer tensors (counters) keep theirs.
 
     The base's fingerprint is computed on the way; if it differs from the vectors' the file
     is not written and :class:`~chorus.taskvec.BaseMismatchError` names both. ``checks``
@@ -268,6 +295,10 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     parameters, buffers = set(plan.parameters), set(plan.buffers)
     names = sorted(base.keys())
     hasher = FingerprintHasher()
+    layout = [(name, *base.info(name)) for name in names]
+    if dtype is not None:
+        layout = [(name, dtype if kind.is_floating_point else kind, shape) for name, kind, shape in layout]
+    written = {name: kind for name, kind, _ in layout}
     merged_hasher = FingerprintHasher() if on_merged is not None else None
 
     def write(name: str, tensor: Tensor) -> None:
@@ -278,17 +309,17 @@ def write_merged_encoder(plan: MergePlan, base: TensorSource, out: str | Path, l
     bar = resolve(progress)(len(names), f"writing merged encoder ({plan.method.name})")
     try:
         with ThreadPoolExecutor(1) as fingerprinting, ThreadPoolExecutor(1) as writing, \
-                StreamingSafetensorsWriter(out, [(name, *base.info(name)) for name in names]) as writer:
+                StreamingSafetensorsWriter(out, layout) as writer:
             in_flight: deque = deque()
             for name in names:
                 original = base.tensor(name)
                 in_flight.append(fingerprinting.submit(hasher.update, name, original))
                 if name in parameters:
-                    merged = torch.add(original.float(), plan.direction(name), alpha=lam).to(original.dtype)
+                    merged = torch.add(original.float(), plan.direction(name), alpha=lam).to(written[name])
                 elif BUFFER_PREFIX + name in buffers:
-                    merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(original.dtype)
+                    merged = (original.float() + plan.buffer_delta(BUFFER_PREFIX + name)).to(written[name])
                 else:
-                    merged = original
+                    merged = original.to(written[name])
                 if merged.is_floating_point() and not bool(torch.isfinite(merged).all()):
                     raise MergeError(f"{out}: the merged tensor {name!r} holds non-finite values (NaN or inf); "
                                      "check the vectors' weights, λ and parameters — nothing was written")

@@ -44,13 +44,17 @@ def _locate(histogram: Tensor, k: int) -> tuple[int, int]:
     return bin_, k - above
 
 
-def kth_largest_magnitudes(stream: TensorPass, vectors: int, ranks: Sequence[int]) -> list[tuple[float, ...]]:
+def kth_largest_magnitudes(stream: TensorPass, vectors: int,
+                           ranks: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[float, ...]]:
     """For each of ``vectors`` vectors, the k-th largest ``|x|`` for every ``k`` in
-    ``ranks`` (k from 1), over all entries ``stream()`` yields for it.
+    ``ranks`` (k from 1), over all entries ``stream()`` yields for it. ``ranks``: one list
+    for every vector, or one list per vector (vectors kept at different densities).
 
     ``k`` < 1 gives +inf and ``k`` > entries gives 0, as
     :func:`chorus.taskvec.merge.core.kth_largest_magnitude` does per tensor.
     """
+    per_vector = ([list(r) for r in ranks] if ranks and isinstance(ranks[0], Sequence)
+                  else [list(ranks)] * vectors)
     high = [torch.zeros(_HIGH_BINS, dtype=torch.int64) for _ in range(vectors)]
     counts = [0] * vectors
     for tensors in stream():
@@ -60,7 +64,7 @@ def kth_largest_magnitudes(stream: TensorPass, vectors: int, ranks: Sequence[int
             high[index] += torch.bincount(bits >> 16, minlength=_HIGH_BINS)[:_HIGH_BINS]
     wanted: dict[tuple[int, int], tuple[int, int]] = {}
     for index in range(vectors):
-        for k in ranks:
+        for k in per_vector[index]:
             if 1 <= k <= counts[index]:
                 wanted[(index, k)] = _locate(high[index], k)
     low = {key: torch.zeros(_LOW_BINS, dtype=torch.int64) for key in wanted}
@@ -68,7 +72,7 @@ def kth_largest_magnitudes(stream: TensorPass, vectors: int, ranks: Sequence[int
         for tensors in stream():
             for index, tensor in enumerate(tensors):
                 bits = None
-                for k in ranks:
+                for k in per_vector[index]:
                     if (index, k) not in wanted:
                         continue
                     bits = _bits(tensor) if bits is None else bits
@@ -77,7 +81,7 @@ def kth_largest_magnitudes(stream: TensorPass, vectors: int, ranks: Sequence[int
     results = []
     for index in range(vectors):
         values = []
-        for k in ranks:
+        for k in per_vector[index]:
             if k < 1:
                 values.append(math.inf)
             elif k > counts[index]:

@@ -30,6 +30,7 @@ def _ranks(params: TiesParams, numel: int) -> dict[str, int]:
 
 
 @register_method("ties", params=TiesParams, default_lambda=1.0, global_ranks=_ranks,
+                 vector_density=True,
                  summary="trim top-k, elect sign, disjoint mean",
                  source="Yadav et al., TIES-Merging, NeurIPS 2023")
 def ties(deltas: Sequence[Tensor], params: TiesParams, ctx: TensorContext) -> Tensor:
