@@ -18,8 +18,13 @@ of audio skipped).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
+import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +33,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import FileProblem
+from .errors import FileProblem, InvalidInput
 from .fileio import atomic_path
 
 SUPPORTED_EXTENSIONS = frozenset(
@@ -73,6 +78,10 @@ class AudioRangeError(AudioError):
     """A requested time range lies outside the file."""
 
 
+class AudioWarning(UserWarning):
+    """A file is usable but not whole (for example truncated); the message starts with it."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the file header says. ``frames`` counts samples per channel."""
@@ -83,11 +92,61 @@ class AudioInfo:
     channels: int
     format: str
     subtype: str
+    truncated: str | None = None
+    """Why the file looks cut short (its header announces more audio than it holds), else None."""
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
         return self.frames / self.sample_rate
+
+
+_MPEG_EXTENSIONS = frozenset({".mp3"})
+_STDERR_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_notes(path: Path) -> Iterator[list[str]]:
+    """Collect what the MPEG decoder (mpg123) prints on the process's stderr while
+    ``path`` is opened, instead of letting it through; other formats pass untouched."""
+    notes: list[str] = []
+    if path.suffix.lower() not in _MPEG_EXTENSIONS:
+        yield notes
+        return
+    with _STDERR_GUARD, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            notes += [line.removeprefix("Note: ").strip() for line in sink.read().decode(errors="replace").splitlines()]
+
+
+def _decode_failure(path: Path, exc: Exception, notes: list[str]) -> str:
+    """The real reason libsndfile could not open an existing file: its own message, except
+    for MPEG, where libsndfile says "file does not exist" and mpg123 knows better."""
+    message = str(exc)
+    if path.suffix.lower() in _MPEG_EXTENSIONS and "does not exist" in message:
+        detail = next((note for note in notes if note and not note.startswith("Trying")), None)
+        return "not an MPEG audio stream" + (f" ({detail})" if detail else "")
+    return message.replace(f"Error opening {str(path)!r}: ", "")
+
+
+_SHORT_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _truncation(log: str) -> str | None:
+    """From libsndfile's header log: "truncated ..." when the data chunk announces more
+    bytes than the file holds (a copy or download cut short), else None."""
+    found = _SHORT_CHUNK.search(log or "")
+    if found is None or int(found.group(2)) >= int(found.group(1)):
+        return None
+    return (f"truncated: the header announces {int(found.group(1))} bytes of audio, the file holds "
+            f"{int(found.group(2))}; only what is there is used")
 
 
 def audio_info(path: str | Path) -> AudioInfo:
@@ -104,12 +163,15 @@ def audio_info(path: str | Path) -> AudioInfo:
     if path.stat().st_size == 0:
         raise EmptyAudioError(path, "file is empty (0 bytes)")
     try:
-        raw = sf.info(str(path))
+        with _decoder_notes(path) as notes:
+            raw = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         if not os.access(path, os.R_OK):
             raise AudioError(path, "cannot read the file (permission denied)") from exc
-        raise CorruptAudioError(path, f"corrupt or not a {path.suffix.lstrip('.')} file: {exc}") from exc
-    info = AudioInfo(path, int(raw.samplerate), int(raw.frames), int(raw.channels), raw.format, raw.subtype)
+        reason = _decode_failure(path, exc, notes)
+        raise CorruptAudioError(path, f"corrupt or not a {path.suffix.lstrip('.')} file: {reason}") from exc
+    info = AudioInfo(path, int(raw.samplerate), int(raw.frames), int(raw.channels), raw.format, raw.subtype,
+                     _truncation(raw.extra_info))
     if info.channels < 1:
         raise UnsupportedAudioError(path, f"unsupported channel layout ({info.channels} channels)")
     if info.sample_rate <= 0:
@@ -131,7 +193,7 @@ def _target_rate(info: AudioInfo, sample_rate: int | None) -> int:
     if sample_rate is None:
         return info.sample_rate
     if int(sample_rate) <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        raise InvalidInput(f"sample_rate must be positive, got {sample_rate}")
     return int(sample_rate)
 
 
@@ -159,9 +221,10 @@ def _check_finite(block: np.ndarray, info: AudioInfo, first_frame: int) -> None:
 
 def _open(info: AudioInfo) -> sf.SoundFile:
     try:
-        return sf.SoundFile(str(info.path))
+        with _decoder_notes(info.path) as notes:
+            return sf.SoundFile(str(info.path))
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise CorruptAudioError(info.path, f"cannot decode: {exc}") from exc
+        raise CorruptAudioError(info.path, f"cannot decode: {_decode_failure(info.path, exc, notes)}") from exc
 
 
 def _read(handle: sf.SoundFile, frames: int, path: Path) -> np.ndarray:
@@ -261,7 +324,7 @@ def stream_audio(
     _check_channel(info, channel)
     out_block = int(round(block_seconds * rate))
     if out_block <= 0:
-        raise ValueError(f"block_seconds={block_seconds} gives an empty block at {rate} Hz")
+        raise InvalidInput(f"block_seconds={block_seconds} gives an empty block at {rate} Hz")
     in_block = max(1, int(math.ceil(block_seconds * info.sample_rate)))
     return _stream_blocks(info, rate, in_block, out_block, channel)
 

@@ -25,3 +25,12 @@ class FileProblem(ChorusError):
 class WriteError(FileProblem):
     """A file could not be written (no space left on the device, no permission, a folder
     where a file should go...); nothing half-written is left behind."""
+
+
+class FolderBusy(FileProblem):
+    """Another process is writing into an output folder (one writer at a time)."""
+
+
+class InvalidInput(ChorusError, ValueError):
+    """A value the user gave (an option, a setting, a cell of a table) is out of range or
+    unknown; also a ``ValueError``, for callers that catch that."""

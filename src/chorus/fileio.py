@@ -8,15 +8,20 @@ collaborators on a shared machine can read results.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator, TypeVar
 
-from .errors import WriteError
+from .errors import FolderBusy, WriteError
 
 
 def new_file_mode() -> int:
@@ -32,6 +37,9 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+_FOREIGN_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
 @contextlib.contextmanager
 def writing(target: Path) -> Iterator[None]:
     """Turn an ``OSError`` raised while writing ``target`` into a one-line
@@ -41,6 +49,11 @@ def writing(target: Path) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise WriteError(target, f"cannot write: {reason[:1].lower() + reason[1:]}") from exc
+    except Exception as exc:  # writers in Rust (safetensors) report an OS error in their message
+        code = _FOREIGN_OS_ERROR.search(str(exc))
+        if code is None:
+            raise
+        raise WriteError(target, f"cannot write: {os.strerror(int(code.group(1))).lower()}") from exc
 
 
 def temporary_sibling(target: Path) -> tuple[int, Path]:
@@ -64,6 +77,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(fd)
         try:
             yield tmp
+            os.chmod(tmp, new_file_mode())  # writers that recreate the file (safetensors) make it 0600
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -113,3 +127,83 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_bytes), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+LOCK_NAME = ".lock"
+_HELD: dict[str, list] = {}  # resolved folder -> [locked .lock handle, holders in this process]
+_HELD_GUARD = threading.Lock()
+
+
+def acquire_folder(folder: str | Path, busy: type[FolderBusy] = FolderBusy) -> str:
+    """Create ``folder`` if needed and take an exclusive lock on its ``.lock`` for this
+    process (re-entrant: every holder calls :func:`release_folder` with the key returned).
+    ``busy`` (a :class:`~chorus.errors.FolderBusy`) when another process holds it."""
+    root = Path(folder)
+    with writing(root):
+        root.mkdir(parents=True, exist_ok=True)
+    key = str(root.resolve())
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return key
+        with writing(root / LOCK_NAME):
+            handle = open(root / LOCK_NAME, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise busy(root, "is being written by another process (one writer at a time); wait for it to "
+                             "finish or use another output folder") from None
+        _HELD[key] = [handle, 1]
+        return key
+
+
+def release_folder(key: str) -> None:
+    """Give back one hold of :func:`acquire_folder` (the lock goes with the last)."""
+    with _HELD_GUARD:
+        held = _HELD[key]
+        held[1] -= 1
+        if held[1] == 0:
+            held[0].close()
+            del _HELD[key]
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | Path, busy: type[FolderBusy] = FolderBusy) -> Iterator[Path]:
+    """Hold ``folder`` (created if needed) against a second writer for the block. When the
+    block fails and the folder it created holds nothing but the lock, the folder goes."""
+    root = Path(folder)
+    created = not root.exists()
+    key = acquire_folder(root, busy)
+    try:
+        yield root
+    except BaseException:
+        release_folder(key)
+        if created and key not in _HELD:
+            with contextlib.suppress(OSError):
+                if [p.name for p in root.iterdir()] == [LOCK_NAME]:
+                    (root / LOCK_NAME).unlink()
+                    root.rmdir()
+        raise
+    release_folder(key)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def locks_folder(argument: str, busy: type[FolderBusy] = FolderBusy) -> Callable[[_F], _F]:
+    """Decorate a function writing into the folder passed as ``argument`` so that it holds
+    :func:`locked_folder` on it while it runs (a second writer gets ``busy``)."""
+
+    def decorate(function: _F) -> _F:
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            folder = signature.bind(*args, **kwargs).arguments[argument]
+            with locked_folder(folder, busy):
+                return function(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate

@@ -125,6 +125,9 @@ def run_analysis(paths: Sequence[str | Path], out_dir: str | Path, data: str | P
 
     if not paths:
         raise AnalysisError("give at least one task-vector directory")
+    if base is not None and data is None:
+        raise AnalysisError(f"{base}: the base weights are used only with --data (connectivity, negation); "
+                            "give --data or leave --base out")
     vectors = [TaskVector.load(path) for path in paths]
     audio = state = None
     if data is not None:

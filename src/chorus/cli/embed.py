@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,6 +42,7 @@ def register(app: typer.Typer) -> None:
         finished rows."""
         from ..data.manifest import read_manifest
         from ..features import embed_manifest
+        from ..audio import AudioWarning
         from ..features.embed import window_clips
         from ..features.engines import EncoderRecipe
         from ..parallel import machine_workers
@@ -55,7 +57,11 @@ def register(app: typer.Typer) -> None:
         if data is not None:
             clips, bad = read_manifest(data, allow_unlabelled=True).clips, []
         else:
-            clips, bad = window_clips(find_recordings(paths), window, hop or window)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", AudioWarning)
+                clips, bad = window_clips(find_recordings(paths), window, hop or window)
+            for warning in caught:
+                console.print(f"[yellow]warning[/] {warning.message}", highlight=False, soft_wrap=True)
         for error in bad:
             console.print(f"[yellow]skipped[/] {error}", highlight=False, soft_wrap=True)
         recipe = EncoderRecipe(encoder, source, not random_init, seed)

@@ -9,6 +9,7 @@ import typer
 
 from . import _options as opt
 from ._options import DEVICE
+from ._outcome import finish
 
 
 def metrics_table(title: str, result: dict):
@@ -40,7 +41,8 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(..., help="Chorus model folder or Hub repo id (owner/name)."),
         data: Path = opt.data(help="Manifest (CSV) of labelled clips."),
         split: Optional[str] = opt.split("test", "Split to evaluate"),
-        out: Optional[Path] = opt.out(None, "Output folder (default: MODEL/evaluation/<manifest>-<split>)."),
+        out: Optional[Path] = opt.out(None, "Output folder (default: MODEL-evaluation/<manifest>-<split> next to "
+                                            "the model folder, which is never written)."),
         batch_size: int = opt.batch_size(16, "Clips per forward pass."),
         device: str = DEVICE,
     ) -> None:
@@ -62,7 +64,7 @@ def register(app: typer.Typer) -> None:
         result = evaluate_model(classifier, audio, batch_size)
         result.update({"model": str(model), "data": str(data), "split": split or None})
         home = model if model.is_dir() else Path(model.name)  # a Hub id: a folder named after the repo
-        out = out or home / "evaluation" / f"{data.stem}-{split or 'all'}"
+        out = out or home.parent / f"{home.name}-evaluation" / f"{data.stem}-{split or 'all'}"
         write_json(out / "metrics.json", result)
         if "confusion" in result:
             write_confusion(out, result["confusion"]["labels"], result["confusion"]["counts"],
@@ -75,3 +77,4 @@ def register(app: typer.Typer) -> None:
         for failure in result["failed_files"]:
             console.print(f"[yellow]skipped[/] {failure['path']}: {failure['error']}")
         console.print(f"written: {out}")
+        finish(len(result["failed_files"]))

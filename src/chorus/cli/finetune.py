@@ -12,6 +12,7 @@ from rich.table import Table
 from . import _options as opt
 from ._console import Console
 from ._options import DEVICE
+from ._outcome import finish
 
 if TYPE_CHECKING:
     from ..finetune.runner import FinetuneResult
@@ -109,6 +110,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         _print_against_probe(console, result)
         console.print(f"model: {result.model_dir}\ntask vector: {result.taskvector_dir}", soft_wrap=True)
+        finish(len(result.failures))
 
 
 def _print_against_probe(console: Console, result: "FinetuneResult") -> None:

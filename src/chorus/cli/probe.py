@@ -11,6 +11,7 @@ from rich.table import Table
 from . import _options as opt
 from ._console import Console
 from ._options import BATCH_SIZE, DEVICE, ENCODER, SOURCE, float_list
+from ._outcome import finish
 
 
 def _print_summary(report: dict, console: Console) -> None:
@@ -106,3 +107,4 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]skipped[/] {failure['error']}", highlight=False, soft_wrap=True)
         _print_summary(report, console)
         console.print(f"report: {paths['html']}  (JSON: {paths['json']})", highlight=False)
+        finish(len(report["failures"]))

@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         mixture = load_audio(mix, rate)[0] if mix is not None else None
         scorer = ClapScorer.from_pretrained(clap) if clap else None
         names = [p.stem for p in est]
-        ref_waves, est_waves, cut = matched_lengths(ref_waves, est_waves, names, rate, trim)
+        ref_waves, est_waves, cut = matched_lengths(ref_waves, est_waves, [str(p) for p in est], rate, trim)
         for name, seconds in zip(names, cut):
             if seconds:
                 Console().print(f"[yellow]trimmed[/] {name}: {seconds:.3f} s cut to match its reference", highlight=False)

@@ -19,6 +19,7 @@ from typing import Iterable
 from ..fileio import write_text
 from .errors import AnnotationError, TableError
 from .table import read_table
+from ..errors import InvalidInput
 
 RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)")
 RAVEN_WRITE_COLUMNS = RAVEN_COLUMNS + ("label", "score", "Begin Path")
@@ -44,9 +45,9 @@ class Event:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.begin) and math.isfinite(self.end) and 0 <= self.begin <= self.end):
-            raise ValueError(f"event times must satisfy 0 <= begin <= end, got [{self.begin}, {self.end}]")
+            raise InvalidInput(f"event times must satisfy 0 <= begin <= end, got [{self.begin}, {self.end}]")
         if self.low_freq is not None and self.high_freq is not None and self.low_freq > self.high_freq:
-            raise ValueError(f"low_freq {self.low_freq} Hz is above high_freq {self.high_freq} Hz")
+            raise InvalidInput(f"low_freq {self.low_freq} Hz is above high_freq {self.high_freq} Hz")
 
     @property
     def duration(self) -> float:
@@ -153,7 +154,7 @@ def _fixed(value: float | None, digits: int) -> str:
 
 def _check_text(label: str) -> str:
     if any(char in label for char in "\t\r\n"):
-        raise ValueError(f"label {label!r} contains a tab or line break")
+        raise InvalidInput(f"label {label!r} contains a tab or line break")
     return label
 
 

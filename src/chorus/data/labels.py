@@ -13,6 +13,7 @@ import numpy as np
 
 from .clips import Clip
 from .errors import UnknownLabelError
+from ..errors import InvalidInput
 
 def _check_labels(labels: Sequence[object]) -> str | None:
     """A problem with a label list, or None."""
@@ -36,7 +37,7 @@ class LabelMap:
         labels = tuple(self.labels)
         problem = _check_labels(labels)
         if problem:
-            raise ValueError(problem)
+            raise InvalidInput(problem)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "_index", {label: i for i, label in enumerate(labels)})
 
@@ -77,7 +78,7 @@ class LabelMap:
             return matrix
         wrong = [i for i, row in enumerate(rows) if len(row) != 1]
         if wrong:
-            raise ValueError(f"{len(wrong)} item(s) do not carry exactly one label (first: item {wrong[0]}, "
+            raise InvalidInput(f"{len(wrong)} item(s) do not carry exactly one label (first: item {wrong[0]}, "
                              f"{list(rows[wrong[0]])}); use multi_hot=True for multi-label data")
         return np.array([self._index[row[0]] for row in rows], dtype=np.int64)
 

@@ -16,6 +16,7 @@ from typing import Mapping
 
 from ..seeding import derived_seed
 from .clips import SPLITS, Clip, Manifest, canonical_split
+from ..errors import InvalidInput
 
 DEFAULT_FRACTIONS = {"train": 0.7, "valid": 0.15, "test": 0.15}
 
@@ -26,12 +27,12 @@ def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
     for name, value in fractions.items():
         split = canonical_split(name)
         if split is None:
-            raise ValueError(f"unknown split {name!r} in fractions (known: {', '.join(SPLITS)})")
+            raise InvalidInput(f"unknown split {name!r} in fractions (known: {', '.join(SPLITS)})")
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"fraction of {name!r} must be a finite number >= 0, got {value}")
+            raise InvalidInput(f"fraction of {name!r} must be a finite number >= 0, got {value}")
         cleaned[split] = cleaned.get(split, 0.0) + float(value)
     if abs(sum(cleaned.values()) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must sum to 1, got {sum(cleaned.values()):g} ({fractions})")
+        raise InvalidInput(f"fractions must sum to 1, got {sum(cleaned.values()):g} ({fractions})")
     return {name: cleaned[name] for name in SPLITS if cleaned.get(name, 0.0) > 0}
 
 
@@ -87,7 +88,7 @@ def stratified_split(
     fractions then apply to the others. Returns a new manifest in the same row order.
     """
     if by not in ("label", "group"):
-        raise ValueError(f"by must be 'label' or 'group', got {by!r}")
+        raise InvalidInput(f"by must be 'label' or 'group', got {by!r}")
     shares = _check_fractions(fractions)
     units: dict[str, list[int]] = defaultdict(list)
     for index, clip in enumerate(manifest.clips):

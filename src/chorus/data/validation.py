@@ -87,6 +87,8 @@ class _RowChecker:
                 self._exists[path] = "file not found"
             except OSError as exc:
                 self._exists[path] = f"cannot stat: {exc.strerror or exc}"
+            except ValueError:  # a NUL byte in the path
+                self._exists[path] = "not a valid path (it holds a NUL byte)"
         return self._exists[path]
 
     def _resolve(self, row: RawRow) -> Path | None:

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .annotations import Event
+from ..errors import InvalidInput
 
 PARTIAL_MODES = ("pad", "drop")
 _CHUNK_CELLS = 1 << 20  # window x event overlaps computed at once
@@ -40,11 +41,11 @@ def sliding_windows(duration: float, window: float, hop: float, *, partial: str 
     zeros); ``partial="drop"`` leaves the tail out, as BEANS does.
     """
     if partial not in PARTIAL_MODES:
-        raise ValueError(f"partial must be one of {PARTIAL_MODES}, got {partial!r}")
+        raise InvalidInput(f"partial must be one of {PARTIAL_MODES}, got {partial!r}")
     if not (math.isfinite(duration) and duration >= 0):
-        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration}")
+        raise InvalidInput(f"duration must be a finite number of seconds >= 0, got {duration}")
     if not (window > 0 and hop > 0 and math.isfinite(window) and math.isfinite(hop)):
-        raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
+        raise InvalidInput(f"window and hop must be positive seconds, got window={window}, hop={hop}")
     tolerance = 1e-9 * max(1.0, duration)
     full = math.floor((duration - window + tolerance) / hop) + 1 if duration + tolerance >= window else 0
     windows = [Window(i * hop, i * hop + window) for i in range(full)]
@@ -81,7 +82,7 @@ def label_windows(windows: Sequence[Window], events: Iterable[Event], min_overla
     long event. Events are those of one recording; filter by ``Event.path`` first.
     """
     if not 0 <= min_overlap < 1:
-        raise ValueError(f"min_overlap must be in [0, 1), got {min_overlap}")
+        raise InvalidInput(f"min_overlap must be in [0, 1), got {min_overlap}")
     events = list(events)
     if not windows:
         return []

@@ -20,7 +20,7 @@ from typing import Sequence
 from .. import __version__
 from ..data.manifest import Manifest, read_manifest
 from ..encoders import Encoder, load_encoder
-from ..fileio import write_json
+from ..fileio import locks_folder, write_json
 from ..progress import ProgressFactory
 from ..tensorfile import save_tensors
 from .config import DistillConfig
@@ -106,6 +106,7 @@ def probe_head_vector(theta0: Encoder, student: Encoder, manifest: Manifest, lay
                                   head_tensors=probe.head_tensors(), training=training)
 
 
+@locks_folder("out_dir")
 def distill_to_directory(teachers: Sequence[str], student_init: str | Path, data: str | Path, out_dir: str | Path,
                          config: DistillConfig = DistillConfig(), *, seed: int = 0, split: str | None = "train",
                          teacher_hop: int | None = None, group: str | None = None, head_layer: str | None = None,

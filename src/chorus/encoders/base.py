@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import InvalidInput
+
 
 @dataclass
 class LayerOutputs:
@@ -75,7 +77,7 @@ def pool_frames(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
         return masked_max(hidden, mask)
     if pooling == "mean+max":
         return torch.cat([masked_mean(hidden, mask), masked_max(hidden, mask)], dim=-1)
-    raise ValueError(f"unknown pooling {pooling!r}; known: {', '.join(FRAME_POOLINGS)}")
+    raise InvalidInput(f"unknown pooling {pooling!r}; known: {', '.join(FRAME_POOLINGS)}")
 
 
 def lengths_to_mask(lengths: Tensor, max_len: int) -> Tensor:

@@ -3,10 +3,11 @@ long recordings), as sharded Parquet."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from ..audio import AudioError, audio_info
+from ..audio import AudioError, AudioWarning, audio_info
 from ..data.manifest import Clip, Manifest
 from ..data.windows import sliding_windows
 from ..encoders import FRAME_POOLINGS, Encoder
@@ -17,6 +18,7 @@ from .extract import ChunkEngine, ExtractionReport, extract_features, store_head
 from .formats import ParquetShards
 from .store import FeatureStore
 from .transforms import ClipTransform
+from ..errors import InvalidInput
 
 
 def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "float32",
@@ -36,15 +38,19 @@ def resolve_pooling(encoder: Encoder, pooling: str) -> str:
 
 def window_clips(recordings: Sequence[Path], window: float, hop: float) -> tuple[list[Clip], list[AudioError]]:
     """One clip per sliding window of each recording (``start`` = offset in seconds; the
-    last window is cut at the file's end), and the recordings whose header fails."""
+    last window is cut at the file's end), and the recordings whose header fails. A
+    truncated recording gives an :class:`~chorus.audio.AudioWarning`."""
     clips: list[Clip] = []
     failures: list[AudioError] = []
     for path in recordings:
         try:
-            duration = audio_info(path).duration
+            info = audio_info(path)
         except AudioError as exc:
             failures.append(exc)
             continue
+        if info.truncated:
+            warnings.warn(f"{path}: {info.truncated}", AudioWarning, stacklevel=2)
+        duration = info.duration
         clips += [Clip(Path(path).resolve(), start=w.start, end=min(w.end, duration))
                   for w in sliding_windows(duration, window, hop) if w.start < duration]
     return clips, failures
@@ -55,10 +61,10 @@ def chunk_engine(recipe: EncoderRecipe | None, engine: str, workers: int | None,
     """The chunk engine for ``engine`` ("local" or "ray"); None means in this process."""
     if engine == "ray":
         if recipe is None:
-            raise ValueError("--engine ray needs an encoder recipe (workers load the encoder themselves)")
+            raise InvalidInput("--engine ray needs an encoder recipe (workers load the encoder themselves)")
         return ray_engine(recipe, ClipTransform(), batch_size, False, workers, address, pooling)
     if engine != "local":
-        raise ValueError(f"unknown engine {engine!r}; choose local or ray")
+        raise InvalidInput(f"unknown engine {engine!r}; choose local or ray")
     if recipe is None or workers is None or workers <= 1:
         return None
     return pool_engine(recipe, ClipTransform(), batch_size, False, workers, pooling)

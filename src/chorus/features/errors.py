@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ChorusError, FileProblem
+from ..errors import ChorusError, FileProblem, FolderBusy
 
 
 class FeatureStoreError(FileProblem):
@@ -13,7 +13,7 @@ class FeatureStoreMismatch(FeatureStoreError):
     """The directory holds features computed with another encoder, transform or format."""
 
 
-class FeatureStoreBusy(FeatureStoreError):
+class FeatureStoreBusy(FeatureStoreError, FolderBusy):
     """Another process has the store open."""
 
 

@@ -16,9 +16,7 @@ a second process gets :class:`FeatureStoreBusy` instead of racing it.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +25,9 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..data.manifest import Clip
-from ..fileio import write_json
+from ..fileio import acquire_folder, release_folder, write_json
 from .errors import FeatureStoreBusy, FeatureStoreError, FeatureStoreMismatch, MissingFeatures
+from ..errors import InvalidInput
 
 STORE_FORMAT = "chorus-features"
 STORE_VERSION = 1
@@ -78,37 +77,6 @@ class _Index:
     shard_names: list[str] = field(default_factory=list)
 
 
-_HELD: dict[str, list] = {}  # resolved store directory -> [locked .lock handle, open store objects]
-_HELD_GUARD = threading.Lock()
-
-
-def _acquire(root: Path) -> str:
-    """Lock ``root`` for this process (once, however many stores it opens there)."""
-    key = str(root.resolve())
-    with _HELD_GUARD:
-        if key in _HELD:
-            _HELD[key][1] += 1
-            return key
-        handle = open(root / ".lock", "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise FeatureStoreBusy(root, "is open in another process (one writer at a time); wait for it to "
-                                         "finish or use another output/cache directory") from None
-        _HELD[key] = [handle, 1]
-        return key
-
-
-def _release(key: str) -> None:
-    with _HELD_GUARD:
-        held = _HELD[key]
-        held[1] -= 1
-        if held[1] == 0:
-            held[0].close()
-            del _HELD[key]
-
-
 class FeatureStore:
     """Open (or create) the store at ``root`` for features described by ``header``.
 
@@ -126,14 +94,11 @@ class FeatureStore:
         self.dims: list[int] = [int(d) for d in self.header["dims"]]
         self.dtype: str = self.header["dtype"]
         if self.dtype not in ("float32", "float16"):
-            raise ValueError(f"feature dtype must be float32 or float16, not {self.dtype!r}")
+            raise InvalidInput(f"feature dtype must be float32 or float16, not {self.dtype!r}")
         self._shards = self.root / "shards"
         self._records = self.root / "index"
-        self.root.mkdir(parents=True, exist_ok=True)
-        weakref.finalize(self, _release, _acquire(self.root))
+        weakref.finalize(self, release_folder, acquire_folder(self.root, FeatureStoreBusy))
         self._open_header()
-        self._shards.mkdir(parents=True, exist_ok=True)
-        self._records.mkdir(parents=True, exist_ok=True)
         self._drop_unindexed()
         self._index = self._read_index()
         self._next = 1 + max((int(Path(n).stem) for n in self._index.shard_names), default=-1)
@@ -157,7 +122,7 @@ class FeatureStore:
 
     def _drop_unindexed(self) -> None:
         indexed = {p.stem for p in self._records.glob("*.json")}
-        for shard in self._shards.iterdir():
+        for shard in self._shards.glob("*"):  # shards/ and index/ appear with the first batch
             if shard.name.startswith(".") or shard.stem not in indexed:
                 shard.unlink()
         for stale in self._records.glob(".*"):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.manifest import Clip
 from ..seeding import derived_seed
+from ..errors import InvalidInput
 
 NOISE_KINDS = ("white", "pink")
 
@@ -31,9 +32,9 @@ class ClipTransform:
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.pitch_factor <= 20:
-            raise ValueError(f"pitch factor must lie in [0.05, 20], not {self.pitch_factor}")
+            raise InvalidInput(f"pitch factor must lie in [0.05, 20], not {self.pitch_factor}")
         if self.noise_kind not in NOISE_KINDS:
-            raise ValueError(f"noise kind must be one of {NOISE_KINDS}, not {self.noise_kind!r}")
+            raise InvalidInput(f"noise kind must be one of {NOISE_KINDS}, not {self.noise_kind!r}")
 
     def describe(self) -> dict:
         """JSON description (part of the feature store's identity)."""

@@ -21,7 +21,7 @@ from ..data.loading import FailedClip
 from ..data.manifest import Clip, Manifest
 from ..devices import resolve_device
 from ..encoders import Encoder, load_encoder
-from ..fileio import write_json
+from ..fileio import locks_folder, write_json
 from ..model import ClassifierModel, ClassifierSettings, HeadEntry
 from ..model.inference import predict_clips
 from ..progress import ProgressBar, ProgressFactory, resolve
@@ -107,6 +107,7 @@ class _Fit:
     kept_probe: bool = False
 
 
+@locks_folder("out_dir")
 def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
              progress: ProgressFactory | None = None, resume: bool = False, gram: bool = False,
              class_stats: bool = False) -> FinetuneResult:

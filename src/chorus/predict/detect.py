@@ -12,6 +12,7 @@ import numpy as np
 from ..data.annotations import Event
 from .scheduler import RecordingScores
 from .errors import ThresholdFileError
+from ..errors import InvalidInput
 
 
 def class_thresholds(labels: Sequence[str], default: float, overrides: Mapping[str, float] | None = None) -> np.ndarray:
@@ -19,10 +20,10 @@ def class_thresholds(labels: Sequence[str], default: float, overrides: Mapping[s
     overrides = dict(overrides or {})
     values = [default, *overrides.values()]
     if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
-        raise ValueError(f"thresholds must be scores in [0, 1], got {values}")
+        raise InvalidInput(f"thresholds must be scores in [0, 1], got {values}")
     unknown = sorted(set(overrides) - set(labels))
     if unknown:
-        raise ValueError(f"thresholds name classes the model lacks: {', '.join(unknown)}")
+        raise InvalidInput(f"thresholds name classes the model lacks: {', '.join(unknown)}")
     return np.array([overrides.get(label, default) for label in labels], np.float64)
 
 

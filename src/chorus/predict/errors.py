@@ -19,3 +19,7 @@ class BirdNETSettingsError(ChorusError):
 
 class NoAudioFound(ChorusError):
     """The paths given hold no audio file to work on."""
+
+
+class OutputMismatch(FileProblem):
+    """The output folder holds the predictions of another model or other settings."""

@@ -25,6 +25,7 @@ import numpy as np
 from ..data.annotations import RAVEN_WRITE_COLUMNS, Event, write_audacity, write_raven
 from ..fileio import atomic_path, write_text
 from .scheduler import RecordingScores
+from ..errors import InvalidInput
 
 FORMATS = ("raven", "audacity", "csv", "parquet")
 SUFFIXES = {"raven": ".selections.txt", "audacity": ".labels.txt", "csv": ".csv", "parquet": ".parquet"}
@@ -36,10 +37,10 @@ _FIXED_COLUMNS = ("path", "start", "end")
 def check_format(fmt: str, labels: Sequence[str]) -> str:
     """``fmt`` if chorus writes it for a model with ``labels``; ValueError otherwise."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise InvalidInput(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     clash = sorted(set(labels) & set(_FIXED_COLUMNS))
     if fmt == "parquet" and clash:
-        raise ValueError(f"class names {clash} clash with the parquet columns {_FIXED_COLUMNS}")
+        raise InvalidInput(f"class names {clash} clash with the parquet columns {_FIXED_COLUMNS}")
     return fmt
 
 

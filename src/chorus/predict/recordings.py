@@ -15,8 +15,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..audio import SUPPORTED_EXTENSIONS
-from ..fileio import write_json
+from ..audio import SUPPORTED_EXTENSIONS, AudioError, audio_info
+from ..errors import InvalidInput
+from ..fileio import locks_folder, write_json
 from ..model import read_config, resolve_model_dir
 from ..model.layout import record_path
 from ..progress import ProgressFactory, resolve
@@ -84,6 +85,7 @@ def output_paths(recordings: Sequence[Path], out_dir: Path, fmt: str) -> list[Pa
     return outputs
 
 
+@locks_folder("out_dir")
 def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | Path,
             settings: PredictSettings = PredictSettings(), *, engine: str = "local", workers: int | None = None,
             address: str | None = None, progress: ProgressFactory | None = None, device: str = "auto") -> PredictReport:
@@ -91,10 +93,12 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     recording into ``out_dir``, then the combined table and ``chorus-predictions.json``.
 
     Recordings already done by an earlier run with the same model and settings are
-    skipped. A recording that fails is reported in ``failures``; the rest finish.
+    skipped. A recording that fails is reported in ``failures``; the rest finish. The
+    folder is locked against a second writer, and refused when an earlier run wrote it with
+    another model or other settings (:class:`OutputMismatch`).
     """
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise InvalidInput(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     source = str(model_dir)
     model_dir, out_dir = resolve_model_dir(model_dir), Path(out_dir)
     record = read_config(model_dir)
@@ -106,6 +110,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     outputs = output_paths(recordings, out_dir, settings.format)
     keys = [recording_key(p, context) for p in recordings]
     journal = Journal(out_dir)
+    journal.claim(context)
     report = PredictReport(recordings, list(outputs))
     if (note := settings.window_warning(record)) is not None:
         report.warnings.append(note)
@@ -119,6 +124,7 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
                 report.failures.append(FailedRecording(result.path, result.error))
                 report.outputs[result.index] = None
             else:
+                report.warnings += _audio_warnings(result.path)
                 unscored = int(np.isnan(result.scores).any(axis=1).sum()) if result.scores.size else 0
                 if unscored:
                     report.warnings.append(f"{result.path}: {unscored} of {len(result.starts)} windows too short for "
@@ -135,6 +141,15 @@ def predict(model_dir: str | Path, paths: Sequence[str | Path], out_dir: str | P
     report.combined = write_combined(out_dir, settings.format, finished)
     _write_summary(out_dir, source, record, identity, report)
     return report
+
+
+def _audio_warnings(path: Path) -> list[str]:
+    """A truncated file's warning (its header announces more audio than it holds)."""
+    try:
+        truncated = audio_info(path).truncated
+    except AudioError:
+        return []
+    return [f"{path}: {truncated}"] if truncated else []
 
 
 def _score(model_dir: Path, todo: list[tuple[int, Path]], settings: PredictSettings, record, engine: str,

@@ -10,6 +10,7 @@ from ..model.schema import ModelConfig
 from .detect import class_thresholds
 from .outputs import check_format
 from .stream import WindowSpec
+from ..errors import InvalidInput
 
 DEFAULT_WINDOW = 3.0
 """Window (s) when neither the caller nor the model (``classifier.clip_seconds``) sets one."""
@@ -40,17 +41,17 @@ class PredictSettings:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.open_files < 1:
-            raise ValueError(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
+            raise InvalidInput(f"batch_size and open_files must be >= 1, got {self.batch_size}, {self.open_files}")
         if not (math.isfinite(self.max_gap) and self.max_gap >= 0):
-            raise ValueError(f"max_gap must be >= 0 seconds, got {self.max_gap}")
+            raise InvalidInput(f"max_gap must be >= 0 seconds, got {self.max_gap}")
         if self.max_length is not None and not (math.isfinite(self.max_length) and self.max_length > 0):
-            raise ValueError(f"max_length must be > 0 seconds, got {self.max_length}")
+            raise InvalidInput(f"max_length must be > 0 seconds, got {self.max_length}")
 
     def merging(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~chorus.predict.detect.detections`."""
         return {"merge": self.merge, "max_gap": self.max_gap, "max_length": self.max_length}
 
-    def window_warning(self, record: ModelJson) -> str | None:
+    def window_warning(self, record: ModelConfig) -> str | None:
         """A note when ``window`` differs from the clip length the model was trained on."""
         trained = record.classifier.clip_seconds
         if self.window is None or trained is None or abs(self.window - trained) < 1e-9:

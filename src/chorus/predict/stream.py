@@ -16,6 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from ..audio import stream_audio
+from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,11 @@ class WindowSpec:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.window) and math.isfinite(self.hop) and self.window > 0 and self.hop > 0):
-            raise ValueError(f"window and hop must be positive seconds, got window={self.window}, hop={self.hop}")
+            raise InvalidInput(f"window and hop must be positive seconds, got window={self.window}, hop={self.hop}")
         if self.window_samples < 1 or self.hop_samples < 1:
-            raise ValueError(f"window {self.window} s / hop {self.hop} s is shorter than one sample at {self.rate} Hz")
+            raise InvalidInput(f"window {self.window} s / hop {self.hop} s is shorter than one sample at {self.rate} Hz")
         if not self.block_seconds > 0:
-            raise ValueError(f"block_seconds must be positive, got {self.block_seconds}")
+            raise InvalidInput(f"block_seconds must be positive, got {self.block_seconds}")
 
     @property
     def window_samples(self) -> int:

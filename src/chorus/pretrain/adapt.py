@@ -27,7 +27,7 @@ from torch import nn
 from ..data.loading import FailedClip
 from ..data.manifest import Manifest
 from ..encoders import Encoder, load_encoder
-from ..fileio import write_json
+from ..fileio import locks_folder, write_json
 from ..probe.task import task_from_manifest
 from ..progress import ProgressFactory, resolve
 from ..seeding import derived_seed, generator, seed_everything
@@ -67,6 +67,7 @@ class PretrainResult:
         return self.out_dir / "taskvector"
 
 
+@locks_folder("out_dir")
 def pretrain(manifest: Manifest, out_dir: str | Path, config: PretrainConfig, *,
              forgetting: Manifest | None = None, progress: ProgressFactory | None = None,
              resume: bool = False) -> PretrainResult:

@@ -23,6 +23,7 @@ from ..data.manifest import Clip, Manifest
 from ..data.windows import label_windows, sliding_windows
 from ..metrics import PRIMARY, TASK_KINDS
 from .errors import ProbeTaskError
+from ..errors import InvalidInput
 
 ANNOTATION_COLUMN = "annotations"
 """Manifest column naming each recording's Raven selection table (relative to the
@@ -48,7 +49,7 @@ class ProbeTask:
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
-            raise ValueError(f"unknown task kind {self.kind!r}; known: {', '.join(TASK_KINDS)}")
+            raise InvalidInput(f"unknown task kind {self.kind!r}; known: {', '.join(TASK_KINDS)}")
 
     @property
     def metric(self) -> str:

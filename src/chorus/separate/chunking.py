@@ -20,6 +20,7 @@ from ..audio import resample
 from ..progress import ProgressFactory, resolve
 from ..schema import FrozenModel
 from .errors import SeparationError
+from ..errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,9 @@ def plan_chunks(total: int, window: int, overlap: int) -> list[Chunk]:
     A signal no longer than ``window`` is one chunk of its own length.
     """
     if window < 1 or total < 1:
-        raise ValueError(f"need a positive window and signal length, got window={window}, total={total}")
+        raise InvalidInput(f"need a positive window and signal length, got window={window}, total={total}")
     if not 0 <= overlap <= window // 2:
-        raise ValueError(f"overlap must lie in [0, window / 2], got overlap={overlap}, window={window}")
+        raise InvalidInput(f"overlap must lie in [0, window / 2], got overlap={overlap}, window={window}")
     if total <= window:
         return [Chunk(0, total)]
     stride = window - overlap

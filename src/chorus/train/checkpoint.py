@@ -70,10 +70,16 @@ def save_checkpoint(out_dir: Path, model: nn.Module, trainer: TrainStep, state: 
                for name, value in fields.items() if isinstance(value, Tensor)}
     sets = {"model": model.state_dict(), "optimizer": moments, **tensors,
             "rng": {name: gen.get_state() for name, gen in (generators or {}).items()}}
-    files = {f"{name}.safetensors": save_tensors(partial / f"{name}.safetensors", values)
-             for name, values in sets.items()}
-    write_json(partial / "state.json", {"format": FORMAT, "trainer": trainer.state(),
-                                        "param_groups": saved["param_groups"], "state": state, "files": files})
+    try:
+        files = {f"{name}.safetensors": save_tensors(partial / f"{name}.safetensors", values)
+                 for name, values in sets.items()}
+        write_json(partial / "state.json", {"format": FORMAT, "trainer": trainer.state(),
+                                            "param_groups": saved["param_groups"], "state": state, "files": files})
+    except BaseException:  # a full disk or an interruption: no half-written checkpoint stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        if not any(root.iterdir()):
+            root.rmdir()
+        raise
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     write_json(root / LATEST, {"folder": folder.name})

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from ..seeding import generator
+from ..errors import InvalidInput
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -91,11 +92,11 @@ def inject_lora(model: nn.Module, rank: int, alpha: float, targets: Sequence[str
     A's initialisation is seeded per module name. Returns the wrapped names.
     """
     if rank < 1:
-        raise ValueError(f"LoRA rank must be at least 1, got {rank}")
+        raise InvalidInput(f"LoRA rank must be at least 1, got {rank}")
     names = [name for name, module in model.named_modules()
              if name and _eligible(module) and (not targets or any(fnmatch.fnmatchcase(name, t) for t in targets))]
     if not names:
-        raise ValueError(f"no Linear/Conv layer matches the LoRA targets {list(targets)}")
+        raise InvalidInput(f"no Linear/Conv layer matches the LoRA targets {list(targets)}")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for name in names:

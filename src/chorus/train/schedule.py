@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from ..errors import InvalidInput
+
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float = 0.0) -> float:
     """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
@@ -17,7 +19,7 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float =
     (cosine schedule of Loshchilov & Hutter, SGDR, ICLR 2017).
     """
     if total_steps <= 0 or not 0 <= warmup_steps <= total_steps or not 0.0 <= floor <= 1.0:
-        raise ValueError(f"bad schedule: total {total_steps}, warm-up {warmup_steps}, floor {floor}")
+        raise InvalidInput(f"bad schedule: total {total_steps}, warm-up {warmup_steps}, floor {floor}")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     if step >= total_steps:
@@ -43,7 +45,7 @@ class Stage:
 
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.peak_lr <= 0:
-            raise ValueError(f"a stage needs positive steps and peak LR, got {self.steps} and {self.peak_lr}")
+            raise InvalidInput(f"a stage needs positive steps and peak LR, got {self.steps} and {self.peak_lr}")
         warmup_cosine(0, self.steps, self.warmup_steps, self.floor)  # validates the rest
 
 
@@ -51,7 +53,7 @@ def stage_at(step: int, stages: Sequence[Stage]) -> tuple[int, int]:
     """``(stage index, step inside that stage)`` of the global optimizer ``step`` (0-based);
     steps past the end belong to the last stage."""
     if not stages:
-        raise ValueError("no stages")
+        raise InvalidInput("no stages")
     start = 0
     for index, stage in enumerate(stages[:-1]):
         if step < start + stage.steps:
@@ -117,7 +119,7 @@ class MultiStage:
 
     def __post_init__(self) -> None:
         if not self.stages:
-            raise ValueError("no stages")
+            raise InvalidInput("no stages")
 
     def __call__(self, step: int) -> float:
         return multi_stage_lr(step, self.stages)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ...progress import ProgressFactory
 from ...seeding import generator as seeded_generator
@@ -59,6 +59,8 @@ class PriorSeparationConfig(ChunkedSettings):
     Noise levels are in units of the normalised representation (RMS σ_data = 0.5). The
     default chunk is the priors' training segment.
     """
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     sigma_start: float = Field(3.0, description="noise level added to the mixture to start from")
     sigma_min: float = Field(0.002, description="last noise level of the schedule")

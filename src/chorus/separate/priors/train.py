@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from ...data.loading import FailedClip, iter_clips
 from ...data.manifest import Clip
+from ...fileio import locks_folder
 from ...progress import ProgressFactory, resolve
 from ...schema import FrozenModel
 from ...seeding import generator as seeded_generator
@@ -177,6 +178,7 @@ def _batch_loss(network: TFAttentionNet, corpus: _Corpus, config: PriorTrainConf
     return training_loss(network, analysis(waves, spectral), gen, ids if config.class_conditional else None)
 
 
+@locks_folder("out_dir")
 def train_prior(clips: list[Clip], out_dir: str | Path, config: PriorTrainConfig = PriorTrainConfig(),
                 name: str | None = None, max_seconds: float | None = None,
                 progress: ProgressFactory | None = None) -> PriorTrainingSummary:

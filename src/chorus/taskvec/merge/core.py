@@ -19,13 +19,15 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from ...errors import InvalidInput
+
 SignRule = Literal["mass", "count"]
 
 
 def kept_count(numel: int, density: float) -> int:
     """How many of ``numel`` entries a ``density`` keeps: ``ceil(density * numel)``."""
     if not 0.0 <= density <= 1.0:
-        raise ValueError(f"density must lie in [0, 1], got {density}")
+        raise InvalidInput(f"density must lie in [0, 1], got {density}")
     return min(numel, math.ceil(density * numel - 1e-9))
 
 
@@ -85,7 +87,7 @@ def dare_drop(tensor: Tensor, density: float, generator: torch.Generator, rescal
     from ``generator`` in the tensor's row-major order), rescale kept ones by
     ``1 / density`` so the expected value is unchanged."""
     if not 0.0 < density <= 1.0:
-        raise ValueError(f"DARE density must lie in (0, 1], got {density}")
+        raise InvalidInput(f"DARE density must lie in (0, 1], got {density}")
     keep = torch.rand(tensor.shape, generator=generator) < density
     dropped = tensor * keep
     return dropped / density if rescale else dropped
@@ -104,7 +106,7 @@ def weighted_mean(deltas: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
     """``Σ_i w_i δ_i / Σ_i w_i``."""
     total = float(sum(weights))
     if total == 0:
-        raise ValueError("weights sum to zero: no mean")
+        raise InvalidInput("weights sum to zero: no mean")
     return weighted_sum(deltas, [w / total for w in weights])
 
 
@@ -123,7 +125,7 @@ def elect_sign(deltas: Sequence[Tensor], weights: Sequence[float], rule: SignRul
         return torch.sign(weighted_sum(deltas, weights))
     if rule == "count":
         return torch.sign(weighted_sum([torch.sign(d) for d in deltas], weights))
-    raise ValueError(f"unknown sign rule {rule!r} (mass or count)")
+    raise InvalidInput(f"unknown sign rule {rule!r} (mass or count)")
 
 
 def disjoint_mean(deltas: Sequence[Tensor], sign: Tensor, weights: Sequence[float]) -> Tensor:

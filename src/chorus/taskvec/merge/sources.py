@@ -82,11 +82,11 @@ class SafetensorsFile:
     """
 
     def __init__(self, path: str | Path):
+        self._fd: int | None = None  # first: close() runs even when the header is refused
         self.path = Path(path)
         self.header = read_header(self.path)
         with open(self.path, "rb") as handle:
             self._data_start = 8 + struct.unpack("<Q", handle.read(8))[0]
-        self._fd: int | None = None
 
     def keys(self) -> list[str]:
         return list(self.header)
