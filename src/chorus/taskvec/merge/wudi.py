@@ -61,7 +61,7 @@ def wudi_solve(tasks: list[Tensor], steps: int, lr: float) -> Tensor:
         """``⟨τ_m, g⟩`` with ``g`` the closed-form gradient of ``L`` at ``τ_m``: its gradient is ``g``."""
         with torch.no_grad():
             product = merged @ gram if gram is not None else (merged @ stacked.T) @ stacked
-            gradient = 2.0 * (product - target)
+            gradient = product.sub_(target).mul_(2.0)  # in place: 2 (product − target)
         return (merged * gradient).sum()
 
     optimizer = torch.optim.Adam([{"params": [merged], "lr": lr, "peak_lr": lr}], betas=(0.9, 0.999), eps=1e-8)
