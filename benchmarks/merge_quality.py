@@ -1,22 +1,27 @@
 """Which merge method on audio task vectors: a composition benchmark with 8 tasks.
 
 Synthetic calls (``chorus.data.synth``) of four taxon groups (birds, anurans, insects,
-mammals), ``--species`` species each, split into two tasks per taxon (``birds-a`` holds
-the odd-numbered species, ``birds-b`` the even ones): 8 tasks with disjoint labels, the
-two tasks of a taxon sharing its frequency band. ``sfx-cnn`` is fine-tuned on each task
-alone and on all 8 jointly with the demo's own fine-tuning (LP-FT,
-:func:`chorus.demos.composition.finetune_group_vector`). Then, for every merge method that needs no
-extra statistics, λ, the head calibration and the group-gate strength are chosen on the
-validation clips only (:func:`chorus.merging.sweep_lambda`, grid 0.25, 0.5, 1, 1.5, 2 ×
-the method's default λ), and the composed classifier is scored on the test clips:
+mammals), ``--species`` species each (default 8, at 0 dB SNR, nominal jitter), split into
+two tasks per taxon (``birds-a`` holds the odd-numbered species, ``birds-b`` the even
+ones): 8 tasks with disjoint labels, the two tasks of a taxon sharing its frequency band.
+``sfx-cnn`` is fine-tuned on each task alone and on all 8 jointly with the demo's own
+fine-tuning (LP-FT, :func:`chorus.demos.composition.finetune_group_vector`; default 6
+epochs at encoder LR 5e-4). Each task's Gram statistics (for ``regmean``) are computed
+on its fine-tuned encoder over its own training clips (:func:`chorus.taskvec.gram.compute_gram`,
+as ``chorus tv gram``); ``regmean_pp`` gets one round: every task's Grams recomputed on
+RegMean's merged encoder at RegMean's chosen λ. For every method, λ, the head calibration
+and the group-gate strength are chosen on the validation clips only
+(:func:`chorus.merging.sweep_lambda`, grid 0.25, 0.5, 1, 1.5, 2 × the method's default λ),
+and the composed classifier is scored on the test clips:
 
-- absolute accuracy over all species (the composed classifier as used) and within the
-  clip's task (task-aware, the protocol of the task-arithmetic papers);
+- task-aware accuracy (the headline, the protocol of the task-arithmetic papers): within
+  the clip's task, i.e. how much the merged encoder still serves each task's own head;
+- absolute accuracy over all species (the composed classifier as used);
 - normalized accuracy, both readings: per task, merged ÷ that task's individually
   fine-tuned model on the same test clips, averaged over tasks.
 
-Not run: ``regmean``/``regmean_pp`` (need Gram statistics), ``slerp`` (two vectors only),
-``negation`` (forgets).
+Reference rows: the individual models, the joint model and the base encoder with the
+composed heads (λ = 0). Not run: ``slerp`` (two vectors only), ``negation`` (forgets).
 
 Norm mismatch (seed ``--norm-seed`` only): the first task is fine-tuned again 4× longer
 (4× the epochs) and merged with the other 7 with and without ``equalize_norms``
@@ -24,8 +29,10 @@ Norm mismatch (seed ``--norm-seed`` only): the first task is fine-tuned again 4�
 The fine-tune keeps its best-validation epoch, so 4× the epochs need not give a 4× norm:
 the table prints the norm ratio before and after.
 
-Usage: ``python benchmarks/merge_quality.py [--seeds 0,1,2] [--out DIR]``; prints per-seed
-progress, then the norm table and the mean ± std table over seeds (last).
+Usage: ``python benchmarks/merge_quality.py [--seeds 0,1,2] [--out DIR] [--methods ...]``
+(a seed's record is reused from ``--out`` when present, so seeds can run as parallel
+processes and one last call prints the table); prints per-seed progress, then the norm
+table and the mean ± std table over seeds, ranked by task-aware accuracy (last).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -57,15 +65,20 @@ from chorus.taskvec.merge import compose_heads, plan_merge  # noqa: E402
 from chorus.taskvec.merge.compose import base_state, build_encoder_from, resolve_base  # noqa: E402
 from chorus.taskvec.merge.norms import equalizing_scales, norm_ratio  # noqa: E402
 from chorus.taskvec.merge.stream import apply_directions  # noqa: E402
+from chorus.taskvec import TaskVector  # noqa: E402
+from chorus.taskvec.fingerprint import base_fingerprint  # noqa: E402
+from chorus.taskvec.gram import compute_gram, write_gram  # noqa: E402
 
 torch.set_num_threads(1)
 TAXA = ("birds", "anurans", "insects", "mammals")
 METHODS = {
+    "regmean": ("regmean", {}),  # first: its Gram passes are the likeliest to fail
     "mean": ("mean", {}), "task_arithmetic": ("task_arithmetic", {}), "ties": ("ties", {}),
     "dare": ("dare", {}), "dare_ties": ("dare", {"ties": True}), "breadcrumbs": ("breadcrumbs", {}),
     "della": ("della", {}), "tsv": ("tsv", {}), "iso_c": ("iso_c", {}), "iso_cts": ("iso_cts", {}),
     "model_stock": ("model_stock", {}), "karcher": ("karcher", {}), "wudi": ("wudi", {})}
 NORM_METHODS = ("mean", "task_arithmetic", "ties")
+REFERENCE_ROWS = ("individual", "joint", "base (λ=0)")
 
 
 def dataset(out: Path, seed: int, args):
@@ -97,18 +110,61 @@ def test_scores(plan, sweep, state, test, references) -> dict:
             "norm": normalized(scores, references), "norm_within": normalized(within, references)}
 
 
-def run_merge(vectors, method, params, state, valid, test, args, seed, references, equalize=False) -> dict:
+def with_grams(vectors, directories, manifest, rate: int, encoders=None, computed_on: str = "finetuned") -> list:
+    """``vectors`` reloaded with Gram statistics of each task's own training clips
+    (:func:`chorus.taskvec.gram.compute_gram`, as ``chorus tv gram``): on each task's
+    fine-tuned encoder (``encoders`` None; read from the run's ``model``), or on the given
+    encoders (RegMean++: one merged encoder, ``computed_on`` its fingerprint)."""
+    loaded = []
+    for vector, directory in zip(vectors, directories):
+        if vector.manifest.gram is None or vector.manifest.gram.computed_on != computed_on:
+            group = vector.manifest.group
+            clips = load_eval_audio(manifest.select(split="train", group=group).clips, rate)
+            encoder = encoders or ClassifierModel.from_pretrained(directory.parent / "model").encoder.eval()
+            with torch.no_grad():
+                write_gram(directory, compute_gram(encoder, clips.waveforms), computed_on)
+        loaded.append(TaskVector.load(directory))
+    return loaded
+
+
+def run_merge(vectors, method, params, state, valid, test, args, seed, references, equalize=False,
+              factors=None) -> dict:
     """Sweep on ``valid``, score on ``test``; ``references``: the individual models' scores
-    on (valid, test), computed once per set of vectors."""
+    on (valid, test), computed once per set of vectors; ``factors``: the λ grid over the
+    method's default (default ``--lambda-factors``)."""
     plan = plan_merge(vectors, method, params, seed=seed)
     if equalize:
         plan.scales = equalizing_scales(plan.measure_norms())
     directions = plan.directions()  # computed once for the sweep and the test
     plan.directions = lambda progress=None: directions
-    grid = [round(plan.default_lambda() * f, 6) for f in args.lambda_factors]
+    grid = [round(plan.default_lambda() * f, 6) for f in factors or args.lambda_factors]
     sweep = sweep_lambda(plan, CALIBRATIONS["multiclass"], state, valid, grid, references[0])
     row = test_scores(plan, sweep, state, test, references[1])
     row["valid_norm"] = max(r["normalized"] for r in sweep.rows)
+    return row
+
+
+def regmean_pp_vectors(vectors, runs: Path, groups: list[str], state, lam: float, manifest, rate: int) -> list:
+    """Copies of the vectors whose Grams are recomputed on RegMean's merged encoder at its
+    validation-chosen λ (one round of RegMean++; each task on its own training clips)."""
+    plan = plan_merge(vectors, "regmean")
+    merged = build_encoder_from(plan, apply_directions(state, plan.directions(), lam))
+    directories = []
+    for group in groups:
+        directory = runs / group / "taskvector-pp"
+        if not directory.is_dir():
+            shutil.copytree(runs / group / "taskvector", directory)
+        directories.append(directory)
+    copies = [TaskVector.load(d) for d in directories]
+    return with_grams(copies, directories, manifest, rate, merged, base_fingerprint(merged.state_dict()))
+
+
+def report(seed: int, name: str, row: dict, clock: float) -> dict:
+    """Print one merge's result and record its seconds since ``clock``."""
+    row["seconds"] = round(time.perf_counter() - clock, 1)
+    print(f"seed {seed} {name:16s} λ={row['lambda']:<6g} {row['calibration']:11s} gate={row['gate']:<4g} "
+          f"acc {row['acc']:.3f} within {row['acc_within']:.3f} norm {row['norm']:.3f} / "
+          f"{row['norm_within']:.3f} ({row['seconds']:.0f} s)", flush=True)
     return row
 
 
@@ -127,6 +183,7 @@ def run_seed(seed: int, args) -> dict:
     finetune_group_vector(manifest, runs / "joint", settings, groups, None)
     trained = time.perf_counter()
     rate = 44_100
+    vectors = with_grams(vectors, [runs / g / "taskvector" for g in groups], manifest, rate)
     valid = load_eval_audio(manifest.select(split="valid").clips, rate)
     test = load_eval_audio(manifest.select(split="test").clips, rate)
     plan = plan_merge(vectors, "mean")
@@ -145,13 +202,19 @@ def run_seed(seed: int, args) -> dict:
                                  "acc_within": sum(joint_within.values()) / len(joint_within),
                                  "norm": normalized(joint_groups, references),
                                  "norm_within": normalized(joint_within, references)}}}
-    for name, (method, params) in METHODS.items():
+    record["rows"]["base (λ=0)"] = run_merge(vectors, "mean", {}, state, valid, test, args, seed, both, factors=[0.0])
+    for name in args.methods:
+        method, params = METHODS[name]
         clock = time.perf_counter()
-        record["rows"][name] = run_merge(vectors, method, params, state, valid, test, args, seed, both)
-        row = record["rows"][name]
-        print(f"seed {seed} {name:16s} λ={row['lambda']:<6g} {row['calibration']:11s} gate={row['gate']:<4g} "
-              f"acc {row['acc']:.3f} within {row['acc_within']:.3f} norm {row['norm']:.3f} / "
-              f"{row['norm_within']:.3f} ({time.perf_counter() - clock:.0f} s)", flush=True)
+        record["rows"][name] = report(seed, name, run_merge(vectors, method, params, state, valid, test, args, seed,
+                                                            both), clock)
+        if name != "regmean":
+            continue
+        clock = time.perf_counter()  # one RegMean++ round: Grams on RegMean's merge, at its chosen λ
+        pp_vectors = regmean_pp_vectors(vectors, runs, groups, state, record["rows"]["regmean"]["lambda"], manifest,
+                                        rate)
+        record["rows"]["regmean_pp"] = report(seed, "regmean_pp", run_merge(pp_vectors, "regmean_pp", {}, state, valid,
+                                                                            test, args, seed, both), clock)
     if seed == args.norm_seed:
         long_settings = settings.model_copy(update={"epochs": 4 * args.epochs})
         long = finetune_group_vector(manifest, runs / f"{groups[0]}-x4", long_settings, [groups[0]], None)
@@ -186,14 +249,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", default="/tmp/chorus-merge-quality")
-    parser.add_argument("--species", type=int, default=6, help="per taxon (half per task)")
+    parser.add_argument("--species", type=int, default=8, help="per taxon (half per task)")
     parser.add_argument("--clips", type=int, default=10, help="per species")
     parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--snr", type=float, default=5.0)
-    parser.add_argument("--jitter", type=float, default=0.875)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--snr", type=float, default=0.0)
+    parser.add_argument("--jitter", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lambda-factors", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 1, 1.5, 2])
+    parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS),
+                        help="comma-separated (default: all; regmean_pp runs with regmean)")
     parser.add_argument("--norm-seed", type=int, default=0, help="seed of the 4×-longer experiment (-1: none)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -213,15 +278,19 @@ def main() -> None:
             for name, row in nm["rows"].items():
                 print(f"| {name} | {row['lambda']:g} | {row['acc']:.3f} | {row['acc_within']:.3f} | "
                       f"{row['norm']:.3f} / {row['norm_within']:.3f} |")
-    print(f"\nseeds {', '.join(map(str, seeds))}: mean ± std on the test clips (λ, calibration, gate chosen on validation)")
-    print("| model | all species | within task | normalized, all species | normalized, within task | λ per seed |")
-    print("|---|---|---|---|---|---|")
-    for name in first["rows"]:
+    print(f"\nseeds {', '.join(map(str, seeds))}: mean ± std on the test clips (λ, calibration, gate chosen on "
+          "validation); rank by mean task-aware (within-task) accuracy")
+    print("| rank | model | within task | normalized, within task | all species | normalized, all species "
+          "| λ per seed |")
+    print("|---|---|---|---|---|---|---|")
+    means = {name: statistics.mean(r["rows"][name]["acc_within"] for r in records) for name in first["rows"]}
+    merges = sorted((n for n in means if n not in REFERENCE_ROWS), key=lambda n: -means[n])
+    for name in [*REFERENCE_ROWS, *merges]:
         rows = [r["rows"][name] for r in records]
         lams = "/".join(f"{row['lambda']:g}" for row in rows) if "lambda" in rows[0] else "–"
-        print(f"| {name} | {fmt([r['acc'] for r in rows])} | {fmt([r['acc_within'] for r in rows])} | "
-              f"{fmt([r['norm'] for r in rows])} | {fmt([r['norm_within'] for r in rows])} | {lams} |")
-
+        rank = merges.index(name) + 1 if name in merges else "–"
+        print(f"| {rank} | {name} | {fmt([r['acc_within'] for r in rows])} | {fmt([r['norm_within'] for r in rows])} | "
+              f"{fmt([r['acc'] for r in rows])} | {fmt([r['norm'] for r in rows])} | {lams} |")
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,18 @@ linear layer and ungrouped convolution of WavLM Base; about 0.6 GB per vector) a
 with that method in the chorus runs, so the peak RSS includes reading the Grams; the
 naive run stays task arithmetic in memory (no toolkit offers RegMean from stored Grams).
 
-Usage: ``python benchmarks/merge_stream.py [--vectors 8] [--workdir DIR] [--method M]``.
-Prints the peak RSS over one model's size and the wall time over the I/O floor, ratios last.
+``--methods all`` (or a comma-separated list) measures instead, for every merge method,
+one chorus merge in its own process (inputs new: every file hashed, Grams included) and
+prints its peak RSS over one model's size, the largest ratio last (target ≤ 2.5). The
+vectors carry synthetic Grams (as above) so that ``regmean`` reads them; ``slerp`` takes
+the first two vectors (it merges two); ``wudi`` runs ``--wudi-steps`` Adam steps per matrix
+instead of 300 (its memory does not depend on the step count; 300 steps of WavLM Base's
+matrices take tens of minutes of CPU); ``regmean_pp`` is not run (RegMean's solve on
+Grams of a merged encoder: the same streaming as ``regmean``); ``negation`` is run.
+
+Usage: ``python benchmarks/merge_stream.py [--vectors 8] [--workdir DIR] [--method M]
+[--methods all]``. Prints the peak RSS over one model's size and the wall time over the
+I/O floor, ratios last.
 """
 
 from __future__ import annotations
@@ -142,6 +152,9 @@ def io_floor(base_file: Path, paths: list[Path], out: Path) -> None:
 
 
 METHOD = "task_arithmetic"
+PARAMS: dict = {}
+TWO_VECTORS = ("slerp",)
+NOT_RUN = ("regmean_pp",)
 
 
 def ours(base_file: Path, paths: list[Path], out: Path) -> None:
@@ -149,8 +162,8 @@ def ours(base_file: Path, paths: list[Path], out: Path) -> None:
     from chorus.merging.recipe_run import open_vectors
     from chorus.taskvec.merge.sources import SafetensorsFile
 
-    vectors, checks = open_vectors(paths, verify_now=False)
-    write_merged_encoder(plan_merge(vectors, METHOD), SafetensorsFile(base_file), out, 0.3, checks=checks)
+    vectors, checks = open_vectors(paths[:2] if METHOD in TWO_VECTORS else paths, verify_now=False)
+    write_merged_encoder(plan_merge(vectors, METHOD, PARAMS), SafetensorsFile(base_file), out, 0.3, checks=checks)
 
 
 def unverified(base_file: Path, paths: list[Path], out: Path) -> None:
@@ -182,15 +195,15 @@ def naive(base_file: Path, paths: list[Path], out: Path) -> None:
 KINDS = {"floor": io_floor, "ours": ours, "unverified": unverified, "naive": naive, "runtime": runtime}
 
 
-def child(kind: str, workdir: Path, vectors: int, method: str) -> None:
+def child(kind: str, workdir: Path, vectors: int, method: str, params: dict) -> None:
     """Run one measurement and print ``{"seconds", "peak_rss"}`` as JSON. (The parent never
     imports torch: a child inherits its parent's peak RSS at fork.)"""
     import torch
 
     from chorus.taskvec.merge import get_method
 
-    global METHOD
-    METHOD = method
+    global METHOD, PARAMS
+    METHOD, PARAMS = method, params
     torch.set_num_threads(1)
     base_file, paths = prepare(workdir, vectors)
     if kind == "prepare" and get_method(method).gram_source:
@@ -212,13 +225,51 @@ def child(kind: str, workdir: Path, vectors: int, method: str) -> None:
                       "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu_before}))
 
 
-def measure_in_child(kind: str, workdir: Path, vectors: int, cache: Path | None = None, method: str = METHOD) -> dict:
+def measure_in_child(kind: str, workdir: Path, vectors: int, cache: Path | None = None, method: str = METHOD,
+                     params: dict | None = None) -> dict:
     """``kind`` in a fresh process; ``cache``: its ``CHORUS_CACHE_DIR`` (default: a new, empty one)."""
     command = [sys.executable, __file__, "--child", kind, "--workdir", str(workdir), "--vectors", str(vectors),
-               "--method", method]
+               "--method", method, "--params", json.dumps(params or {})]
     env = {**os.environ, "CHORUS_CACHE_DIR": str(cache or tempfile.mkdtemp(prefix="chorus-bench-cache-"))}
-    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{kind} with {method} failed: {done.stderr.strip().splitlines()[-1]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def method_names(spec: str) -> list[str]:
+    """The methods ``spec`` names (``all``: every registered one but :data:`NOT_RUN`), read
+    in a child process (the parent never imports torch)."""
+    if spec != "all":
+        return spec.split(",")
+    listing = "from chorus.taskvec.merge.registry import method_names; print(','.join(method_names()))"
+    done = subprocess.run([sys.executable, "-c", listing], check=True, capture_output=True, text=True)
+    return [name for name in done.stdout.strip().split(",") if name not in NOT_RUN]
+
+
+def methods_table(args) -> None:
+    """Peak RSS of one chorus merge per method (inputs new), over one model's size."""
+    methods = method_names(args.methods)
+    sizes = measure_in_child("prepare", args.workdir, args.vectors, method="regmean")  # vectors with Grams
+    model_bytes = sizes["model_bytes"]
+    gram_bytes = sum(f.stat().st_size for f in args.workdir.glob("tv*/gram.safetensors"))
+    print(f"{args.vectors} task vectors of a {model_bytes / 1e6:.0f} MB encoder; deltas and base "
+          f"{sizes['input_bytes'] / 1e9:.2f} GB, Grams {gram_bytes / 1e9:.2f} GB")
+    measure_in_child("floor", args.workdir, args.vectors)  # warm the page cache
+    runtime_rss = measure_in_child("runtime", args.workdir, args.vectors)["peak_rss"]
+    print(f"python + torch + chorus at rest: peak RSS {runtime_rss / 1e6:.0f} MB; machine load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| method | vectors | wall | CPU | peak RSS | / one model |\n|---|---|---|---|---|---|")
+    ratios = {}
+    for method in methods:
+        params = {"steps": args.wudi_steps} if method == "wudi" else {}
+        run = measure_in_child("ours", args.workdir, args.vectors, method=method, params=params)
+        ratios[method] = run["peak_rss"] / model_bytes
+        print(f"| {method}{' (steps ' + str(args.wudi_steps) + ')' if params else ''} | "
+              f"{2 if method in TWO_VECTORS else args.vectors} | {run['seconds']:.1f} s | {run['cpu_seconds']:.1f} s | "
+              f"{run['peak_rss'] / 1e6:.0f} MB | {ratios[method]:.2f}x |", flush=True)
+    worst = max(ratios, key=ratios.get)
+    print(f"largest peak RSS / model size: {ratios[worst]:.2f} ({worst}; target <= 2.5)")
 
 
 def main() -> None:
@@ -227,13 +278,19 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "chorus-bench-merge")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each kind (the fastest counts)")
     parser.add_argument("--method", default=METHOD, help="merge method of the chorus runs")
+    parser.add_argument("--params", type=json.loads, default={}, help="the method's parameters (JSON)")
+    parser.add_argument("--methods", help="'all' or a comma-separated list: peak RSS of each method's merge")
+    parser.add_argument("--wudi-steps", type=int, default=3, help="WUDI's Adam steps per matrix with --methods")
     parser.add_argument("--child", choices=["prepare", *KINDS])
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.workdir, args.vectors, args.method)
+        child(args.child, args.workdir, args.vectors, args.method, args.params)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
-    measure = functools.partial(measure_in_child, method=args.method)
+    if args.methods:
+        methods_table(args)
+        return
+    measure = functools.partial(measure_in_child, method=args.method, params=args.params)
     sizes = measure("prepare", args.workdir, args.vectors)
     print(f"chorus runs merge with {args.method}; the naive run is task arithmetic in memory")
     model_bytes = sizes["model_bytes"]

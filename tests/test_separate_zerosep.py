@@ -41,15 +41,45 @@ def _latent(zerosep: ZeroSep) -> torch.Tensor:
     return codec.encode(torch.from_numpy(_clip(0.1, codec.sample_rate)))
 
 
-def test_ddpm_inversion_reconstructs_x1(zerosep):
+def test_ddpm_inversion_reconstructs_x1_and_x0(zerosep):
     uncond = encode_prompts(zerosep.pipeline, [""])
+    x0 = _latent(zerosep)
     states = []
-    inversion, _ = zerosep.separate_latent(_latent(zerosep), uncond, uncond, ZeroSepConfig(steps=STEPS),
-                                           on_reverse_step=lambda i, x: states.append(x))
-    # Denoising with the inversion's own (empty) prompt lands on x_1 after S - 1 steps.
+    inversion, latents = zerosep.separate_latent(x0, uncond, uncond, ZeroSepConfig(steps=STEPS),
+                                                 on_reverse_step=lambda i, x: states.append(x))
+    # Denoising with the inversion's own (empty) prompt lands on x_1 after S - 1 steps ...
     x1 = inversion.path[-1]
     assert torch.abs(states[STEPS - 2] - x1).max() < 1e-4
     assert torch.abs(x1).max() > 0.1  # a real latent, not a trivially zero one
+    # ... and on x_0 itself after the last: its residual x_0 - x̂_0 is recorded and added.
+    assert torch.abs(latents[0] - x0[0]).max() <= 1e-5
+    assert torch.abs(inversion.noise[-1]).max() > 1e-3  # the model's own x̂_0 is not x_0
+
+
+def test_omega_zero_ends_on_x0_for_every_prompt(zerosep):
+    cond = encode_prompts(zerosep.pipeline, ["dog barking", "human speech"])
+    uncond = encode_prompts(zerosep.pipeline, [""])
+    x0 = _latent(zerosep)
+    _, latents = zerosep.separate_latent(x0, cond, uncond, ZeroSepConfig(steps=STEPS, omega=0.0))
+    assert torch.abs(latents - x0).max() <= 1e-5
+
+
+def test_ddim_path_is_unchanged_by_the_last_step_residual(zerosep):
+    """DDIM keeps no noise maps: its reverse ends on the model's x̂_0 as before (the
+    deterministic step with σ = 0), not on x_0."""
+    from chorus.separate.schedule import step_mean
+
+    uncond = encode_prompts(zerosep.pipeline, [""])
+    x0 = _latent(zerosep)
+    states = []
+    inversion, latents = zerosep.separate_latent(x0, uncond, uncond, ZeroSepConfig(steps=STEPS, inversion="ddim"),
+                                                 on_reverse_step=lambda i, x: states.append(x))
+    assert inversion.noise is None
+    schedule = zerosep.schedule(STEPS)
+    x = states[STEPS - 2]
+    x0_hat, eps = schedule.split(zerosep.unet(x, schedule.timesteps[-1], uncond), x, schedule.alpha_bars[-2])
+    assert torch.equal(latents, step_mean(x0_hat, eps, schedule.alpha_bars[-1], 0.0))
+    assert torch.abs(latents - x0).max() > 1e-4
 
 
 def test_omega_zero_follows_the_mixture_reconstruction_path(zerosep, unet_rows):

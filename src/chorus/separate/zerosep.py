@@ -16,7 +16,12 @@ Inversion:
   ``x_t = sqrt(ᾱ_t)·x_0 + sqrt(1 − ᾱ_t)·ε_t`` gets its own independent noise; the noise
   map ``z_t = (x_{t−1} − μ_t(x_t)) / σ_t`` that the DDPM step would need to land on
   ``x_{t−1}`` is recorded, and the reverse process re-uses it, so with the inversion's own
-  prompt it retraces ``x_T … x_1`` exactly.
+  prompt it retraces ``x_T … x_1`` exactly. The last step has ``σ_1 = 0`` (it lands on the
+  model's estimate ``μ_1 = x̂_0`` and adds no noise), so its map is the residual
+  ``x_0 − μ_1`` itself, added unscaled: with the inversion's prompt (ω = 0) the reverse
+  process ends on ``x_0`` exactly (to float rounding), as in the paper, instead of on the
+  model's ``x̂_0`` (up to 0.13 away on the tiny test pipeline). Guided runs add the same
+  residual, like every other step's noise map.
 - ``"ddim"``: deterministic DDIM inversion (Song et al., 2021), approximate with few steps.
 
 Cost, counted in UNet evaluations (one latent through the UNet once), for ``S`` steps and
@@ -99,11 +104,19 @@ class Inversion:
 
     ``path[i]``: ``[1, C, h, w]`` latent at timestep ``schedule.timesteps[i]`` (``path[0]``
     is x_T). ``noise[i]``: the recorded noise map of reverse step ``i`` (DDPM inversion;
-    zeros for the last step, which adds no noise) or None (DDIM inversion).
+    for the last step, which has no noise, the residual ``x_0 − μ_1`` itself: see
+    :func:`noise_scale`) or None (DDIM inversion).
     """
 
     path: list[torch.Tensor]
     noise: list[torch.Tensor] | None
+
+
+def noise_scale(std: float) -> float:
+    """What a reverse step's recorded noise map is multiplied by: the step's posterior
+    ``std``, or 1 for a step without noise (the last, ``std = 0``), whose "noise map" is
+    then the plain residual ``x_0 − μ``."""
+    return std if std > 0.0 else 1.0
 
 
 def invert_ddpm(unet: CountingUNet, schedule: NoiseSchedule, x0: torch.Tensor, uncond: Conditioning,
@@ -111,12 +124,13 @@ def invert_ddpm(unet: CountingUNet, schedule: NoiseSchedule, x0: torch.Tensor, u
     """Edit-friendly DDPM inversion of ``x0`` ``[1, C, h, w]`` (S UNet evaluations)."""
     ab = schedule.alpha_bars
     path = [noised(x0, torch.randn(x0.shape, generator=generator).to(x0), ab[i]) for i in range(schedule.steps)]
+    targets = path[1:] + [x0]
     noise = []
     for i, t in enumerate(schedule.timesteps):
         x0_hat, eps = schedule.split(unet(path[i], t, uncond), path[i], ab[i])
         std = posterior_std(ab[i], ab[i + 1])
         mean = step_mean(x0_hat, eps, ab[i + 1], std)
-        noise.append(torch.zeros_like(x0) if std == 0.0 else (path[i + 1] - mean) / std)
+        noise.append((targets[i] - mean) / noise_scale(std))
         if on_step:
             on_step()
     return Inversion(path, noise)
@@ -168,7 +182,7 @@ def guided_reverse(unet: CountingUNet, schedule: NoiseSchedule, inversion: Inver
             x = step_mean(x0_hat, eps, ab[i + 1], 0.0)
         else:
             std = posterior_std(ab[i], ab[i + 1])
-            x = step_mean(x0_hat, eps, ab[i + 1], std) + std * inversion.noise[i]
+            x = step_mean(x0_hat, eps, ab[i + 1], std) + noise_scale(std) * inversion.noise[i]
         if on_step:
             on_step(i, x)
     return x

@@ -50,17 +50,21 @@ def keep_probabilities(delta: Tensor, density: float, epsilon: float) -> Tensor:
     rows = delta.reshape(delta.shape[0], -1) if delta.dim() >= 2 else delta.reshape(1, -1)
     width = rows.shape[1]
     order = torch.argsort(rows.abs(), dim=1, descending=True, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(width).expand_as(order).contiguous())
-    drop = (1.0 - density) - epsilon / 2 + epsilon * ranks.double() / width
-    return (1.0 - drop).reshape(delta.shape)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(width).expand_as(order))
+    del order  # in place from here: one float64 buffer (the bytes of the plain formula)
+    drop = ranks.double()
+    del ranks
+    drop.mul_(epsilon).div_(width).add_((1.0 - density) - epsilon / 2)
+    return drop.neg_().add_(1.0).reshape(delta.shape)
 
 
 def magprune(delta: Tensor, density: float, epsilon: float, gen: torch.Generator) -> Tensor:
     """DELLA's MAGPRUNE of one delta: magnitude-ranked random drop, kept entries rescaled."""
     keep = keep_probabilities(delta, density, epsilon)
     mask = torch.rand(delta.shape, generator=gen, dtype=torch.float64) < keep
-    return torch.where(mask, delta.double() / keep, 0.0).to(delta.dtype)
+    scaled = delta.double().div_(keep)
+    del keep
+    return scaled.masked_fill_(~mask, 0.0).to(delta.dtype)
 
 
 def della_sparsifier(density: float, epsilon: float) -> Sparsifier:

@@ -21,6 +21,7 @@ model merging by mergekit (Goddard et al., 2024).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence as SequenceABC
 from typing import Sequence
 
 import torch
@@ -41,21 +42,45 @@ def sphere_log(x: Tensor, u: Tensor) -> Tensor:
     cosine = float((x * u).sum().clamp(-1.0, 1.0))
     theta = math.acos(cosine)
     direction = u - cosine * x
-    return direction * (theta / math.sin(theta)) if theta > 1e-12 else direction
+    return direction.mul_(theta / math.sin(theta)) if theta > 1e-12 else direction
+
+
+def weighted_total(weights: Sequence[float], tensors: Iterable[Tensor]) -> Tensor:
+    """``Σ w_i t_i`` over fresh ``tensors`` (scaled and summed in place, one at a time):
+    the same bytes as ``sum(w * t ...)``, which starts from 0 (so −0.0 becomes +0.0)."""
+    total = None
+    for w, t in zip(weights, tensors):
+        total = t.mul_(w).add_(0.0) if total is None else total.add_(t.mul_(w))
+    return total
+
+
+class UnitDirections(SequenceABC):
+    """``deltas[i] / norms[i]`` in float64, made when read: the iteration never holds more
+    than one of them besides its own state (the deltas stay in their input dtype)."""
+
+    def __init__(self, deltas: Sequence[Tensor], norms: Sequence[float]):
+        self.deltas, self.norms = deltas, norms
+
+    def __len__(self) -> int:
+        return len(self.deltas)
+
+    def __getitem__(self, index):
+        return self.deltas[index].double().div_(self.norms[index])
 
 
 def karcher_direction(units: Sequence[Tensor], weights: Sequence[float], tol: float, max_iter: int) -> Tensor:
-    """Weighted Karcher mean of unit tensors ``units`` (float64), weights summing to 1."""
-    x = sum(w * u for w, u in zip(weights, units))
+    """Weighted Karcher mean of unit tensors ``units`` (float64), weights summing to 1.
+    ``units`` is read once per step (:class:`UnitDirections` makes them on demand)."""
+    x = weighted_total(weights, (u.clone() for u in units))
     norm = float(x.norm())
-    x = x / norm if norm > 1e-12 else units[max(range(len(units)), key=lambda i: weights[i])].clone()
+    x = x.div_(norm) if norm > 1e-12 else units[max(range(len(units)), key=lambda i: weights[i])].clone()
     for _ in range(max_iter):
-        step = sum(w * sphere_log(x, u) for w, u in zip(weights, units))
+        step = weighted_total(weights, (sphere_log(x, u) for u in units))
         length = float(step.norm())
         if length < tol:
             break
-        x = math.cos(length) * x + math.sin(length) * (step / length)
-        x = x / x.norm()
+        x = x.mul_(math.cos(length)).add_(step.div_(length).mul_(math.sin(length)))
+        x = x.div_(x.norm())
     return x
 
 
@@ -66,13 +91,12 @@ def karcher(deltas: Sequence[Tensor], params: KarcherParams, ctx: TensorContext)
     if any(w < 0 for w in ctx.weights):
         raise MergeError(f"karcher needs non-negative weights, got {list(ctx.weights)}")
     total = sum(ctx.weights)
-    flats = [delta.double() for delta in deltas]
-    norms = [float(x.norm()) for x in flats]
+    norms = [float(delta.double().norm()) for delta in deltas]
     mean_norm = sum(w * n for w, n in zip(ctx.weights, norms)) / total
     alive = [i for i, n in enumerate(norms) if n > 0 and ctx.weights[i] > 0]
     if not alive:
         return torch.zeros(deltas[0].shape)
     share = sum(ctx.weights[i] for i in alive)
-    direction = karcher_direction([flats[i] / norms[i] for i in alive], [ctx.weights[i] / share for i in alive],
-                                  params.tol, params.max_iter)
+    direction = karcher_direction(UnitDirections([deltas[i] for i in alive], [norms[i] for i in alive]),
+                                  [ctx.weights[i] / share for i in alive], params.tol, params.max_iter)
     return (mean_norm * direction).float()

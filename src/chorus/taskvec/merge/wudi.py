@@ -39,20 +39,29 @@ class WudiParams(MethodParams):
     precision: Literal["float32", "float64"] = "float32"
 
 
-def wudi_solve(tasks: Sequence[Tensor], steps: int, lr: float) -> Tensor:
-    """Adam on ``L`` (module docstring) from the sum of ``tasks`` (matrices ``[m, n]``, one dtype)."""
+def wudi_solve(tasks: list[Tensor], steps: int, lr: float) -> Tensor:
+    """Adam on ``L`` (module docstring) from the sum of ``tasks`` (matrices ``[m, n]``, one dtype).
+
+    Memory: pass a list nobody else holds; its matrices are dropped once the target is
+    formed, and the stacked rows once their Gram ``[n, n]`` replaces them."""
     merged = sum(tasks).clone()
-    live = [t / t.square().sum().sqrt() for t in tasks if t.any()]
-    stacked = torch.cat(live)  # [K·m, n]: the rows of every normalized task vector
-    target = sum((t @ s.T) @ s for t, s in zip((t for t in tasks if t.any()), live))  # Σ τ_i τ_iᵀτ_i/‖τ_i‖²
+    live = [t for t in tasks if t.any()]
+    del tasks
+    rows = live[0].shape[0]
+    stacked = live[0].new_empty(len(live) * rows, live[0].shape[1])  # [K·m, n]: every normalized task's rows
+    parts = [torch.div(t, t.square().sum().sqrt(), out=stacked[i * rows:(i + 1) * rows]) for i, t in enumerate(live)]
+    target = sum((t @ s.T) @ s for t, s in zip(live, parts))  # Σ τ_i τ_iᵀτ_i/‖τ_i‖²
+    del live, parts
     gram = stacked.T @ stacked if stacked.shape[1] <= 2 * stacked.shape[0] else None
+    if gram is not None:
+        stacked = None
     merged.requires_grad_(True)
 
     def surrogate() -> Tensor:
         """``⟨τ_m, g⟩`` with ``g`` the closed-form gradient of ``L`` at ``τ_m``: its gradient is ``g``."""
         with torch.no_grad():
             product = merged @ gram if gram is not None else (merged @ stacked.T) @ stacked
-            gradient = 2.0 * (product - target)
+            gradient = product.sub_(target).mul_(2.0)  # in place: 2 (product − target)
         return (merged * gradient).sum()
 
     optimizer = torch.optim.Adam([{"params": [merged], "lr": lr, "peak_lr": lr}], betas=(0.9, 0.999), eps=1e-8)
@@ -71,5 +80,5 @@ def wudi(deltas: Sequence[Tensor], params: WudiParams, ctx: TensorContext) -> Te
     if all_zero(deltas):
         return torch.zeros(deltas[0].shape)
     dtype = torch.float64 if params.precision == "float64" else torch.float32
-    tasks = [w * as_matrix(d).to(dtype) for w, d in zip(ctx.weights, deltas)]
-    return wudi_solve(tasks, params.steps, params.lr).float().reshape(deltas[0].shape)
+    return wudi_solve([w * as_matrix(d).to(dtype) for w, d in zip(ctx.weights, deltas)], params.steps,
+                      params.lr).float().reshape(deltas[0].shape)
