@@ -39,7 +39,7 @@ def test_load_model_predict_equals_the_cli_csv(tmp_path, run_cli, monkeypatch):
                      "--window", "1", "--workers", "1")
     assert result.exit_code == 0, result.output
     expected = pd.read_csv(tmp_path / "cli" / "chorus-predictions.csv")
-    assert len(expected) > 0 and list(expected.columns) == ["path", "begin", "end", "label", "score"]
+    assert len(expected) > 0 and list(expected.columns) == ["path", "start", "end", "label", "score"]
     model = chorus.load_model(model_dir)
     table = model.predict(paths, threshold=0.3, window=1.0)
     pd.testing.assert_frame_equal(table, expected)

@@ -132,7 +132,7 @@ CASES = [
     Case("finetune-locked", (*FINETUNE, "--out", "{out}"), 2, lock="{out}", says="another process"),
     Case("finetune-lr-nan", (*FINETUNE, "--out", "{out}", "--lr", "nan"), 2, names="lr"),
     Case("finetune-ok", (*FINETUNE, "--out", "{out}"), 0, names="",
-         writes=("out/model/model.json", "out/taskvector/taskvector.json", "out/metrics.json")),
+         writes=("out/model/config.json", "out/model/model.safetensors", "out/model/README.md", "out/taskvector/taskvector.json", "out/metrics.json")),
     # pretrain, distill, prior train: resumable folders are locked
     Case("pretrain-out-is-a-file", (*PRETRAIN, "--out", "{taken}"), 2, names="{taken}"),
     Case("pretrain-locked", (*PRETRAIN, "--out", "{out}"), 2, lock="{out}", says="another process"),
@@ -166,14 +166,14 @@ CASES = [
                                     "--out", "{out}"), 2, names="{tv_truncated}"),
     Case("merge-out-is-a-file", (*MERGE, "--out", "{taken}"), 2, names="{taken}"),
     Case("merge-ok", (*MERGE, "--out", "{out}"), 0, names="",
-         writes=("out/model.json", "out/merge.json", "out/encoder.safetensors")),
+         writes=("out/config.json", "out/merge.json", "out/model.safetensors")),
     # tv
     Case("tv-info-missing", ("tv", "info", "{missing}"), 2, names="{missing}"),
     Case("tv-info-pickle-deltas", ("tv", "info", "{tv_pickle}", "--tensors"), 2, names="{tv_pickle}"),
     Case("tv-info-garbage-manifest", ("tv", "info", "{tv_garbage}"), 2, names="{tv_garbage}"),
     Case("tv-apply-out-is-a-file", ("tv", "apply", "{tv0}", "--out", "{taken}"), 2, names="{taken}"),
     Case("tv-apply-coef-nan", ("tv", "apply", "{tv0}", "--coef", "nan", "--out", "{out}"), 2, names="nan"),
-    Case("tv-apply-ok", ("tv", "apply", "{tv0}", "--out", "{out}"), 0, names="", writes=("out/model.json",)),
+    Case("tv-apply-ok", ("tv", "apply", "{tv0}", "--out", "{out}"), 0, names="", writes=("out/config.json",)),
     # analyze
     Case("analyze-base-without-data", ("analyze", "{tv0}", "{tv1}", "--base", "{missing}", "--out", "{out}"), 2,
          names="{missing}"),

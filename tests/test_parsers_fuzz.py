@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chorus.data.annotations import read_raven
 from chorus.data.manifest import read_manifest
 from chorus.errors import ChorusError
-from chorus.model.classifier import read_model_json
+from chorus.model.layout import read_config
 from chorus.taskvec import TaskVector
 from chorus.taskvec.merge import load_recipe, parse_recipe
 from chorus.tensorfile import read_header
@@ -116,7 +116,7 @@ def test_task_vector_manifests(vector_copy, data, raw):
 @FUZZ
 @given(data=JSON, raw=st.binary(max_size=200))
 def test_model_configs(scratch, data, raw):
-    path = scratch / "model.json"
+    path = scratch / "config.json"
     for content in (json.dumps(data, allow_nan=True).encode(), raw):
         path.write_bytes(content)
-        _never_crashes(read_model_json, path)
+        _never_crashes(read_config, scratch)
