@@ -111,6 +111,10 @@ class Encoder(nn.Module, abc.ABC):
     """State-dict prefix of the module whose output is each exposed layer (aligned with
     ``layer_names``, e.g. ``blocks.0`` for ``block1``); empty when not declared."""
 
+    def resolve_pooling(self, pooling: str) -> str:
+        """``pooling`` with ``native`` replaced by :attr:`native_pooling`."""
+        return self.native_pooling if pooling == "native" else pooling
+
     def exposed_layers(self) -> dict[str, str]:
         """Module prefix -> exposed layer name, so that every output names layers as probes do."""
         return dict(zip(self.layer_modules, self.layer_names))

@@ -83,7 +83,7 @@ def gap_figure(comparison: dict):
     plt = pyplot()
 
     sizes = comparison["group_sizes"]
-    series = [(name, gaps) for name, gaps in comparison["gaps"].items()]
+    series = list(comparison["gaps"].items())
     figure, ax = plt.subplots(figsize=(7.6, 4.2))
     for index, (name, gaps) in enumerate(series):
         points = sorted((sizes[g], gap, g) for g, gap in gaps.items() if g in sizes)

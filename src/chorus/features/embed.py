@@ -30,7 +30,7 @@ def open_embedding_store(encoder: Encoder, out_dir: str | Path, dtype: str = "fl
 
 def resolve_pooling(encoder: Encoder, pooling: str) -> str:
     """``pooling`` with ``native`` replaced by the encoder's own; checked."""
-    resolved = encoder.native_pooling if pooling == "native" else pooling
+    resolved = encoder.resolve_pooling(pooling)
     if resolved not in FRAME_POOLINGS:
         raise FeatureError(f"unknown pooling {pooling!r}; choose {', '.join(FRAME_POOLINGS)} or native")
     return resolved

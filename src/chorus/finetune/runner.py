@@ -125,7 +125,7 @@ def finetune(manifest: Manifest, out_dir: str | Path, config: FinetuneConfig, *,
     monitor = config.monitor or MONITOR[data.task]
     if monitor not in METRICS[data.task]:
         raise FinetuneError(f"unknown monitor metric {monitor!r}; available: {', '.join(METRICS[data.task])}")
-    pooling = base.native_pooling if config.pooling == "native" else config.pooling
+    pooling = base.resolve_pooling(config.pooling)
     settings = ClassifierSettings(layer=_layer_name(base, config.layer), pooling=pooling,
                                   clip_seconds=data.clip_seconds, task=data.task)
     group_name = config.name or "+".join(data.groups) or None

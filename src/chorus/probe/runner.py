@@ -43,7 +43,7 @@ DEFAULT_POOLINGS = ("mean", "max", "attention")
 
 def resolve_poolings(poolings: tuple[str, ...], encoder: Encoder) -> tuple[str, ...]:
     """``poolings`` with ``native`` replaced by ``encoder.native_pooling``, repeats dropped."""
-    resolved = [encoder.native_pooling if p == "native" else p for p in poolings]
+    resolved = [encoder.resolve_pooling(p) for p in poolings]
     return tuple(dict.fromkeys(resolved))
 
 
