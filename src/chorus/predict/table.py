@@ -1,7 +1,7 @@
 """Predictions as a pandas DataFrame, through the same run as ``chorus predict --format csv``.
 
 :func:`predict_table` runs :func:`~chorus.predict.predict` into a temporary folder with the
-``csv`` format and reads back its combined table, so the rows (``path, begin, end, label,
+``csv`` format and reads back its combined table, so the rows (``path, start, end, label,
 score``: one per merged detection, times in seconds, six decimals) are the CLI's.
 :class:`Model` is a :class:`~chorus.model.ClassifierModel` with a ``predict`` method (what
 :func:`chorus.load_model` returns).
@@ -26,7 +26,7 @@ def read_predictions(path: Path | None):
     import pandas as pd
 
     if path is None:
-        return pd.DataFrame({column: pd.Series(dtype=float if column in ("begin", "end", "score") else object)
+        return pd.DataFrame({column: pd.Series(dtype=float if column in ("start", "end", "score") else object)
                              for column in CSV_COLUMNS})
     return pd.read_csv(path, dtype={"path": str, "label": str}, keep_default_na=False)
 
@@ -50,7 +50,7 @@ class Model(ClassifierModel):
 
     def predict(self, paths: Sequence[str | Path], **settings: Any):
         """``chorus predict --format csv`` of this model's current weights over ``paths`` as a
-        pandas DataFrame (``path, begin, end, label, score``). The model is saved to a
+        pandas DataFrame (``path, start, end, label, score``). The model is saved to a
         temporary folder first (the prediction engine loads it from there); ``settings``:
         see :func:`predict_table`."""
         with tempfile.TemporaryDirectory(prefix="chorus-model-") as folder:
